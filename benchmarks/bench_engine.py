@@ -1,0 +1,152 @@
+"""Engine benchmarks: every figure is a ratio of two timings measured in this one run.
+
+    python benchmarks/bench_engine.py [--repeats 5] [--json out.json]
+
+1. Trace overhead: diffusion and AR generation (batch 16) with the SRI trace on vs off.
+2. Batched diffusion (batch 32) vs the authors' reference loop: one prompt at a time, all hidden states
+   returned and cloned at every step (what their trace-collection code does).
+3. AR with KV cache vs recomputing the whole prefix for every one of 64 new tokens.
+
+The models are toy-size Gemma-3 pairs (the toy world's "small" architecture) with seeded random weights, so
+the benchmark needs nothing but the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+import srilab.models as M
+from srilab.sampling import TraceConfig, Tracer
+from srilab.sampling import autoregressive as ar_sampler
+from srilab.sampling import diffusion as dlm_sampler
+from srilab.toy.arch import build_model, toy_config
+
+VOCAB, PAD, BOS, EOS, MASK = 600, 0, 2, 3, 4
+
+
+def toy_models(root: Path) -> tuple[M.LanguageModel, M.LanguageModel]:
+    out = []
+    for name, bidirectional in (("ar", False), ("diffusion", True)):
+        cfg = toy_config(VOCAB, pad_id=PAD, bos_id=BOS, eos_id=EOS, mask_id=MASK, bidirectional=bidirectional)
+        build_model(cfg, seed=0).save_pretrained(root / name)
+        out.append(M.load(root / name))
+    return out[0], out[1]
+
+
+def timeit(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def prompts(n: int, length: int = 24, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(10, VOCAB, (n, length), generator=g), torch.ones(n, length, dtype=torch.long)
+
+
+def reference_loop(module, ids: torch.Tensor, steps: int, gen_length: int, block_length: int) -> list:
+    """The authors' reference pattern: one prompt at a time, every hidden state cloned at every step."""
+    class Cloning(torch.nn.Module):
+        def __init__(self, inner, states: list):
+            super().__init__()
+            self.inner, self.states = inner, states
+
+        def forward(self, x, attention_mask=None):
+            out = self.inner(x, attention_mask=attention_mask, output_hidden_states=True)
+            self.states.append([h.clone() for h in out.hidden_states])
+            return out
+
+    kept = []
+    for i in range(ids.shape[0]):
+        states: list = []
+        dlm_sampler.generate(Cloning(module, states), ids[i : i + 1], steps=steps, gen_length=gen_length,
+                             block_length=block_length, mask_id=MASK)
+        kept.append(states)
+    return kept
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    torch.manual_seed(0)
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        ar, dlm = toy_models(Path(tmp))
+        steps = gen = 32
+        block = 8
+
+        # 1. trace overhead, batch 16
+        ids, mask = prompts(16)
+
+        def dlm_run(trace: bool):
+            tracer = Tracer(dlm, TraceConfig(), 16) if trace else None
+            with tracer if tracer else nullcontext():
+                dlm_sampler.generate(dlm.module, ids, mask, steps=steps, gen_length=gen, block_length=block,
+                                     mask_id=MASK, tracer=tracer)
+
+        def ar_run(trace: bool):
+            tracer = Tracer(ar, TraceConfig(), 16) if trace else None
+            with tracer if tracer else nullcontext():
+                ar_sampler.generate(ar.module, ids, mask, max_new_tokens=gen, pad_token_id=PAD, tracer=tracer)
+
+        # Interleave on/off runs so drifting machine load hits both alike.
+        for name, fn in (("diffusion", dlm_run), ("ar", ar_run)):
+            on, off = [], []
+            fn(False)
+            for _ in range(args.repeats):
+                off.append(timeit(lambda fn=fn: fn(False), 1))
+                on.append(timeit(lambda fn=fn: fn(True), 1))
+            t_off, t_on = statistics.median(off), statistics.median(on)
+            results[f"{name}_untraced_s"] = t_off
+            results[f"{name}_traced_s"] = t_on
+            results[f"{name}_trace_overhead_pct"] = 100.0 * (t_on / t_off - 1.0)
+
+        # 2. batched diffusion (32) vs the one-at-a-time cloning loop, per prompt
+        ids32, mask32 = prompts(32, seed=1)
+        reps = max(1, args.repeats // 2)
+        t_batched = timeit(
+            lambda: dlm_sampler.generate(dlm.module, ids32, mask32, steps=steps, gen_length=gen,
+                                         block_length=block, mask_id=MASK), reps
+        )
+        t_ref = timeit(lambda: reference_loop(dlm.module, ids32, steps, gen, block), 1)
+        results["diffusion_batched_per_prompt_s"] = t_batched / 32
+        results["diffusion_reference_per_prompt_s"] = t_ref / 32
+        results["diffusion_batched_speedup"] = t_ref / t_batched
+
+        # 3. AR: KV cache vs full recompute, 64 new tokens
+        t_cache = timeit(lambda: ar_sampler.generate(ar.module, ids, mask, max_new_tokens=64, pad_token_id=PAD), reps)
+        t_nocache = timeit(
+            lambda: ar_sampler.generate(ar.module, ids, mask, max_new_tokens=64, pad_token_id=PAD, use_cache=False),
+            reps,
+        )
+        results["ar_kv_cache_s"] = t_cache
+        results["ar_recompute_s"] = t_nocache
+        results["ar_kv_cache_speedup"] = t_nocache / t_cache
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, toy 'small' Gemma-3 pair (random weights)")
+    print(f"trace overhead, diffusion (batch 16, {steps} steps): {results['diffusion_trace_overhead_pct']:+.2f}%")
+    print(f"trace overhead, AR (batch 16, {gen} tokens):        {results['ar_trace_overhead_pct']:+.2f}%")
+    print(f"diffusion batched (32) vs reference loop, per prompt: {results['diffusion_batched_speedup']:.1f}x faster")
+    print(f"AR KV cache vs recompute (64 new tokens):             {results['ar_kv_cache_speedup']:.1f}x faster")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)

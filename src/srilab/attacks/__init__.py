@@ -1,0 +1,1 @@
+"""srilab.attacks"""

@@ -1,0 +1,280 @@
+"""`srilab.models.load`: one entry point for every supported checkpoint format.
+
+Format detection reads ``config.json``:
+
+- ``model_type: llada`` or ``Dream``: loaded natively (:mod:`srilab.models.native`), no remote code;
+- any other ``model_type`` that transformers knows: ``AutoModelForCausalLM`` (Llama, Qwen2, Gemma, SmolLM2,
+  the toy pair, ...); ``use_bidirectional_attention: true`` marks a diffusion model;
+- a ``.gguf`` file (or ``gguf_file=``): transformers' GGUF loader (needs the ``gguf`` package);
+- a config that only names remote code (``auto_map``) is refused unless ``trust_remote_code=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from srilab.errors import SrilabError
+from srilab.models.base import Kind, LanguageModel
+from srilab.models.native import BidirectionalLM, load_native, native_format
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+_NORM_NAMES = ("norm", "final_layernorm", "final_layer_norm", "ln_f")
+_LAYER_NAMES = ("layers", "h", "blocks")
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise SrilabError(f"unknown dtype {dtype!r}: use one of {', '.join(_DTYPES)}")
+    return _DTYPES[dtype]
+
+
+def _looks_like_hub_id(s: str) -> bool:
+    parts = s.split("/")
+    return len(parts) == 2 and all(parts) and not s.startswith((".", "~")) and os.sep not in s.replace("/", "")
+
+
+def _hub_snapshot(repo_id: str) -> Path:
+    """Local folder for a hub id: the hub cache (offline) or a download (only when the network is allowed)."""
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(
+            snapshot_download(
+                repo_id,
+                allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.txt", "*.model", "*.jinja"],
+            )
+        )
+    except Exception as exc:  # noqa: BLE001 - any hub failure is one user-facing error
+        offline = os.environ.get("HF_HUB_OFFLINE") == "1"
+        hint = "it is not in the local hub cache and HF_HUB_OFFLINE=1" if offline else type(exc).__name__
+        raise SrilabError(
+            f"model {repo_id!r} is not a local path and could not be fetched from the hub ({hint})"
+        ) from None
+
+
+def _read_config(path: Path) -> dict:
+    cfg_file = path / "config.json"
+    if not cfg_file.is_file():
+        raise SrilabError(f"{path} has no config.json: point to a checkpoint folder or a .gguf file")
+    try:
+        raw = json.loads(cfg_file.read_text())
+    except json.JSONDecodeError as exc:
+        raise SrilabError(f"{cfg_file} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    if not isinstance(raw, dict) or "model_type" not in raw:
+        raise SrilabError(f"{cfg_file} has no model_type: cannot tell the checkpoint's format")
+    return raw
+
+
+def _load_tokenizer(path: Path, gguf_file: str | None, trust_remote_code: bool):
+    has_files = gguf_file or any(
+        (path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+    )
+    if not has_files:
+        return None
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    try:
+        kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=trust_remote_code, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - e.g. a tokenizer that names remote code: fall back to tokenizer.json
+        if (path / "tokenizer.json").is_file():
+            return PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"))
+        raise SrilabError(f"could not load the tokenizer in {path}: {exc}") from None
+
+
+def _find_submodules(module: torch.nn.Module, name: str):
+    """The final norm and decoder layers of a transformers causal LM, whatever the family calls them."""
+    roots = []
+    if hasattr(module, "get_decoder"):
+        with contextlib.suppress(Exception):  # some models do not implement it
+            roots.append(module.get_decoder())
+    for attr in ("model", "transformer", "gpt_neox", "decoder"):
+        if hasattr(module, attr):
+            roots.append(getattr(module, attr))
+    roots.append(module)
+    for root in roots:
+        norm = next(
+            (getattr(root, n) for n in _NORM_NAMES if isinstance(getattr(root, n, None), torch.nn.Module)), None
+        )
+        layers = next(
+            (getattr(root, n) for n in _LAYER_NAMES if isinstance(getattr(root, n, None), torch.nn.ModuleList)), None
+        )
+        if norm is not None and layers is not None:
+            return norm, layers
+    raise SrilabError(
+        f"model {name} has no final norm and decoder layer list where srilab looks "
+        f"({'/'.join(_NORM_NAMES)} and {'/'.join(_LAYER_NAMES)}); the SRI trace needs the LM head's input"
+    )
+
+
+def _token_ids(value) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, int):
+        return (value,)
+    return tuple(int(v) for v in value)
+
+
+def load(
+    path_or_id: str | os.PathLike,
+    *,
+    kind: Kind | None = None,
+    device: str = "cpu",
+    dtype: str | torch.dtype | None = None,
+    trust_remote_code: bool = False,
+    gguf_file: str | None = None,
+) -> LanguageModel:
+    """Load a checkpoint as a :class:`LanguageModel`.
+
+    ``path_or_id``: a checkpoint folder, a ``.gguf`` file, or a hub id (read from the local hub cache when
+    offline). ``kind`` overrides the detected ``ar``/``diffusion``. Remote code runs only with
+    ``trust_remote_code=True``; weights are read from safetensors (or GGUF), never unpickled.
+    """
+    torch_dtype = _resolve_dtype(dtype)
+    src = str(path_or_id)
+    path = Path(src).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise SrilabError(f"GGUF file {path} does not exist")
+        gguf_file, path = path.name, path.parent
+    elif not path.exists():
+        if not _looks_like_hub_id(src):
+            raise SrilabError(f"model path {path} does not exist")
+        path = _hub_snapshot(src)
+    if gguf_file is not None:
+        return _load_gguf(path, gguf_file, kind, device, torch_dtype, src)
+
+    raw = _read_config(path)
+    fmt = native_format(str(raw["model_type"]))
+    tokenizer = _load_tokenizer(path, None, trust_remote_code)
+    if fmt is not None:
+        module = load_native(path, fmt, raw, torch_dtype).to(device)
+        return _wrap_native(module, raw, fmt, tokenizer, kind, src)
+    return _load_transformers(path, raw, tokenizer, kind, device, torch_dtype, trust_remote_code, src)
+
+
+def _wrap_native(
+    module: BidirectionalLM, raw: dict, fmt: str, tokenizer, kind: Kind | None, src: str
+) -> LanguageModel:
+    mask_id = raw.get("mask_token_id")
+    if mask_id is None and tokenizer is not None:
+        mask_id = getattr(tokenizer, "mask_token_id", None)
+    return LanguageModel(
+        module=module,
+        tokenizer=tokenizer,
+        kind=kind or "diffusion",
+        final_norm=module.norm,
+        layers=module.layers,
+        name=Path(src).name or src,
+        mask_id=mask_id,
+        logits_shift=1 if fmt == "dream" else 0,
+        eos_token_ids=_token_ids(raw.get("eos_token_id")),
+        pad_token_id=raw.get("pad_token_id"),
+        source=src,
+        info={"format": fmt},
+    )
+
+
+def _dtype_kwarg(torch_dtype: torch.dtype) -> dict:
+    import transformers
+
+    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
+    return {"dtype": torch_dtype} if (major, minor) >= (4, 56) else {"torch_dtype": torch_dtype}
+
+
+def _load_transformers(
+    path: Path,
+    raw: dict,
+    tokenizer,
+    kind: Kind | None,
+    device: str,
+    torch_dtype: torch.dtype,
+    trust_remote_code: bool,
+    src: str,
+) -> LanguageModel:
+    from transformers import AutoModelForCausalLM
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    model_type = str(raw["model_type"])
+    if model_type not in CONFIG_MAPPING:
+        if raw.get("auto_map") and not trust_remote_code:
+            raise SrilabError(
+                f"{path} needs the checkpoint's own code (model_type {model_type!r}); "
+                "pass --trust-remote-code if you trust it"
+            )
+        if not raw.get("auto_map"):
+            raise SrilabError(
+                f"{path / 'config.json'}: unknown model_type {model_type!r} "
+                "(not LLaDA, Dream, or a transformers causal LM)"
+            )
+    try:
+        module = AutoModelForCausalLM.from_pretrained(
+            str(path), trust_remote_code=trust_remote_code, **_dtype_kwarg(torch_dtype)
+        )
+    except (OSError, ValueError) as exc:
+        raise SrilabError(f"could not load {path} with transformers: {str(exc).splitlines()[0]}") from None
+    return _wrap_transformers(module.to(device).eval(), tokenizer, kind, src, path)
+
+
+def _load_gguf(
+    path: Path, gguf_file: str, kind: Kind | None, device: str, torch_dtype: torch.dtype, src: str
+) -> LanguageModel:
+    from transformers import AutoModelForCausalLM
+
+    try:
+        import gguf  # noqa: F401
+    except ImportError:
+        raise SrilabError("loading a .gguf file needs the gguf package: pip install 'srilab[gguf]'") from None
+    if not (path / gguf_file).is_file():
+        raise SrilabError(f"GGUF file {path / gguf_file} does not exist")
+    tokenizer = _load_tokenizer(path, gguf_file, False)
+    module = AutoModelForCausalLM.from_pretrained(str(path), gguf_file=gguf_file, **_dtype_kwarg(torch_dtype))
+    return _wrap_transformers(module.to(device).eval(), tokenizer, kind, src, path)
+
+
+def _wrap_transformers(module, tokenizer, kind: Kind | None, src: str, path: Path) -> LanguageModel:
+    cfg = module.config
+    bidirectional = bool(getattr(cfg, "use_bidirectional_attention", False))
+    name = Path(src).stem if src.endswith(".gguf") else (Path(src).name or src)
+    norm, layers = _find_submodules(module, name)
+    mask_id = getattr(cfg, "mask_token_id", None)
+    if mask_id is None and tokenizer is not None:
+        mask_id = getattr(tokenizer, "mask_token_id", None)
+    eos = _token_ids(getattr(cfg, "eos_token_id", None))
+    gen_cfg = getattr(module, "generation_config", None)
+    if gen_cfg is not None:
+        eos = tuple(dict.fromkeys(eos + _token_ids(gen_cfg.eos_token_id)))
+    if tokenizer is not None and getattr(tokenizer, "eos_token_id", None) is not None:
+        eos = tuple(dict.fromkeys(eos + (tokenizer.eos_token_id,)))
+    pad = getattr(cfg, "pad_token_id", None)
+    if pad is None and tokenizer is not None:
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    detected: Kind = "diffusion" if bidirectional else "ar"
+    if kind == "ar" and bidirectional:
+        raise SrilabError(
+            f"{name} has bidirectional attention and cannot be sampled token by token with a KV cache; "
+            "load it as diffusion and use block_length=1 for left-to-right order"
+        )
+    return LanguageModel(
+        module=module,
+        tokenizer=tokenizer,
+        kind=kind or detected,
+        final_norm=norm,
+        layers=layers,
+        name=name,
+        mask_id=mask_id,
+        logits_shift=0,
+        eos_token_ids=eos,
+        pad_token_id=pad,
+        source=src,
+        info={"format": "gguf" if src.endswith(".gguf") else "transformers", "model_type": cfg.model_type},
+    )

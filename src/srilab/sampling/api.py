@@ -1,0 +1,204 @@
+"""The high-level entry point: ``generate(model, prompts, sampler_config, trace=...)``.
+
+It formats requests with the model's chat template (plus an optional assistant prefill), batches them
+(left-padded), seeds every item on its own (so a rerun, or the same item in another batch, reproduces),
+runs the AR or diffusion sampler, decodes, and returns texts, token ids and the step-wise trace.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from tqdm.auto import tqdm
+
+from srilab.errors import SrilabError
+from srilab.models.base import LanguageModel
+from srilab.sampling import autoregressive, diffusion
+from srilab.sampling.diffusion import Injection
+from srilab.sampling.trace import Trace, TraceConfig, Tracer
+
+
+class SamplerConfig(BaseModel):
+    """One sampler. ``kind: ar`` uses ``max_new_tokens``/``top_p``; ``kind: diffusion`` uses LLaDA's
+    ``steps``/``gen_length``/``block_length``/``cfg_scale``/``remasking`` plus ``revision``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["ar", "diffusion"]
+    name: str | None = None
+    temperature: float = Field(0.0, ge=0.0)
+    seed: int = 0
+    # autoregressive
+    max_new_tokens: int = Field(64, gt=0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    # diffusion
+    steps: int = Field(64, gt=0)
+    gen_length: int = Field(64, gt=0)
+    block_length: int = Field(64, gt=0)
+    cfg_scale: float = Field(0.0, ge=0.0)
+    remasking: Literal["low_confidence", "random", "entropy", "margin"] = "low_confidence"
+    revision: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _check_blocks(self) -> SamplerConfig:
+        if self.kind == "diffusion":
+            if self.gen_length % self.block_length:
+                raise ValueError(f"gen_length {self.gen_length} must be a multiple of block_length {self.block_length}")
+            blocks = self.gen_length // self.block_length
+            if self.steps % blocks:
+                raise ValueError(f"steps {self.steps} must be a multiple of the number of blocks {blocks}")
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        if self.kind == "ar":
+            return f"ar-n{self.max_new_tokens}"
+        return f"diffusion-s{self.steps}-g{self.gen_length}-b{self.block_length}"
+
+    @property
+    def num_steps(self) -> int:
+        return self.max_new_tokens if self.kind == "ar" else self.steps
+
+    @property
+    def response_length(self) -> int:
+        return self.max_new_tokens if self.kind == "ar" else self.gen_length
+
+    def key(self) -> dict:
+        """The settings that change generations (used in the keys of centres and guards)."""
+        fields = ["kind", "temperature"]
+        fields += ["max_new_tokens", "top_p"] if self.kind == "ar" else [
+            "steps", "gen_length", "block_length", "cfg_scale", "remasking", "revision"
+        ]
+        return {f: getattr(self, f) for f in fields}
+
+
+@dataclass(frozen=True)
+class CanvasText:
+    """Text written into the response canvas of a diffusion generation at ``step``, from response
+    position ``offset`` (priming: step 0; refinement injection: a later step)."""
+
+    text: str
+    step: int = 0
+    offset: int = 0
+
+
+@dataclass
+class Generation:
+    texts: list[str]  # decoded responses (generated tokens only, without prompt or prefill)
+    response_ids: list[list[int]]  # generated token ids (full length; EOS/padding included)
+    prompts: list[str]  # the exact formatted prompts
+    prefills: list[str | None]
+    trace: Trace | None
+    seconds: float
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def full_texts(self) -> list[str]:
+        """What a reader of the answer sees: the prefill (if any) followed by the generated text."""
+        return [f"{p} {t}".strip() if p else t for p, t in zip(self.prefills, self.texts, strict=True)]
+
+
+def item_generators(seeds: Sequence[int]) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+
+def generate(
+    model: LanguageModel,
+    prompts: Sequence[str],
+    sampler: SamplerConfig,
+    *,
+    trace: TraceConfig | None = None,
+    prefills: Sequence[str | None] | None = None,
+    canvas: Sequence[Sequence[CanvasText]] | None = None,
+    chat: bool = True,
+    batch_size: int = 16,
+    seeds: Sequence[int] | None = None,
+    progress: bool = False,
+) -> Generation:
+    """Sample a response for every request in ``prompts``.
+
+    ``prefills``: per-prompt text the assistant's answer is forced to start with. ``canvas``: per-prompt
+    :class:`CanvasText` plans (diffusion only). ``chat=False`` feeds the prompts as they are. ``seeds``:
+    one per prompt (default ``sampler.seed + index``).
+    """
+    n = len(prompts)
+    if n == 0:
+        raise SrilabError("no prompts to generate from")
+    if sampler.kind == "ar" and model.kind == "diffusion":
+        raise SrilabError(
+            f"{model.name} is a diffusion model: sample it left to right with kind: diffusion and block_length: 1"
+        )
+    if sampler.kind == "diffusion" and model.mask_id is None:
+        raise SrilabError(f"{model.name} has no mask token: it cannot be sampled by diffusion")
+    prefills = list(prefills) if prefills is not None else [None] * n
+    if len(prefills) != n or (canvas is not None and len(canvas) != n) or (seeds is not None and len(seeds) != n):
+        raise SrilabError("prefills, canvas and seeds must have one entry per prompt")
+    if canvas is not None and any(canvas) and sampler.kind != "diffusion":
+        raise SrilabError("canvas injections need a diffusion sampler")
+    seeds = list(seeds) if seeds is not None else [sampler.seed + i for i in range(n)]
+    texts = [
+        model.chat_prompt(p, f) if chat else (f"{p} {f}" if f else p)
+        for p, f in zip(prompts, prefills, strict=True)
+    ]
+    stochastic = sampler.temperature > 0 or (sampler.kind == "diffusion" and sampler.remasking == "random")
+
+    responses: list[list[int]] = []
+    traces: list[Trace] = []
+    start = time.perf_counter()
+    bar = tqdm(total=n, desc=f"{model.name} [{sampler.label}]", disable=not progress, leave=False)
+    for lo in range(0, n, batch_size):
+        hi = min(lo + batch_size, n)
+        ids, mask = model.encode(texts[lo:hi])
+        ids, mask = ids.to(model.device), mask.to(model.device)
+        tracer = Tracer(model, trace, hi - lo) if trace is not None else None
+        with tracer if tracer is not None else nullcontext():
+            if sampler.kind == "ar":
+                out = autoregressive.generate(
+                    model.module, ids, mask,
+                    max_new_tokens=sampler.max_new_tokens, temperature=sampler.temperature, top_p=sampler.top_p,
+                    eos_token_id=model.eos_token_ids, pad_token_id=model.pad_token_id or 0,
+                    generator=item_generators(seeds[lo:hi]) if stochastic else None, tracer=tracer,
+                )
+            else:
+                injections = _injections(model, canvas[lo:hi] if canvas is not None else None)
+                out = diffusion.generate(
+                    model.module, ids, mask,
+                    steps=sampler.steps, gen_length=sampler.gen_length, block_length=sampler.block_length,
+                    temperature=sampler.temperature, cfg_scale=sampler.cfg_scale, remasking=sampler.remasking,
+                    mask_id=model.mask_id, revision=sampler.revision, injections=injections,
+                    logits_shift=model.logits_shift, generator=seeds[lo:hi] if stochastic else None, tracer=tracer,
+                )
+        responses.extend(out[:, ids.shape[1]:].tolist())
+        if tracer is not None:
+            traces.append(tracer.result(sampler.key()))
+        bar.update(hi - lo)
+    bar.close()
+    seconds = time.perf_counter() - start
+    return Generation(
+        texts=[model.decode(r) for r in responses],
+        response_ids=responses,
+        prompts=texts,
+        prefills=prefills,
+        trace=Trace.concat(traces) if traces else None,
+        seconds=seconds,
+        meta={"model": model.name, "sampler": sampler.key(), "label": sampler.label},
+    )
+
+
+def _injections(model: LanguageModel, plans: Sequence[Sequence[CanvasText]] | None) -> list[Injection]:
+    if not plans:
+        return []
+    out = []
+    for row, plan in enumerate(plans):
+        for c in plan:
+            ids = model.encode([c.text])[0][0].tolist()
+            out.append(Injection(step=c.step, offset=c.offset, token_ids=tuple(ids), rows=(row,)))
+    return out

@@ -1,0 +1,235 @@
+"""Masked-diffusion sampling with LLaDA semantics, batched, traced, with remasking variants.
+
+:func:`generate` is a drop-in for the reference ``generate`` of LLaDA (same argument names, order and
+meaning; greedy runs reproduce the reference token for token, see ``tests/test_diffusion_sampler.py``).
+The response (``gen_length`` masks after the prompt) is split into ``gen_length // block_length`` blocks
+decoded left to right; inside a block, ``steps // num_blocks`` denoising steps each commit a scheduled
+number of masked positions, the ones the remasking rule ranks most confident. ``block_length=1`` is the
+one-token-per-step, left-to-right order: the same weights under an AR-like sampler.
+
+Additions over the reference (all off by default, so the reference behaviour is unchanged):
+
+- ``cfg_scale > 0`` without an ``attention_mask`` (the reference crashes there) and left-padded batches
+  (the attention mask is a key-padding mask; rotary attention is relative, so padding does not move
+  positions that matter);
+- ``remasking``: ``low_confidence`` (probability of the argmax token), ``random``, ``entropy`` (lowest
+  predictive entropy first) and ``margin`` (largest top-1 minus top-2 probability first);
+- ``revision`` (ReMDM-style revision remasking, Wang et al. 2025, "Remasking Discrete Diffusion Models with
+  Inference-Time Scaling"): at every step but a block's last, ``floor(revision * c)`` of the ``c`` tokens
+  already committed in the current block, those the model now finds least likely, are re-masked, and as
+  many extra masked positions are committed so the schedule still ends with a fully decoded block. This
+  lets the model take back a committed token, including injected text;
+- ``injections``: text written into response positions at a chosen step (priming at step 0, refinement
+  injection later); injected positions count as committed;
+- ``logits_shift=1`` for Dream-style models; ``generator`` may be one seed per row (per-item randomness);
+- ``tracer``: a :class:`~srilab.sampling.trace.Tracer` that records phi_t after every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from srilab.errors import SrilabError
+from srilab.models.base import shift_logits
+
+REMASKING = ("low_confidence", "random", "entropy", "margin")
+Randomness = torch.Generator | Sequence[int] | None
+
+
+@dataclass(frozen=True)
+class Injection:
+    """Write ``token_ids`` into the response starting at response position ``offset``, before the forward
+    pass of global step ``step`` (0 = before denoising starts). ``rows``: which batch rows (default all)."""
+
+    step: int
+    offset: int
+    token_ids: tuple[int, ...]
+    rows: tuple[int, ...] | None = None
+
+
+def _rand(shape: tuple[int, ...], generator: Randomness, device, dtype=torch.float32, step: int = 0) -> torch.Tensor:
+    """Uniform noise. With one seed per row, row b's noise at a step comes from its own generator seeded
+    by (seed, step) and is laid out from the right end of the canvas, so it depends neither on the other
+    rows of the batch nor on how much left padding the batch needs."""
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.rand(shape, generator=generator, device=device, dtype=dtype)
+    if len(generator) != shape[0]:
+        raise SrilabError(f"got {len(generator)} seeds for a batch of {shape[0]}")
+    rows = []
+    for seed in generator:
+        g = torch.Generator(device=device).manual_seed(int(seed) * 1_000_003 + step)
+        rows.append(torch.rand(shape[1:], generator=g, device=device, dtype=dtype).flip(0))
+    return torch.stack(rows)
+
+
+def add_gumbel_noise(
+    logits: torch.Tensor, temperature: float, generator: Randomness = None, step: int = 0
+) -> torch.Tensor:
+    """The reference's Gumbel-max perturbation (float64, as LLaDA recommends); identity at temperature 0."""
+    if temperature == 0:
+        return logits
+    logits = logits.to(torch.float64)
+    noise = _rand(tuple(logits.shape), generator, logits.device, torch.float64, step)
+    gumbel_noise = (-torch.log(noise)) ** temperature
+    return logits.exp() / gumbel_noise
+
+
+def get_num_transfer_tokens(mask_index: torch.Tensor, steps: int) -> torch.Tensor:
+    """How many tokens each step commits: masks spread as evenly as possible, the remainder first."""
+    mask_num = mask_index.sum(dim=1, keepdim=True)
+    base = mask_num // steps
+    remainder = mask_num % steps
+    extra = torch.arange(steps, device=mask_index.device).unsqueeze(0) < remainder
+    return base + extra.to(torch.int64)
+
+
+def _confidence(
+    logits: torch.Tensor, x0: torch.Tensor, remasking: str, generator: Randomness, step: int
+) -> torch.Tensor:
+    if remasking == "low_confidence":
+        p = F.softmax(logits, dim=-1)
+        return torch.gather(p, dim=-1, index=x0.unsqueeze(-1)).squeeze(-1)
+    if remasking == "random":
+        return _rand(tuple(x0.shape), generator, x0.device, step=step)
+    if remasking == "entropy":
+        logp = F.log_softmax(logits.float(), dim=-1)
+        return (logp.exp() * logp).sum(dim=-1)  # minus the entropy: higher is more confident
+    if remasking == "margin":
+        top2 = F.softmax(logits.float(), dim=-1).topk(2, dim=-1).values
+        return top2[..., 0] - top2[..., 1]
+    raise SrilabError(f"unknown remasking {remasking!r}: use one of {', '.join(REMASKING)}")
+
+
+def _top_k_mask(scores: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Boolean mask of the ``k[b]`` highest finite ``scores[b]`` per row (k clamped to what is available)."""
+    k = torch.minimum(k, torch.isfinite(scores).sum(dim=1))
+    out = torch.zeros_like(scores, dtype=torch.bool)
+    kmax = int(k.max()) if k.numel() else 0
+    if kmax > 0:
+        _, idx = torch.topk(scores, k=kmax, dim=-1)
+        keep = torch.arange(kmax, device=scores.device).unsqueeze(0) < k.unsqueeze(1)
+        out.scatter_(1, idx, keep)
+    return out
+
+
+@torch.no_grad()
+def generate(
+    model,
+    prompt: torch.Tensor,
+    attention_mask: torch.Tensor | None = None,
+    steps: int = 128,
+    gen_length: int = 128,
+    block_length: int = 128,
+    temperature: float = 0.0,
+    cfg_scale: float = 0.0,
+    remasking: str = "low_confidence",
+    mask_id: int = 126336,
+    logits_eos_inf: bool = False,
+    confidence_eos_eot_inf: bool = False,
+    *,
+    eos_id: int = 126081,
+    eot_id: int = 126348,
+    revision: float = 0.0,
+    injections: Sequence[Injection] = (),
+    logits_shift: int = 0,
+    generator: Randomness = None,
+    tracer=None,
+) -> torch.Tensor:
+    """Generate ``gen_length`` tokens after ``prompt`` [B, P] by masked diffusion; returns [B, P + gen_length].
+
+    ``model`` is any module whose output has ``.logits`` and that accepts ``attention_mask``.
+    ``logits_eos_inf`` / ``confidence_eos_eot_inf`` are the reference's switches (with the token ids as
+    ``eos_id`` / ``eot_id``, LLaDA's by default). ``generator``: a ``torch.Generator`` (or None, the global
+    RNG) as in the reference, or one integer seed per row, which makes each row's randomness its own.
+    """
+    if gen_length <= 0 or block_length <= 0 or steps <= 0:
+        raise SrilabError("steps, gen_length and block_length must be positive")
+    if gen_length % block_length:
+        raise SrilabError(f"gen_length {gen_length} must be a multiple of block_length {block_length}")
+    num_blocks = gen_length // block_length
+    if steps % num_blocks:
+        raise SrilabError(f"steps {steps} must be a multiple of the number of blocks {num_blocks}")
+    if remasking not in REMASKING:
+        raise SrilabError(f"unknown remasking {remasking!r}: use one of {', '.join(REMASKING)}")
+    if not 0.0 <= revision < 1.0:
+        raise SrilabError(f"revision must be in [0, 1), got {revision}")
+    device = prompt.device
+    batch, plen = prompt.shape
+    x = torch.full((batch, plen + gen_length), mask_id, dtype=torch.long, device=device)
+    x[:, :plen] = prompt.clone()
+    if attention_mask is not None:
+        attention_mask = torch.cat(
+            [attention_mask, torch.ones((batch, gen_length), dtype=attention_mask.dtype, device=device)], dim=-1
+        )
+    prompt_index = x != mask_id
+    steps_per_block = steps // num_blocks
+    by_step: dict[int, list[Injection]] = {}
+    for inj in injections:
+        if inj.offset < 0 or inj.offset + len(inj.token_ids) > gen_length:
+            raise SrilabError(f"injection at offset {inj.offset} of {len(inj.token_ids)} tokens exceeds gen_length")
+        if not 0 <= inj.step < steps:
+            raise SrilabError(f"injection step {inj.step} is outside 0..{steps - 1}")
+        by_step.setdefault(inj.step, []).append(inj)
+    cfg_mask = None if attention_mask is None else torch.cat([attention_mask, attention_mask], dim=0)
+
+    for num_block in range(num_blocks):
+        b0 = plen + num_block * block_length
+        b1 = b0 + block_length
+        num_transfer_tokens = get_num_transfer_tokens(x[:, b0:b1] == mask_id, steps_per_block)
+        for i in range(steps_per_block):
+            global_step = num_block * steps_per_block + i
+            if global_step in by_step:
+                for inj in by_step[global_step]:
+                    rows = list(inj.rows) if inj.rows is not None else slice(None)
+                    ids = torch.tensor(inj.token_ids, dtype=torch.long, device=device)
+                    x[rows, plen + inj.offset : plen + inj.offset + len(ids)] = ids
+                # The block's masks changed: spread what is left over the remaining steps.
+                left = get_num_transfer_tokens(x[:, b0:b1] == mask_id, steps_per_block - i)
+                num_transfer_tokens = torch.cat([num_transfer_tokens[:, :i], left], dim=1)
+            mask_index = x == mask_id
+            if cfg_scale > 0.0:
+                un_x = x.clone()
+                un_x[prompt_index] = mask_id
+                logits = model(torch.cat([x, un_x], dim=0), attention_mask=cfg_mask).logits
+                logits = shift_logits(logits, logits_shift)
+                logits, un_logits = torch.chunk(logits, 2, dim=0)
+                logits = un_logits + (cfg_scale + 1) * (logits - un_logits)
+            else:
+                logits = shift_logits(model(x, attention_mask=attention_mask).logits, logits_shift)
+
+            if logits_eos_inf:
+                logits[:, :, eos_id] = -torch.inf
+            logits_with_noise = add_gumbel_noise(logits, temperature, generator, global_step)
+            x0 = torch.argmax(logits_with_noise, dim=-1)
+            if confidence_eos_eot_inf:
+                logits_with_noise[:, :, eos_id] = logits[:, :, eot_id] = -torch.inf
+
+            x0_p = _confidence(logits, x0, remasking, generator, global_step)
+            x0_p[:, b1:] = -np.inf
+            x0 = torch.where(mask_index, x0, x)
+            confidence = torch.where(mask_index, x0_p, torch.full_like(x0_p, -np.inf))
+            k = num_transfer_tokens[:, i]
+
+            remask = None
+            if revision > 0.0 and i < steps_per_block - 1:
+                committed = ~mask_index & ~prompt_index
+                committed[:, :b0] = False
+                committed[:, b1:] = False
+                p_cur = F.softmax(logits.float(), dim=-1).gather(-1, x.unsqueeze(-1)).squeeze(-1)
+                n_re = torch.floor(revision * committed.sum(dim=1).float()).long()
+                n_re = torch.minimum(n_re, mask_index[:, b0:b1].sum(dim=1) - k)
+                remask = _top_k_mask(torch.where(committed, -p_cur, torch.full_like(p_cur, -np.inf)), n_re)
+                k = k + remask.sum(dim=1)
+
+            transfer_index = _top_k_mask(confidence, k)
+            x[transfer_index] = x0[transfer_index]
+            if remask is not None:
+                x[remask] = mask_id
+            if tracer is not None:
+                tracer.record_diffusion(x, plen, mask_id, logits_shift)
+    return x

@@ -1,0 +1,191 @@
+"""Step-wise traces: the pooled activation phi_t at every generation step.
+
+A :class:`Tracer` is a context manager that hooks one module of a :class:`~srilab.models.LanguageModel`
+(the final norm by default, i.e. the LM head's input; or a decoder block) and, at every step the sampler
+reports, reduces that step's output to one vector per sequence. Nothing of shape [B, L, D] outlives its
+step: the hook keeps a reference to the current step's output only (the forward pass allocated it anyway)
+and the sampler's ``record_*`` call pools it right after the step is decided, so memory is O(steps x D) per
+sequence. The hook is always removed on exit, also on error.
+
+Pooling (DESIGN.md, "Step activation"):
+
+- diffusion, ``generated``: mean over response positions that are committed (not masked) once the step's
+  tokens are committed; at a step that commits nothing and has nothing committed yet, all response
+  positions are used;
+- diffusion, ``response``: mean over all response positions, masked ones included (the authors' code);
+- AR: running mean over the generated tokens so far, i.e. over the outputs at the positions whose logits
+  produced tokens 0..t (the last prompt position and generated tokens 0..t-1). A sequence that ended
+  (EOS) repeats its last state, so every generation of a configuration has the same number of steps.
+
+Under classifier-free guidance the model runs on [conditional; unconditional] rows: only the first
+``batch_size`` rows (the conditional branch) are traced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import torch
+
+from srilab.errors import SrilabError
+from srilab.models.base import LanguageModel, LayerSpec
+
+Pooling = Literal["generated", "response"]
+
+
+@dataclass(frozen=True)
+class TraceConfig:
+    layer: LayerSpec = "last"
+    pooling: Pooling = "generated"
+    canvas: bool = False  # also keep the response canvas (token ids) after every step
+
+    def __post_init__(self) -> None:
+        if self.pooling not in ("generated", "response"):
+            raise SrilabError(f"unknown pooling {self.pooling!r}: use 'generated' or 'response'")
+
+    def key(self) -> dict:
+        return {"layer": str(self.layer), "pooling": self.pooling}
+
+
+@dataclass
+class Trace:
+    """What a traced generation leaves behind.
+
+    ``activations``: float32 [B, S, D], phi_t per sequence and step. ``canvas``: int64 [B, S, G], the
+    response tokens after every step (mask id where still masked), when requested. ``meta``: kind, layer,
+    pooling and the sampler settings.
+    """
+
+    activations: torch.Tensor
+    canvas: torch.Tensor | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.activations.shape[1])
+
+    def numpy(self) -> np.ndarray:
+        return self.activations.numpy()
+
+    def select(self, index) -> Trace:
+        return Trace(
+            activations=self.activations[index],
+            canvas=None if self.canvas is None else self.canvas[index],
+            meta=dict(self.meta),
+        )
+
+    @staticmethod
+    def concat(traces: list[Trace]) -> Trace:
+        if not traces:
+            raise SrilabError("no traces to concatenate")
+        steps = {t.num_steps for t in traces}
+        if len(steps) != 1:
+            raise SrilabError(f"traces have different numbers of steps {sorted(steps)}: use one sampler config")
+        canvas = None
+        if all(t.canvas is not None for t in traces):
+            width = max(t.canvas.shape[-1] for t in traces)
+            if all(t.canvas.shape[-1] == width for t in traces):
+                canvas = torch.cat([t.canvas for t in traces])
+        return Trace(torch.cat([t.activations for t in traces]), canvas, dict(traces[0].meta))
+
+
+class Tracer:
+    """Hooks ``model.hidden_module(config.layer)``; samplers call :meth:`record_diffusion` or
+    :meth:`record_ar` once per step. Use as ``with Tracer(model, cfg, batch_size) as tracer: ...``."""
+
+    def __init__(self, model: LanguageModel, config: TraceConfig, batch_size: int):
+        self.model = model
+        self.config = config
+        self.batch_size = batch_size
+        self.module = model.hidden_module(config.layer)
+        self._handle = None
+        self._current: torch.Tensor | None = None
+        self._steps: list[torch.Tensor] = []
+        self._canvas: list[torch.Tensor] = []
+        self._ar_sum: torch.Tensor | None = None
+        self._ar_count: torch.Tensor | None = None
+
+    # -------------------------------------------------------------------------------- hook lifecycle
+    def __enter__(self) -> Tracer:
+        self._handle = self.module.register_forward_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+        self._current = None
+
+    def _hook(self, _module, _inputs, output) -> None:
+        out = output[0] if isinstance(output, tuple) else output
+        self._current = out[: self.batch_size]
+
+    def _take(self) -> torch.Tensor:
+        if self._current is None:
+            raise SrilabError(
+                f"the traced module ({type(self.module).__name__}) produced no output this step: "
+                "is it part of the model's forward pass?"
+            )
+        h, self._current = self._current, None
+        return h
+
+    # -------------------------------------------------------------------------------- recording
+    def record_diffusion(
+        self, canvas: torch.Tensor, prompt_len: int, mask_id: int, logits_shift: int = 0
+    ) -> None:
+        """Pool this step's output over the response of ``canvas`` [B, P+G] (the canvas after the step)."""
+        h = self._take()
+        response = torch.zeros_like(canvas, dtype=torch.bool)
+        response[:, prompt_len:] = True
+        if self.config.pooling == "generated":
+            weights = response & (canvas != mask_id)
+            empty = ~weights.any(dim=1, keepdim=True)
+            weights = torch.where(empty, response, weights)
+        else:
+            weights = response
+        weights = weights.to(torch.float32)
+        if logits_shift:
+            # Dream: the output at position i predicts token i + 1, so position p is read at p - 1.
+            weights = torch.roll(weights, shifts=-logits_shift, dims=1)
+        pooled = torch.bmm(weights.unsqueeze(1), h.to(torch.float32)).squeeze(1)
+        self._steps.append(pooled / weights.sum(dim=1, keepdim=True))
+        if self.config.canvas:
+            self._canvas.append(canvas[:, prompt_len:].clone())
+
+    def record_ar(self, active: torch.Tensor, canvas: torch.Tensor | None = None) -> None:
+        """Running mean of the last position's output over the steps in which a row was still active."""
+        last = self._take()[:, -1].to(torch.float32)
+        if self._ar_sum is None:
+            self._ar_sum = torch.zeros_like(last)
+            self._ar_count = torch.zeros(last.shape[0], 1, dtype=torch.float32, device=last.device)
+        act = active.to(torch.float32).unsqueeze(1)
+        self._ar_sum += last * act
+        self._ar_count += act
+        self._steps.append(self._ar_sum / self._ar_count.clamp_min(1.0))
+        if self.config.canvas and canvas is not None:
+            self._canvas.append(canvas.clone())
+
+    def repeat_last(self) -> None:
+        """A step in which no row is active (all ended): every row repeats its last state."""
+        if not self._steps:
+            raise SrilabError("repeat_last() before any recorded step")
+        self._steps.append(self._steps[-1])
+        if self.config.canvas and self._canvas:
+            self._canvas.append(self._canvas[-1])
+
+    def result(self, meta: dict | None = None) -> Trace:
+        if not self._steps:
+            raise SrilabError("the trace recorded no step")
+        acts = torch.stack(self._steps, dim=1).cpu()
+        if not torch.isfinite(acts).all():
+            raise SrilabError("the traced activations contain NaN or inf: check the model's dtype and weights")
+        canvas = None
+        if self._canvas:
+            width = max(c.shape[-1] for c in self._canvas)
+            canvas = torch.stack(
+                [torch.nn.functional.pad(c, (0, width - c.shape[-1]), value=-1) for c in self._canvas], dim=1
+            ).cpu()
+        info = {"kind": self.model.kind, **self.config.key(), **(meta or {})}
+        return Trace(activations=acts, canvas=canvas, meta=info)

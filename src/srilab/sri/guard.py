@@ -1,0 +1,529 @@
+"""The SRI guard: an anomaly detector fitted on SRI signals of *benign* generations only.
+
+An SRI signal is a float array ``[S]`` with values in ``[0, 1]`` (one value per step, near 1
+compliance-like, near 0 refusal-like); a batch is ``[N, S]``. The guard never sees a jailbreak while
+fitting: it learns what benign trajectories look like and flags the ones that do not.
+
+Detectors share one small interface (:class:`Detector`: ``fit(X)``, ``score(X)``, higher = more
+anomalous):
+
+* ``autoencoder`` (default) - torch MLP ``S -> 32 -> 8 -> 32 -> S`` on standardised signals, the score
+  is the reconstruction MSE; deterministic (weights initialised from a local ``torch.Generator``,
+  full-batch Adam, no shuffling).
+* ``mahalanobis`` - squared Mahalanobis distance under a Ledoit-Wolf shrunk covariance.
+* ``knn`` - mean Euclidean distance to the ``k`` nearest training rows.
+* ``isolation_forest`` - ``-score_samples`` of an sklearn IsolationForest with a fixed ``random_state``.
+
+:class:`SRIGuard` splits the benign rows deterministically, fits the detector on one part and sets
+``threshold`` to the ``quantile`` quantile of the held-out benign scores; ``predict`` flags
+``score > threshold``. Persistence uses no pickle: ``guard.safetensors`` holds the autoencoder weights
+(or the training matrix of an sklearn detector, refitted deterministically on load) and ``guard.json``
+the metadata, including the ``key`` (model, sampler, layer, ...) the guard was fitted for.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save_file
+
+from srilab.errors import SrilabError
+
+__all__ = [
+    "DETECTORS",
+    "AutoencoderDetector",
+    "Detector",
+    "IsolationForestDetector",
+    "KNNDetector",
+    "MahalanobisDetector",
+    "SRIGuard",
+    "make_detector",
+]
+
+GUARD_JSON = "guard.json"
+GUARD_TENSORS = "guard.safetensors"
+FORMAT_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------------
+# input validation
+# --------------------------------------------------------------------------------------------------
+
+
+def _as_signals(signals: Any, name: str, expected_steps: int | None = None, allow_1d: bool = False) -> np.ndarray:
+    """Return ``signals`` as a float64 ``[N, S]`` array with finite values in ``[0, 1]``."""
+    try:
+        arr = np.asarray(signals, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise SrilabError(f"{name} must be a numeric array of shape [N, S] ({exc}); pass SRI signals") from None
+    if allow_1d and arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise SrilabError(
+            f"{name} must have shape [N, S] (one row per generation) but has shape {arr.shape}; "
+            "stack the SRI signals into a 2-D array"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise SrilabError(f"{name} is empty (shape {arr.shape}); pass at least one signal with at least one step")
+    nan_rows = np.flatnonzero(~np.isfinite(arr).all(axis=1))
+    if nan_rows.size:
+        raise SrilabError(
+            f"{name} contains NaN or infinite values in {nan_rows.size} row(s) "
+            f"(first: row {int(nan_rows[0])}); "
+            "drop those generations or recompute their SRI signal"
+        )
+    if arr.min() < 0.0 or arr.max() > 1.0:
+        raise SrilabError(
+            f"{name} has values outside [0, 1] (min {arr.min():.4g}, max {arr.max():.4g}); "
+            "pass SRI signals (sigmoid outputs), not raw distances"
+        )
+    if expected_steps is not None and arr.shape[1] != expected_steps:
+        raise SrilabError(
+            f"{name} has S={arr.shape[1]} steps but the guard was fitted on S={expected_steps}; "
+            "use signals from the same sampler configuration or refit the guard"
+        )
+    return arr
+
+
+# --------------------------------------------------------------------------------------------------
+# detectors
+# --------------------------------------------------------------------------------------------------
+
+
+class Detector(ABC):
+    """A benign-only anomaly detector over rows of ``X`` (``[N, S]``); higher score = more anomalous.
+
+    Subclasses also implement :meth:`state` / :meth:`from_state` so the guard can persist them as plain
+    arrays (safetensors) instead of pickles.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, seed: int = 0, **options: Any) -> None:
+        self.seed = int(seed)
+        self.options = dict(options)
+
+    @abstractmethod
+    def fit(self, X: np.ndarray) -> Detector:
+        """Fit on benign rows ``X`` and return ``self``."""
+
+    @abstractmethod
+    def score(self, X: np.ndarray) -> np.ndarray:
+        """Anomaly score per row of ``X`` (float64 ``[N]``)."""
+
+    @abstractmethod
+    def state(self) -> dict[str, np.ndarray]:
+        """Arrays that, with ``seed`` and ``options``, restore the fitted detector."""
+
+    @classmethod
+    @abstractmethod
+    def from_state(cls, state: dict[str, np.ndarray], seed: int, options: dict[str, Any]) -> Detector:
+        """Rebuild a fitted detector from :meth:`state`."""
+
+
+class _RefitDetector(Detector):
+    """Base for sklearn detectors: persisted as their training matrix and refitted on load."""
+
+    def __init__(self, seed: int = 0, **options: Any) -> None:
+        super().__init__(seed, **options)
+        self._train: np.ndarray | None = None
+
+    def fit(self, X: np.ndarray) -> Detector:
+        self._train = np.ascontiguousarray(X, dtype=np.float64)
+        self._fit(self._train)
+        return self
+
+    @abstractmethod
+    def _fit(self, X: np.ndarray) -> None: ...
+
+    def state(self) -> dict[str, np.ndarray]:
+        if self._train is None:
+            raise SrilabError(f"{self.name} detector is not fitted; call fit() first")
+        return {"train": self._train}
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray], seed: int, options: dict[str, Any]) -> Detector:
+        if "train" not in state:
+            raise SrilabError(f"saved {cls.name} guard has no training matrix; refit and save the guard again")
+        return cls(seed, **options).fit(state["train"])
+
+
+class MahalanobisDetector(_RefitDetector):
+    """Squared Mahalanobis distance to the benign mean under a Ledoit-Wolf shrunk covariance."""
+
+    name = "mahalanobis"
+
+    def _fit(self, X: np.ndarray) -> None:
+        from sklearn.covariance import LedoitWolf
+
+        self._model = LedoitWolf(store_precision=True).fit(X)
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self._model.mahalanobis(X), dtype=np.float64)
+
+
+class KNNDetector(_RefitDetector):
+    """Mean Euclidean distance to the ``k`` nearest training rows (option ``k``, default 5)."""
+
+    name = "knn"
+
+    def _fit(self, X: np.ndarray) -> None:
+        from sklearn.neighbors import NearestNeighbors
+
+        k = int(self.options.get("k", 5))
+        if k < 1:
+            raise SrilabError(f"knn option k must be >= 1, got {k}; use e.g. k=5")
+        self._k = min(k, X.shape[0])
+        self._model = NearestNeighbors(n_neighbors=self._k).fit(X)
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        dist, _ = self._model.kneighbors(X, n_neighbors=self._k)
+        return dist.mean(axis=1).astype(np.float64)
+
+
+class IsolationForestDetector(_RefitDetector):
+    """sklearn IsolationForest (``random_state=seed``, option ``n_estimators``, default 100)."""
+
+    name = "isolation_forest"
+
+    def _fit(self, X: np.ndarray) -> None:
+        from sklearn.ensemble import IsolationForest
+
+        n_estimators = int(self.options.get("n_estimators", 100))
+        self._model = IsolationForest(n_estimators=n_estimators, random_state=self.seed, n_jobs=1).fit(X)
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        return -np.asarray(self._model.score_samples(X), dtype=np.float64)
+
+
+@contextmanager
+def _single_thread() -> Iterator[None]:
+    """Run torch on one intra-op thread (restored afterwards).
+
+    The network is tiny, so extra threads only add synchronisation cost (badly so on a loaded machine),
+    and one thread makes the float results independent of the host's core count.
+    """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+class _AutoencoderNet(torch.nn.Module):
+    """MLP autoencoder ``S -> hidden -> bottleneck -> hidden -> S`` with tanh activations."""
+
+    def __init__(self, steps: int, hidden: int, bottleneck: int) -> None:
+        super().__init__()
+        # skip_init: no draw from the global RNG; weights come from a local generator or from a file
+        self.enc1 = torch.nn.utils.skip_init(torch.nn.Linear, steps, hidden)
+        self.enc2 = torch.nn.utils.skip_init(torch.nn.Linear, hidden, bottleneck)
+        self.dec1 = torch.nn.utils.skip_init(torch.nn.Linear, bottleneck, hidden)
+        self.dec2 = torch.nn.utils.skip_init(torch.nn.Linear, hidden, steps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.enc1(x))
+        z = torch.tanh(self.enc2(h))
+        h = torch.tanh(self.dec1(z))
+        return self.dec2(h)
+
+
+class AutoencoderDetector(Detector):
+    """Reconstruction MSE of a small MLP autoencoder trained on standardised benign signals.
+
+    Options: ``hidden`` (32), ``bottleneck`` (8), ``epochs`` (300), ``lr`` (5e-3). Columns are
+    standardised with the training mean and standard deviation (floored at 0.01 so a near-constant step
+    does not dominate). Training is full-batch Adam from weights drawn with a local
+    ``torch.Generator`` seeded with ``seed``, so it is deterministic and leaves the global RNG alone.
+    """
+
+    name = "autoencoder"
+    _STD_FLOOR = 0.01
+
+    def __init__(self, seed: int = 0, **options: Any) -> None:
+        super().__init__(seed, **options)
+        self.hidden = int(options.get("hidden", 32))
+        self.bottleneck = int(options.get("bottleneck", 8))
+        self.epochs = int(options.get("epochs", 300))
+        self.lr = float(options.get("lr", 5e-3))
+        self._net: _AutoencoderNet | None = None
+        self._mean: np.ndarray | None = None
+        self._std: np.ndarray | None = None
+
+    def _build(self, steps: int) -> _AutoencoderNet:
+        net = _AutoencoderNet(steps, self.hidden, self.bottleneck)
+        gen = torch.Generator().manual_seed(self.seed)
+        with torch.no_grad():
+            for layer in (net.enc1, net.enc2, net.dec1, net.dec2):
+                bound = 1.0 / math.sqrt(layer.in_features)
+                torch.nn.init.uniform_(layer.weight, -bound, bound, generator=gen)
+                torch.nn.init.uniform_(layer.bias, -bound, bound, generator=gen)
+        return net
+
+    def _standardise(self, X: np.ndarray) -> torch.Tensor:
+        assert self._mean is not None and self._std is not None
+        return torch.from_numpy(((X - self._mean) / self._std).astype(np.float32))
+
+    def fit(self, X: np.ndarray) -> Detector:
+        self._mean = X.mean(axis=0)
+        self._std = np.maximum(X.std(axis=0), self._STD_FLOOR)
+        x = self._standardise(X)
+        net = self._build(X.shape[1])
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr)
+        net.train()
+        with _single_thread():
+            for _ in range(self.epochs):
+                opt.zero_grad(set_to_none=True)
+                loss = torch.mean((net(x) - x) ** 2)
+                loss.backward()
+                opt.step()
+        net.eval()
+        self._net = net
+        return self
+
+    def score(self, X: np.ndarray) -> np.ndarray:
+        if self._net is None:
+            raise SrilabError("autoencoder detector is not fitted; call fit() first")
+        x = self._standardise(X)
+        with torch.no_grad(), _single_thread():
+            err = torch.mean((self._net(x) - x) ** 2, dim=1)
+        return err.numpy().astype(np.float64)
+
+    def state(self) -> dict[str, np.ndarray]:
+        if self._net is None or self._mean is None or self._std is None:
+            raise SrilabError("autoencoder detector is not fitted; call fit() first")
+        out = {f"net.{k}": v.detach().cpu().numpy().copy() for k, v in self._net.state_dict().items()}
+        out["mean"] = self._mean
+        out["std"] = self._std
+        return out
+
+    @classmethod
+    def from_state(cls, state: dict[str, np.ndarray], seed: int, options: dict[str, Any]) -> Detector:
+        det = cls(seed, **options)
+        try:
+            det._mean = np.asarray(state["mean"], dtype=np.float64)
+            det._std = np.asarray(state["std"], dtype=np.float64)
+            net = _AutoencoderNet(det._mean.shape[0], det.hidden, det.bottleneck)
+            weights = {
+                k[len("net.") :]: torch.from_numpy(np.ascontiguousarray(v))
+                for k, v in state.items()
+                if k.startswith("net.")
+            }
+            net.load_state_dict(weights, strict=True)
+        except (KeyError, RuntimeError) as exc:
+            raise SrilabError(
+                f"saved autoencoder guard does not match its metadata ({str(exc).splitlines()[0]}); "
+                "refit and save the guard again"
+            ) from None
+        net.eval()
+        det._net = net
+        return det
+
+
+DETECTORS: dict[str, type[Detector]] = {
+    cls.name: cls for cls in (AutoencoderDetector, MahalanobisDetector, KNNDetector, IsolationForestDetector)
+}
+
+
+def make_detector(name: str, seed: int = 0, **options: Any) -> Detector:
+    """Instantiate the detector registered under ``name`` (see :data:`DETECTORS`)."""
+    if name not in DETECTORS:
+        raise SrilabError(f"unknown guard detector {name!r}; choose one of {', '.join(sorted(DETECTORS))}")
+    return DETECTORS[name](seed, **options)
+
+
+# --------------------------------------------------------------------------------------------------
+# the guard
+# --------------------------------------------------------------------------------------------------
+
+
+def _json_normalise(value: Any, name: str) -> Any:
+    """Round-trip through JSON (tuples -> lists, ...) so saved and expected keys compare equal."""
+    try:
+        return json.loads(json.dumps(value, sort_keys=True))
+    except (TypeError, ValueError) as exc:
+        raise SrilabError(
+            f"{name} must be JSON-serialisable ({exc}); use plain str/int/float/list/dict values"
+        ) from None
+
+
+def _key_mismatch(saved: dict[str, Any], expected: dict[str, Any]) -> str | None:
+    """Describe the fields where ``saved`` and ``expected`` differ, or None when they agree."""
+    fields = sorted(k for k in set(saved) | set(expected) if saved.get(k, ...) != expected.get(k, ...))
+    if not fields:
+        return None
+
+    def show(d: dict[str, Any]) -> str:
+        return ", ".join(f"{f}={json.dumps(d[f])}" if f in d else f"{f}=<missing>" for f in fields)
+
+    return f"guard was fitted for {show(saved)} but is used with {show(expected)}"
+
+
+class SRIGuard:
+    """Benign-only SRI guard: a detector plus a threshold calibrated on held-out benign signals.
+
+    Args:
+        detector: ``"autoencoder"`` (default), ``"mahalanobis"``, ``"knn"`` or ``"isolation_forest"``.
+        quantile: the threshold is this quantile of held-out benign scores (expected benign FPR is
+            about ``1 - quantile``).
+        seed: seeds the benign split and the detector.
+        key: what the guard is fitted for (model, sampler config, layer, pooling, data hash, ...);
+            saved with the guard and checked by :meth:`load`.
+        options: detector options (e.g. ``{"k": 10}`` for knn, ``{"epochs": 500}`` for the autoencoder).
+    """
+
+    def __init__(
+        self,
+        detector: str = "autoencoder",
+        quantile: float = 0.99,
+        seed: int = 0,
+        key: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        if detector not in DETECTORS:
+            raise SrilabError(f"unknown guard detector {detector!r}; choose one of {', '.join(sorted(DETECTORS))}")
+        if not (isinstance(quantile, (int, float)) and 0.0 < float(quantile) < 1.0):
+            raise SrilabError(f"quantile must be in (0, 1), got {quantile!r}; use e.g. quantile=0.99")
+        if key is not None and not isinstance(key, dict):
+            raise SrilabError(f"key must be a dict, got {type(key).__name__}; pass e.g. {{'model': ..., 'steps': ...}}")
+        self.detector_name = detector
+        self.quantile = float(quantile)
+        self.seed = int(seed)
+        self.key: dict[str, Any] = _json_normalise(key or {}, "key")
+        self.options: dict[str, Any] = _json_normalise(options or {}, "options")
+        self.threshold: float | None = None
+        self.steps: int | None = None
+        self.n_fit: int | None = None
+        self.n_holdout: int | None = None
+        self._detector: Detector | None = None
+
+    # -- fitting and scoring ------------------------------------------------------------------------
+
+    @property
+    def fitted(self) -> bool:
+        """True once :meth:`fit` or :meth:`load` has set a detector and a threshold."""
+        return self._detector is not None and self.threshold is not None
+
+    def fit(self, benign_signals: Any, holdout_fraction: float = 0.3) -> SRIGuard:
+        """Fit on benign signals ``[N, S]``: the detector on one part, the threshold on the held-out rest.
+
+        The split is a permutation drawn from ``np.random.default_rng(seed)``.
+        """
+        X = _as_signals(benign_signals, "benign_signals")
+        if not (isinstance(holdout_fraction, (int, float)) and 0.0 < float(holdout_fraction) < 1.0):
+            raise SrilabError(
+                f"holdout_fraction must be in (0, 1), got {holdout_fraction!r}; use e.g. holdout_fraction=0.3"
+            )
+        n = X.shape[0]
+        n_hold = int(round(n * float(holdout_fraction)))
+        n_hold = min(max(n_hold, 1), n - 2)
+        if n < 3 or n_hold < 1:
+            raise SrilabError(
+                f"benign_signals has only {n} row(s); the guard needs at least 3 (better: hundreds) "
+                "benign generations to fit and calibrate"
+            )
+        order = np.random.default_rng(self.seed).permutation(n)
+        hold_idx, fit_idx = np.sort(order[:n_hold]), np.sort(order[n_hold:])
+        detector = make_detector(self.detector_name, self.seed, **self.options).fit(X[fit_idx])
+        held_scores = detector.score(X[hold_idx])
+        self._detector = detector
+        self.threshold = float(np.quantile(held_scores, self.quantile))
+        self.steps = int(X.shape[1])
+        self.n_fit, self.n_holdout = int(fit_idx.size), int(hold_idx.size)
+        return self
+
+    def _require_fitted(self) -> Detector:
+        if self._detector is None or self.threshold is None:
+            raise SrilabError("the SRI guard is not fitted; call SRIGuard.fit(benign_signals) or SRIGuard.load(dir)")
+        return self._detector
+
+    def score(self, signals: Any) -> np.ndarray:
+        """Anomaly score per signal (``[N, S]`` or one ``[S]`` signal); higher = more anomalous."""
+        detector = self._require_fitted()
+        X = _as_signals(signals, "signals", expected_steps=self.steps, allow_1d=True)
+        return detector.score(X)
+
+    def predict(self, signals: Any) -> np.ndarray:
+        """Boolean ``[N]``: True where the signal is flagged as a jailbreak / harmful generation."""
+        scores = self.score(signals)
+        assert self.threshold is not None
+        return scores > self.threshold
+
+    # -- persistence --------------------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``guard.safetensors`` and ``guard.json`` into ``directory`` (created if needed)."""
+        detector = self._require_fitted()
+        out = Path(directory)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            tensors = {k: np.ascontiguousarray(v) for k, v in detector.state().items()}
+            save_file(tensors, str(out / GUARD_TENSORS))
+            meta = {
+                "format_version": FORMAT_VERSION,
+                "detector": self.detector_name,
+                "quantile": self.quantile,
+                "threshold": self.threshold,
+                "seed": self.seed,
+                "steps": self.steps,
+                "n_fit": self.n_fit,
+                "n_holdout": self.n_holdout,
+                "options": self.options,
+                "key": self.key,
+            }
+            (out / GUARD_JSON).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise SrilabError(
+                f"cannot write the guard to {out} ({exc.strerror}); choose a writable directory"
+            ) from None
+        return out
+
+    @classmethod
+    def load(cls, directory: str | Path, expected_key: dict[str, Any] | None = None) -> SRIGuard:
+        """Load a guard saved by :meth:`save`; if ``expected_key`` is given it must equal the saved key."""
+        src = Path(directory)
+        meta_path, tensor_path = src / GUARD_JSON, src / GUARD_TENSORS
+        for path in (meta_path, tensor_path):
+            if not path.is_file():
+                raise SrilabError(f"no SRI guard at {src}: {path.name} is missing; fit and save a guard there first")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            detector_name = str(meta["detector"])
+            steps = int(meta["steps"])
+            threshold = float(meta["threshold"])
+            guard = cls(
+                detector=detector_name,
+                quantile=float(meta["quantile"]),
+                seed=int(meta["seed"]),
+                key=meta.get("key") or {},
+                options=meta.get("options") or {},
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SrilabError(
+                f"{meta_path} is not a valid guard.json ({exc!r}); refit and save the guard again"
+            ) from None
+        if expected_key is not None:
+            if not isinstance(expected_key, dict):
+                raise SrilabError(f"expected_key must be a dict, got {type(expected_key).__name__}")
+            mismatch = _key_mismatch(guard.key, _json_normalise(expected_key, "expected_key"))
+            if mismatch:
+                raise SrilabError(f"{mismatch}; refit the guard for this configuration or load the matching one")
+        try:
+            state = load_file(str(tensor_path))
+        except Exception as exc:  # safetensors raises its own error types
+            raise SrilabError(f"cannot read {tensor_path} ({exc}); refit and save the guard again") from None
+        guard._detector = DETECTORS[detector_name].from_state(state, guard.seed, guard.options)
+        guard.threshold = threshold
+        guard.steps = steps
+        guard.n_fit = meta.get("n_fit")
+        guard.n_holdout = meta.get("n_holdout")
+        return guard

@@ -1,0 +1,57 @@
+"""The SRI signal (DESIGN.md, "SRI signal").
+
+    s_t = sigmoid((log(d_t^harmful + eps) - log(d_t^harmless + eps)) / tau)
+
+with d the cosine distance of the step activation phi_t to the step's harmful-refused and
+harmless-complied centres. s near 1: the state is closer to the harmless (compliance-like) centre;
+near 0: closer to the harmful-refused (refusal-like) centre.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from srilab.errors import SrilabError
+
+TAU = 0.1
+EPS = 1e-8
+
+
+def _as_array(x, name: str) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise SrilabError(f"{name} contains NaN or inf")
+    return arr
+
+
+def cosine_distance(activations: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """1 - cos(phi_t, c_t) for activations [N, S, D] and a centre [S, D] -> [N, S]."""
+    a_norm = np.linalg.norm(activations, axis=-1)
+    c_norm = np.linalg.norm(centre, axis=-1)
+    dot = np.einsum("nsd,sd->ns", activations, centre)
+    cos = dot / np.maximum(a_norm * c_norm[None, :], 1e-12)
+    return 1.0 - cos
+
+
+def signal(activations, centres, tau: float = TAU, eps: float = EPS) -> np.ndarray:
+    """SRI signal for activations [N, S, D] given ``centres`` (a :class:`~srilab.sri.centres.Centres` or a
+    ``(harmless [S, D], harmful [S, D])`` pair). Returns float64 numpy [N, S]."""
+    if tau <= 0:
+        raise SrilabError(f"tau must be positive, got {tau}")
+    harmless, harmful = (centres.harmless, centres.harmful) if hasattr(centres, "harmful") else centres
+    acts = _as_array(activations, "activations")
+    harmless = _as_array(harmless, "harmless centre")
+    harmful = _as_array(harmful, "harmful centre")
+    if acts.ndim != 3:
+        raise SrilabError(f"activations must be [N, steps, dim], got shape {acts.shape}")
+    if harmless.shape != acts.shape[1:] or harmful.shape != acts.shape[1:]:
+        raise SrilabError(
+            f"centres of shape {harmless.shape} do not fit activations of shape {acts.shape}: "
+            "centres and activations must come from the same sampler steps and layer"
+        )
+    d_harmful = cosine_distance(acts, harmful)
+    d_harmless = cosine_distance(acts, harmless)
+    z = (np.log(np.maximum(d_harmful, 0.0) + eps) - np.log(np.maximum(d_harmless, 0.0) + eps)) / tau
+    return 0.5 * (1.0 + np.tanh(0.5 * z))  # = sigmoid(z), without overflow

@@ -1,0 +1,63 @@
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+GOLDEN = SHARED / "golden"
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    if not GOLDEN.is_dir():
+        pytest.fail(f"golden vectors not found at {GOLDEN}: the shared/ folder must sit beside the clone")
+    return GOLDEN
+
+
+# ------------------------------------------------------------------------------------------------ tiny pair
+WORDS = [f"w{i}" for i in range(120)] + ["how", "do", "i", "sure", "no", "cannot", "help", ".", "?", ","]
+SPECIALS = ["<pad>", "<unk>", "<bos>", "<eos>", "<mask>", "<user>", "<assistant>"]
+CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %} <user> {{ m['content'] }}"
+    "{% else %} <assistant> {{ m['content'] }} {{ eos_token }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %} <assistant>{% endif %}"
+)
+
+
+def make_tokenizer():
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {w: i for i, w in enumerate(SPECIALS + WORDS)}
+    tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tk.decoder = decoders.WordPiece(prefix="##", cleanup=False)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>", eos_token="<eos>",
+        mask_token="<mask>",
+    )
+    tok.chat_template = CHAT_TEMPLATE
+    return tok
+
+
+def save_tiny(path: Path, bidirectional: bool, seed: int = 0) -> Path:
+    from srilab.toy.arch import build_model, toy_config
+
+    tok = make_tokenizer()
+    cfg = toy_config(
+        len(tok), pad_id=tok.pad_token_id, bos_id=tok.bos_token_id, eos_id=tok.eos_token_id,
+        mask_id=tok.mask_token_id, bidirectional=bidirectional, size="micro",
+    )
+    build_model(cfg, seed).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_pair(tmp_path_factory) -> dict[str, Path]:
+    """A random-weight matched pair (AR and bidirectional) of micro Gemma-3 models with a word tokenizer."""
+    root = tmp_path_factory.mktemp("tiny")
+    return {"ar": save_tiny(root / "ar", False), "diffusion": save_tiny(root / "diffusion", True)}
