@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -42,14 +41,16 @@ def toy_models(root: Path) -> tuple[M.LanguageModel, M.LanguageModel]:
     return out[0], out[1]
 
 
-def timeit(fn, repeats: int) -> float:
-    fn()  # warm-up
+def timeit(fn, repeats: int, warmup: bool = True) -> float:
+    """Best of ``repeats`` wall-clock timings: the least disturbed by other load on the machine."""
+    if warmup:
+        fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return min(times)
 
 
 def prompts(n: int, length: int = 24, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,7 +81,7 @@ def reference_loop(module, ids: torch.Tensor, steps: int, gen_length: int, block
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.manual_seed(0)
@@ -109,9 +110,9 @@ def main(argv: list[str] | None = None) -> dict:
             on, off = [], []
             fn(False)
             for _ in range(args.repeats):
-                off.append(timeit(lambda fn=fn: fn(False), 1))
-                on.append(timeit(lambda fn=fn: fn(True), 1))
-            t_off, t_on = statistics.median(off), statistics.median(on)
+                off.append(timeit(lambda fn=fn: fn(False), 1, warmup=False))
+                on.append(timeit(lambda fn=fn: fn(True), 1, warmup=False))
+            t_off, t_on = min(off), min(on)
             results[f"{name}_untraced_s"] = t_off
             results[f"{name}_traced_s"] = t_on
             results[f"{name}_trace_overhead_pct"] = 100.0 * (t_on / t_off - 1.0)

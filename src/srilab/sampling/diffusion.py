@@ -175,23 +175,27 @@ def generate(
         if not 0 <= inj.step < steps:
             raise SrilabError(f"injection step {inj.step} is outside 0..{steps - 1}")
         by_step.setdefault(inj.step, []).append(inj)
+    if attention_mask is not None and bool(attention_mask.all()):
+        attention_mask = None  # nothing to mask: the unmasked attention path is the same maths, faster
     cfg_mask = None if attention_mask is None else torch.cat([attention_mask, attention_mask], dim=0)
+    per_row = generator is not None and not isinstance(generator, torch.Generator)
+    response = x[:, plen:]  # a view: writing into it writes into x
 
     for num_block in range(num_blocks):
-        b0 = plen + num_block * block_length
+        b0 = num_block * block_length  # block bounds, relative to the response
         b1 = b0 + block_length
-        num_transfer_tokens = get_num_transfer_tokens(x[:, b0:b1] == mask_id, steps_per_block)
+        num_transfer_tokens = get_num_transfer_tokens(response[:, b0:b1] == mask_id, steps_per_block)
         for i in range(steps_per_block):
             global_step = num_block * steps_per_block + i
             if global_step in by_step:
                 for inj in by_step[global_step]:
                     rows = list(inj.rows) if inj.rows is not None else slice(None)
                     ids = torch.tensor(inj.token_ids, dtype=torch.long, device=device)
-                    x[rows, plen + inj.offset : plen + inj.offset + len(ids)] = ids
+                    response[rows, inj.offset : inj.offset + len(ids)] = ids
                 # The block's masks changed: spread what is left over the remaining steps.
-                left = get_num_transfer_tokens(x[:, b0:b1] == mask_id, steps_per_block - i)
+                left = get_num_transfer_tokens(response[:, b0:b1] == mask_id, steps_per_block - i)
                 num_transfer_tokens = torch.cat([num_transfer_tokens[:, :i], left], dim=1)
-            mask_index = x == mask_id
+            mask_index = response == mask_id
             if cfg_scale > 0.0:
                 un_x = x.clone()
                 un_x[prompt_index] = mask_id
@@ -204,32 +208,42 @@ def generate(
 
             if logits_eos_inf:
                 logits[:, :, eos_id] = -torch.inf
-            logits_with_noise = add_gumbel_noise(logits, temperature, generator, global_step)
+            # Only the response's logits matter. Per-row seeds draw noise for the response alone; the
+            # reference's global or single generator draws it for the whole canvas (same random stream).
+            if per_row or temperature == 0:
+                logits = logits[:, plen:]
+                logits_with_noise = add_gumbel_noise(logits, temperature, generator, global_step)
+            else:
+                logits_with_noise = add_gumbel_noise(logits, temperature, generator, global_step)[:, plen:]
+                logits = logits[:, plen:]
             x0 = torch.argmax(logits_with_noise, dim=-1)
             if confidence_eos_eot_inf:
                 logits_with_noise[:, :, eos_id] = logits[:, :, eot_id] = -torch.inf
 
-            x0_p = _confidence(logits, x0, remasking, generator, global_step)
+            if remasking == "random" and not per_row:
+                x0_p = _rand(tuple(x.shape), generator, device, step=global_step)[:, plen:]
+            else:
+                x0_p = _confidence(logits, x0, remasking, generator, global_step)
             x0_p[:, b1:] = -np.inf
-            x0 = torch.where(mask_index, x0, x)
+            x0 = torch.where(mask_index, x0, response)
             confidence = torch.where(mask_index, x0_p, torch.full_like(x0_p, -np.inf))
             k = num_transfer_tokens[:, i]
 
             remask = None
             if revision > 0.0 and i < steps_per_block - 1:
-                committed = ~mask_index & ~prompt_index
+                committed = ~mask_index & ~prompt_index[:, plen:]
                 committed[:, :b0] = False
                 committed[:, b1:] = False
-                p_cur = F.softmax(logits.float(), dim=-1).gather(-1, x.unsqueeze(-1)).squeeze(-1)
+                p_cur = F.softmax(logits.float(), dim=-1).gather(-1, response.unsqueeze(-1)).squeeze(-1)
                 n_re = torch.floor(revision * committed.sum(dim=1).float()).long()
                 n_re = torch.minimum(n_re, mask_index[:, b0:b1].sum(dim=1) - k)
                 remask = _top_k_mask(torch.where(committed, -p_cur, torch.full_like(p_cur, -np.inf)), n_re)
                 k = k + remask.sum(dim=1)
 
             transfer_index = _top_k_mask(confidence, k)
-            x[transfer_index] = x0[transfer_index]
+            response[transfer_index] = x0[transfer_index]
             if remask is not None:
-                x[remask] = mask_id
+                response[remask] = mask_id
             if tracer is not None:
                 tracer.record_diffusion(x, plen, mask_id, logits_shift)
     return x
