@@ -1,1 +1,28 @@
-"""srilab.attacks"""
+"""Attacks: one registry; each attack turns a request into an :class:`AttackedRequest`.
+
+An attacked request is the prompt text, an optional assistant prefill, and for diffusion an optional
+canvas plan (text written into response positions before or during denoising). See
+:mod:`srilab.attacks.registry` for the attacks and their sources.
+"""
+
+from srilab.attacks.registry import (
+    ATTACKS,
+    Attack,
+    AttackContext,
+    AttackedRequest,
+    apply_attack,
+    get_attack,
+    list_attacks,
+    register,
+)
+
+__all__ = [
+    "ATTACKS",
+    "Attack",
+    "AttackContext",
+    "AttackedRequest",
+    "apply_attack",
+    "get_attack",
+    "list_attacks",
+    "register",
+]

@@ -104,8 +104,9 @@ class Tracer:
         self._current: torch.Tensor | None = None
         self._steps: list[torch.Tensor] = []
         self._canvas: list[torch.Tensor] = []
-        self._ar_sum: torch.Tensor | None = None
-        self._ar_count: torch.Tensor | None = None
+        self._ar_last: list[torch.Tensor] = []
+        self._ar_active: list[torch.Tensor] = []
+        self._ar_index: list[int] = []  # per AR step, which recorded state it shows (repeats point back)
 
     # -------------------------------------------------------------------------------- hook lifecycle
     def __enter__(self) -> Tracer:
@@ -155,30 +156,43 @@ class Tracer:
             self._canvas.append(canvas[:, prompt_len:].clone())
 
     def record_ar(self, active: torch.Tensor, canvas: torch.Tensor | None = None) -> None:
-        """Running mean of the last position's output over the steps in which a row was still active."""
-        last = self._take()[:, -1].to(torch.float32)
-        if self._ar_sum is None:
-            self._ar_sum = torch.zeros_like(last)
-            self._ar_count = torch.zeros(last.shape[0], 1, dtype=torch.float32, device=last.device)
-        act = active.to(torch.float32).unsqueeze(1)
-        self._ar_sum += last * act
-        self._ar_count += act
-        self._steps.append(self._ar_sum / self._ar_count.clamp_min(1.0))
+        """Running mean of the last position's output over the steps in which a row was still active.
+
+        Per step this only keeps the last position's vector and the active flags; the running means are
+        computed once, vectorised, in :meth:`result` (so tracing costs the decoding loop almost nothing).
+        """
+        h = self._take()
+        last = h[:, -1]
+        if h.shape[1] > 1:
+            last = last.clone()  # do not keep a whole [B, L, D] prefix output alive
+        self._ar_last.append(last)
+        self._ar_active.append(active.clone())
+        self._ar_index.append(len(self._ar_last) - 1)
         if self.config.canvas and canvas is not None:
             self._canvas.append(canvas.clone())
 
     def repeat_last(self) -> None:
         """A step in which no row is active (all ended): every row repeats its last state."""
-        if not self._steps:
+        if self._ar_index:
+            self._ar_index.append(self._ar_index[-1])
+        elif self._steps:
+            self._steps.append(self._steps[-1])
+        else:
             raise SrilabError("repeat_last() before any recorded step")
-        self._steps.append(self._steps[-1])
         if self.config.canvas and self._canvas:
             self._canvas.append(self._canvas[-1])
 
     def result(self, meta: dict | None = None) -> Trace:
-        if not self._steps:
+        if not self._steps and not self._ar_index:
             raise SrilabError("the trace recorded no step")
-        acts = torch.stack(self._steps, dim=1).cpu()
+        if self._ar_index:
+            # Running means over active steps; a step after all rows ended repeats the previous state.
+            last = torch.stack(self._ar_last, dim=1).to(torch.float32)  # [B, T, D]
+            act = torch.stack(self._ar_active, dim=1).to(torch.float32).unsqueeze(-1)  # [B, T, 1]
+            means = (last * act).cumsum(dim=1) / act.cumsum(dim=1).clamp_min(1.0)
+            acts = means[:, torch.tensor(self._ar_index)].cpu()
+        else:
+            acts = torch.stack(self._steps, dim=1).cpu()
         if not torch.isfinite(acts).all():
             raise SrilabError("the traced activations contain NaN or inf: check the model's dtype and weights")
         canvas = None
