@@ -7,6 +7,7 @@ message to stderr and exits with code 2 (no traceback).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -30,8 +31,72 @@ def info(
         typer.echo(f"{key:>16}: {value}")
 
 
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("demo-out"), help="Output directory (report.html, summary.json, plots)."),
+    quick: bool = typer.Option(False, "--quick", help="A small slice of every set (about 2 minutes)."),
+    pair: Path | None = typer.Option(None, help="A toy pair directory (default: the shipped pair)."),
+    limit: int | None = typer.Option(None, help="Items per set (default: all; --quick: 12)."),
+    detector: str = typer.Option("autoencoder", help="SRI guard: autoencoder|mahalanobis|knn|isolation_forest."),
+    batch_size: int = typer.Option(16, help="Generation batch size."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+) -> None:
+    """Run the whole study on the embedded toy pair: attacks x samplers, SRI, guard, capability, report."""
+    from srilab.study.demo import DemoConfig, run_demo
+
+    cfg = DemoConfig(pair=pair, out=out, quick=quick, limit=limit, detector=detector, batch_size=batch_size)
+    run_demo(cfg, progress=not no_progress, echo=typer.echo)
+
+
+toy_app = typer.Typer(no_args_is_help=True, help="The embedded toy world: train and evaluate the matched pair.")
+app.add_typer(toy_app, name="toy")
+
+
+@toy_app.command("train")
+def toy_train(
+    out: Path = typer.Option(..., help="Directory for the pair (ar/, diffusion/, training.json, checksums.json)."),
+    seed: int = typer.Option(0, help="Training seed (initial weights, batch order, masking noise)."),
+    size: str = typer.Option("small", help="Architecture size: small (shipped) or micro (tests)."),
+    pretrain_steps: int = typer.Option(1200, help="Pretraining steps."),
+    sft_steps: int = typer.Option(1200, help="Chat fine-tune steps."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty directory."),
+) -> None:
+    """Train the matched AR + diffusion toy pair deterministically (the shipped pair: the defaults)."""
+    from srilab.toy.train import TrainConfig, train_pair
+
+    cfg = TrainConfig(seed=seed, size=size, pretrain_steps=pretrain_steps, sft_steps=sft_steps)
+    record = train_pair(out, cfg, overwrite=overwrite)
+    for kind, m in record["models"].items():
+        losses = {k: round(v, 4) for k, v in m["final"].items() if k.endswith("loss")}
+        typer.echo(f"{kind:>10}: {m['parameters']:,} parameters, {m['seconds']}s, final {losses}")
+    typer.echo(f"wrote {out} (checksums in {Path(out) / 'checksums.json'})")
+
+
+@toy_app.command("eval")
+def toy_eval(
+    pair: Path | None = typer.Option(None, help="A toy pair directory (default: the shipped pair)."),
+    limit: int | None = typer.Option(None, help="Items per set (default: all)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+) -> None:
+    """Quality of the pair under ar / diffusion / diffusion-l2r: refusal, benign correctness, reasoning."""
+    from srilab.toy.evaluate import evaluate_pair, format_quality, pair_samplers
+    from srilab.toy.pair import load_pair, pair_gen_length, pair_world
+
+    ar, dlm = load_pair(pair)
+    rows = evaluate_pair(
+        ar, dlm, pair_world(pair), pair_samplers(pair_gen_length(pair)), limit=limit, progress=not no_progress
+    )
+    typer.echo(format_quality(rows))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``srilab`` script; returns the exit code."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # srilab shows its own progress; not one bar per weight file
+    except ImportError:  # pragma: no cover
+        pass
     try:
         app(args=argv, standalone_mode=False)
     except SrilabError as err:

@@ -1,0 +1,161 @@
+"""The demo's report: plots into ``out/plots`` and one self-contained ``report.html``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from srilab.report import html, plots
+
+
+def _pct(r: dict) -> str:
+    return f"{100 * r['rate']:.1f}% [{100 * r['low']:.1f}, {100 * r['high']:.1f}]"
+
+
+def write_report(out: Path, summary: dict[str, Any], runs: dict, results: dict[str, Any]) -> Path:
+    res = summary["results"]
+    names = list(res)
+    figs = out / "plots"
+    sections: list[html.Section] = []
+
+    # 1. attacks
+    asr = {n: {a: v["asr"] for a, v in res[n]["attacks"].items()} for n in names}
+    refusal = {n: {a: v["refusal"] for a, v in res[n]["attacks"].items()} for n in names}
+    attacks = list(dict.fromkeys(a for n in names for a in res[n]["attacks"]))
+    rows = [[a] + [_pct(asr[n][a]) if a in asr[n] else "n/a" for n in names] for a in attacks]
+    rrows = [[a] + [_pct(refusal[n][a]) if a in refusal[n] else "n/a" for n in names] for a in attacks]
+    s1 = html.Section(
+        "1. Attacks: success and refusal by sampler",
+        paragraphs=[
+            "Attack success: the answer reproduces the harmful task's (fictional) procedure (oracle judge). "
+            "Refusal: keyword judge. 95% bootstrap intervals.",
+        ],
+        tables=[(["attack success"] + names, rows), (["refusal"] + names, rrows)],
+        figures=[
+            ("Attack success rate by attack and sampler (95% CI)", plots.rates_plot(asr, path=figs / "asr.png")),
+            ("Refusal rate by attack and sampler (95% CI)",
+             plots.rates_plot(refusal, metric="refusal rate", path=figs / "refusal.png")),
+        ],
+    )
+    for pair_name, tests in summary["paired"].items():
+        s1.tables.append(
+            (
+                [f"paired: {pair_name}", "ASR a", "ASR b", "diff [95% CI]", "discordant a/b", "McNemar p"],
+                [
+                    [a, f"{100 * t['asr_a']:.1f}%", f"{100 * t['asr_b']:.1f}%",
+                     f"{100 * t['diff']:+.1f} [{100 * t['diff_low']:+.1f}, {100 * t['diff_high']:+.1f}]",
+                     f"{t['only_a']}/{t['only_b']}", f"{t['p_value']:.3g}"]
+                    for a, t in tests.items()
+                ],
+            )
+        )
+    sections.append(s1)
+
+    # 2. SRI
+    s2 = html.Section(
+        "2. SRI: step-wise refusal internal dynamics",
+        paragraphs=[
+            "Per step, the cosine distance of the pooled final-norm activation to the harmless and harmful "
+            "centres, s_t = sigmoid((log d_harmful - log d_harmless) / 0.1). Bands: interquartile range; "
+            "dashed: individual jailbroken generations.",
+        ],
+    )
+    for n in names:
+        run, priv = runs[n], results[n]["_private"]
+        sig = priv["signals"]
+        att = run.select("attack")
+        jail = att[run.harmful[att]]
+        held = att[~run.harmful[att] & run.refused[att]]
+        groups = {
+            "benign": sig[run.select("benign_eval")],
+            "harmful refused": sig[run.select("harmful_calib")],
+            "attacked, refused": sig[held],
+            "jailbroken": sig[jail],
+        }
+        examples = [(f"jailbroken: {run.items[i].attack}", sig[i]) for i in jail[:3]]
+        png = plots.sri_plot(groups, examples=examples, title=n, path=figs / f"sri_{n}.png")
+        s2.figures.append((f"SRI signal over steps, {n}", png))
+    s2.tables.append(
+        (
+            ["internal recovery rate"] + names,
+            [[a] + [f"{100 * res[n]['sri']['internal_recovery'][a]:.1f}%" if a in res[n]["sri"]["internal_recovery"]
+                    else "n/a" for n in names] for a in attacks],
+        )
+    )
+    sections.append(s2)
+
+    # 3. guard
+    g_rows = []
+    for n in names:
+        g = res[n]["guard"]
+        g_rows.append([
+            n, f"{g['auroc_attempts']:.3f}", f"{100 * g['tpr_at_1pct_fpr_attempts']:.1f}%",
+            f"{100 * g['tpr_at_5pct_fpr_attempts']:.1f}%",
+            f"{g['auroc_jailbroken']:.3f}" if "auroc_jailbroken" in g else "n/a",
+            f"{100 * g['detected_jailbroken']:.1f}%" if "detected_jailbroken" in g else "n/a",
+            f"{100 * g['fpr_benign']:.1f}%", f"{100 * g['overhead_share']:.4f}%",
+        ])
+    curves = {}
+    for n in names:
+        run, priv = runs[n], results[n]["_private"]
+        att = run.select("attack")
+        curves[n] = (priv["scores"][att], priv["scores"][run.select("benign_eval")])
+    per_attack = [
+        [a] + [f"{res[n]['guard']['per_attack'][a]['auroc']:.3f}" if a in res[n]["guard"]["per_attack"] else "n/a"
+               for n in names]
+        for a in attacks
+    ]
+    sections.append(
+        html.Section(
+            "3. The SRI guard (fitted on benign signals only)",
+            paragraphs=[
+                f"Detector: {summary['config']['detector']}, threshold at the "
+                f"{100 * summary['config']['quantile']:.0f}% quantile of held-out benign scores. Negatives: "
+                "benign requests under held-out phrasings and wrappers. Overhead: computing the signal and the "
+                "score, as a share of the generation time (the activations are ones the model computes anyway).",
+            ],
+            tables=[
+                (["sampler", "AUROC (all attacks)", "TPR@1%FPR", "TPR@5%FPR", "AUROC (jailbroken)",
+                  "jailbroken flagged", "FPR benign", "overhead"], g_rows),
+                (["AUROC per attack"] + names, per_attack),
+            ],
+            figures=[("ROC of the SRI guard: attacked vs benign", plots.roc_plot(curves, path=figs / "roc.png"))],
+        )
+    )
+
+    # 4. capability
+    sections.append(
+        html.Section(
+            "4. Capability and quality",
+            tables=[
+                (
+                    ["sampler", "harmful refused (direct)", "benign correct", "benign refused", "reasoning exact"],
+                    [[n, _pct(res[n]["quality"]["harmful_refused"]), _pct(res[n]["quality"]["benign_correct"]),
+                      _pct(res[n]["quality"]["benign_refused"]), _pct(res[n]["quality"]["reasoning_exact"])]
+                     for n in names],
+                )
+            ],
+        )
+    )
+
+    # 5. examples
+    ex_rows = []
+    for n in names:
+        run = runs[n]
+        att = run.select("attack")
+        for i in att[run.harmful[att]][:2]:
+            ex_rows.append([n, run.items[i].attack, run.items[i].prompt, run.texts[i][:160]])
+    notes = [f"Note: {w}" for w in summary.get("warnings", [])]
+    sections.append(
+        html.Section(
+            "5. Example jailbroken answers (toy world: fictional, non-actionable procedures)",
+            paragraphs=notes,
+            tables=[(["sampler", "attack", "prompt", "answer"], ex_rows)] if ex_rows else [],
+        )
+    )
+    subtitle = (
+        f"Toy pair {summary['pair']['path']}; {summary['seconds']:.0f}s; "
+        "samplers: " + "; ".join(f"{n}={summary['samplers'][n]}" for n in names)
+    )
+    return html.write(out / "report.html", "srilab demo: diffusion vs autoregressive safety on the toy world",
+                      sections, subtitle=subtitle)
