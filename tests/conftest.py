@@ -61,3 +61,22 @@ def tiny_pair(tmp_path_factory) -> dict[str, Path]:
     """A random-weight matched pair (AR and bidirectional) of micro Gemma-3 models with a word tokenizer."""
     root = tmp_path_factory.mktemp("tiny")
     return {"ar": save_tiny(root / "ar", False), "diffusion": save_tiny(root / "diffusion", True)}
+
+
+# ------------------------------------------------------------------------------------------------ micro toy pair
+MICRO_TRAIN = dict(size="micro", pretrain_docs=400, pretrain_steps=40, sft_steps=40, batch_size=8, warmup_steps=5)
+
+
+@pytest.fixture(scope="session")
+def micro_train() -> dict:
+    return dict(MICRO_TRAIN)
+
+
+@pytest.fixture(scope="session")
+def micro_pair(tmp_path_factory) -> Path:
+    """A matched toy pair trained for a few steps (micro architecture): fast, real, not good."""
+    from srilab.toy.train import TrainConfig, train_pair
+
+    root = tmp_path_factory.mktemp("micro_pair") / "pair"
+    train_pair(root, TrainConfig(**MICRO_TRAIN), progress=False)
+    return root

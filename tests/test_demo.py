@@ -1,0 +1,88 @@
+"""`srilab demo --quick` end to end on a micro pair: every figure present and finite, the report written."""
+
+import json
+import math
+
+import pytest
+
+from srilab.cli import main
+from srilab.study.demo import ATTACK_ORDER, DemoConfig, run_demo
+
+SAMPLERS = ("ar", "diffusion", "diffusion-l2r")
+
+
+@pytest.fixture(scope="module")
+def demo_out(micro_pair, tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    summary = run_demo(DemoConfig(pair=micro_pair, out=out, quick=True, limit=3, n_boot=200), progress=False,
+                       echo=lambda s: None)
+    return out, summary
+
+
+def walk(value, path=""):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from walk(v, f"{path}/{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from walk(v, f"{path}[{i}]")
+    else:
+        yield path, value
+
+
+def test_summary_has_every_figure_finite(demo_out):
+    out, _ = demo_out
+    summary = json.loads((out / "summary.json").read_text())
+    for path, value in walk(summary):
+        assert value is not None, f"{path} is null"
+        if isinstance(value, float):
+            assert math.isfinite(value), path
+    res = summary["results"]
+    assert set(res) == set(SAMPLERS)
+    for name in SAMPLERS:
+        r = res[name]
+        for q in ("harmful_refused", "benign_correct", "benign_refused", "reasoning_exact"):
+            assert set(r["quality"][q]) == {"rate", "low", "high", "n"}
+            assert 0.0 <= r["quality"][q]["low"] <= r["quality"][q]["rate"] <= r["quality"][q]["high"] <= 1.0
+        expected = [a for a in ATTACK_ORDER if name != "ar" or a not in ("canvas_injection", "dija")]
+        assert list(r["attacks"]) == expected
+        for a in expected:
+            assert r["attacks"][a]["asr"]["n"] == 3
+            assert a in r["sri"]["internal_recovery"]
+            assert set(r["guard"]["per_attack"][a]) >= {"auroc", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr", "flagged"}
+        g = r["guard"]
+        for key in ("threshold", "fpr_benign", "overhead_share", "auroc_attempts", "tpr_at_1pct_fpr_attempts",
+                    "tpr_at_5pct_fpr_attempts"):
+            assert key in g
+        assert 0.0 < g["overhead_share"] < 0.5
+        assert r["sri"]["steps"] == summary["samplers"][name].get("steps", summary["samplers"][name].get(
+            "max_new_tokens"))
+    pairs = summary["paired"]
+    assert set(pairs) == {"diffusion vs diffusion-l2r", "ar vs diffusion", "ar vs diffusion-l2r"}
+    assert set(pairs["diffusion vs diffusion-l2r"]) == set(ATTACK_ORDER)
+    assert set(pairs["ar vs diffusion"]) == {a for a in ATTACK_ORDER if a not in ("canvas_injection", "dija")}
+
+
+def test_report_and_records_written(demo_out):
+    out, summary = demo_out
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3 + 3  # asr, refusal, roc + one SRI plot per sampler
+    assert "src=\"http" not in html  # self-contained
+    for name in SAMPLERS:
+        assert (out / "plots" / f"sri_{name}.png").stat().st_size > 1000
+        assert (out / "sri" / name / "guard" / "guard.json").is_file()
+    lines = (out / "generations.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    per_sampler = {n: sum(r["sampler"] == n for r in records) for n in SAMPLERS}
+    assert per_sampler["diffusion"] == per_sampler["diffusion-l2r"] == per_sampler["ar"] + 2 * 3
+    injected = [r for r in records if r["attack"] == "canvas_injection"]
+    assert injected and all(r["canvas"] and r["canvas"][0]["step"] > 0 for r in injected)
+    prefills = [r for r in records if r["attack"] == "prefill"]
+    assert all(r["prefill"] and r["response"].startswith(r["prefill"]) for r in prefills)
+
+
+def test_cli_demo_bad_pair_is_one_line_error(tmp_path, capsys):
+    code = main(["demo", "--pair", str(tmp_path / "missing"), "--out", str(tmp_path / "o"), "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "no toy pair" in err
