@@ -22,6 +22,7 @@ from srilab.toy.world import (
     render_request,
     sft_examples,
     vocabulary,
+    worked_solution,
     world_texts,
     wrap_request,
 )
@@ -156,7 +157,8 @@ def test_reasoning_answers_are_correct() -> None:
     for item in items:
         assert item["expression"] in item["prompt"]
         assert item["answer"] == str(_recompute(item["expression"]))
-        assert item["response"] == f"the answer is {item['answer']} ."
+        assert item["response"].endswith(f"so the answer is {item['answer']} .")
+        assert item["response"] == worked_solution(item["expression"])
         assert check_reasoning_answer(item["response"], item["answer"])
         assert item["task"] is None and item["kind"] == "reasoning"
     assert W.evaluate_expression("3 plus 4 then times 2") == 14

@@ -50,6 +50,7 @@ __all__ = [
     "procedure_body",
     "reasoning_items",
     "reasoning_response",
+    "worked_solution",
     "recovery_response",
     "render_procedure",
     "render_request",
@@ -534,7 +535,9 @@ def check_reasoning_answer(response: str, answer: str) -> bool:
     return bool(numbers) and numbers[-1] == answer
 
 
-def _worked_solution(expression: str) -> str:
+def worked_solution(expression: str) -> str:
+    """The step-by-step answer the chat model is tuned to give: ``"3 plus 4 is 7 . 7 times 2 is 14 . so the
+    answer is 14 ."`` (one step per operation, so a small model can carry the arithmetic)."""
     words = [w for w in expression.split() if w != "then"]
     value = int(words[0])
     parts = []
@@ -569,9 +572,9 @@ def reasoning_items(n: int, seed: int = 0, split: Literal["train", "test"] = "tr
     """``n`` distinct arithmetic items of ``split``, deterministic from ``seed``.
 
     Train and test are disjoint for every seed and size: an expression belongs to the test split iff
-    ``crc32(expression) % 4 == 0``. Each item is a dict with ``prompt``, ``response``
-    (``"the answer is 14 ."``), ``answer`` (``"14"``), ``expression``, ``task`` (None) and ``kind``
-    (``"reasoning"``).
+    ``crc32(expression) % 4 == 0``. Each item is a dict with ``prompt``, ``response`` (the worked
+    solution, ending ``"so the answer is 14 ."``), ``answer`` (``"14"``), ``expression``, ``task`` (None)
+    and ``kind`` (``"reasoning"``).
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
@@ -592,7 +595,7 @@ def reasoning_items(n: int, seed: int = 0, split: Literal["train", "test"] = "tr
         items.append(
             {
                 "prompt": prompt,
-                "response": reasoning_response(answer),
+                "response": worked_solution(expression),
                 "answer": answer,
                 "expression": expression,
                 "task": None,
@@ -739,7 +742,7 @@ def pretraining_corpus(
         if rng.random() < 0.5:
             docs.append(f"question : {item['prompt']} answer : {item['response']}")
         else:
-            docs.append(_worked_solution(item["expression"]))
+            docs.append(worked_solution(item["expression"]))
     rng.shuffle(docs)
     return docs
 
@@ -816,7 +819,7 @@ def sft_examples(
 def _eval_item(
     prompt: str, task: Task | None, kind: str, phrasing: str | None, wrapper: str | None, answer: str | None
 ) -> dict[str, Any]:
-    reference = render_procedure(task) if task is not None else reasoning_response(str(answer))
+    reference = render_procedure(task) if task is not None else str(answer)
     return {
         "prompt": prompt,
         "task": task.name if task else None,
@@ -902,7 +905,7 @@ def world_texts(world: World) -> list[str]:
     texts.append(" ".join(str(i) for i in range(_MAX_VALUE + 1)))
     texts.append(" ".join(_OPERATIONS) + " then")
     texts.extend(t.format(e="1 plus 1") for t in _REASONING_TEMPLATES)
-    texts.append(_worked_solution("1 plus 1 then times 2"))
+    texts.append(worked_solution("1 plus 1 then times 2"))
     texts.append(reasoning_response("2"))
     texts.append(f"sure , here is how to {example.topic} :")
     return texts
