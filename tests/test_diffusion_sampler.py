@@ -149,3 +149,30 @@ def test_bad_arguments(llada):
     with pytest.raises(SrilabError, match="exceeds gen_length"):
         generate(llada.module, p, steps=4, gen_length=8, block_length=4, mask_id=299,
                  injections=[Injection(0, 6, (1, 2, 3))])
+
+
+class _FullLogitsOnly(torch.nn.Module):
+    """A module without ``logits_to_keep``: the sampler must compute full logits and slice them."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x, attention_mask=None):
+        return self.inner(x, attention_mask=attention_mask)
+
+
+@pytest.mark.parametrize("name,shift,mask_id", [("llada-tiny", 0, None), ("dream-tiny", 1, 299)])
+@pytest.mark.parametrize("block_length,cfg", [(8, 0.0), (2, 0.0), (4, 1.5)])
+def test_block_logits_path_equals_full_logits_path(golden_dir, name, shift, mask_id, block_length, cfg):
+    model = M.load(golden_dir / name)
+    mask_id = mask_id or model.mask_id
+    g = torch.Generator().manual_seed(3)
+    prompt = torch.randint(5, 90, (3, 6), generator=g)
+    attention = torch.ones_like(prompt)
+    attention[0, :2] = 0  # left padding in one row
+    kw = dict(steps=8, gen_length=8, block_length=block_length, mask_id=mask_id, logits_shift=shift, cfg_scale=cfg)
+    fast = generate(model.module, prompt, attention, **kw)
+    slow = generate(_FullLogitsOnly(model.module), prompt, attention, **kw)
+    assert torch.equal(fast, slow)
+    assert not (fast[:, 6:] == mask_id).any()

@@ -151,7 +151,15 @@ class BidirectionalLM(nn.Module):
     def device(self) -> torch.device:
         return self.embed.weight.device
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **_: object) -> LMOutput:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **_: object,
+    ) -> LMOutput:
+        """Logits [B, L', V]; ``logits_to_keep`` as in transformers: 0 = every position, an int n = the last
+        n positions, a 1-D index tensor = those positions (the hidden states are computed for all)."""
         _, n = input_ids.shape
         x = self.embed(input_ids)
         cos, sin = self.rotary.cos_sin(n, input_ids.device)
@@ -161,7 +169,12 @@ class BidirectionalLM(nn.Module):
             mask = attention_mask.bool()[:, None, None, :]
         for layer in self.layers:
             x = layer(x, cos, sin, mask)
-        return LMOutput(logits=self.lm_head(self.norm(x)))
+        h = self.norm(x)
+        if isinstance(logits_to_keep, torch.Tensor):
+            h = h[:, logits_to_keep]
+        elif logits_to_keep:
+            h = h[:, -logits_to_keep:]
+        return LMOutput(logits=self.lm_head(h))
 
 
 # ---------------------------------------------------------------------------------------------- formats

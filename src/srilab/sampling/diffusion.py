@@ -27,6 +27,7 @@ Additions over the reference (all off by default, so the reference behaviour is 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -117,6 +118,14 @@ def _top_k_mask(scores: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _accepts_logits_to_keep(model) -> bool:
+    """Whether ``model.forward`` takes transformers' ``logits_to_keep`` (an index tensor of positions)."""
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError, AttributeError):
+        return False
+
+
 @torch.no_grad()
 def generate(
     model,
@@ -179,12 +188,25 @@ def generate(
         attention_mask = None  # nothing to mask: the unmasked attention path is the same maths, faster
     cfg_mask = None if attention_mask is None else torch.cat([attention_mask, attention_mask], dim=0)
     per_row = generator is not None and not isinstance(generator, torch.Generator)
+    # The reference draws its noise over the whole canvas from a global or single generator; to keep that
+    # random stream we then compute full logits. Otherwise only the current block's logits are computed
+    # (when the module takes transformers' ``logits_to_keep``) -- the only ones a step can use.
+    full_draw = not per_row and (temperature > 0 or remasking == "random")
+    keep_ok = not full_draw and _accepts_logits_to_keep(model)
     response = x[:, plen:]  # a view: writing into it writes into x
+
+    def block_logits(inp: torch.Tensor, mask: torch.Tensor | None, b0: int, b1: int) -> torch.Tensor:
+        """Aligned logits (position i predicts token i) of the block's canvas positions [B, b1 - b0, V]."""
+        if keep_ok:
+            keep = torch.arange(plen + b0 - logits_shift, plen + b1 - logits_shift, device=device)
+            return model(inp, attention_mask=mask, logits_to_keep=keep).logits
+        return shift_logits(model(inp, attention_mask=mask).logits, logits_shift)[:, plen + b0 : plen + b1]
 
     for num_block in range(num_blocks):
         b0 = num_block * block_length  # block bounds, relative to the response
         b1 = b0 + block_length
-        num_transfer_tokens = get_num_transfer_tokens(response[:, b0:b1] == mask_id, steps_per_block)
+        block = response[:, b0:b1]  # a view
+        num_transfer_tokens = get_num_transfer_tokens(block == mask_id, steps_per_block)
         for i in range(steps_per_block):
             global_step = num_block * steps_per_block + i
             if global_step in by_step:
@@ -193,57 +215,53 @@ def generate(
                     ids = torch.tensor(inj.token_ids, dtype=torch.long, device=device)
                     response[rows, inj.offset : inj.offset + len(ids)] = ids
                 # The block's masks changed: spread what is left over the remaining steps.
-                left = get_num_transfer_tokens(response[:, b0:b1] == mask_id, steps_per_block - i)
+                left = get_num_transfer_tokens(block == mask_id, steps_per_block - i)
                 num_transfer_tokens = torch.cat([num_transfer_tokens[:, :i], left], dim=1)
-            mask_index = response == mask_id
+            mask_index = block == mask_id
             if cfg_scale > 0.0:
                 un_x = x.clone()
                 un_x[prompt_index] = mask_id
-                logits = model(torch.cat([x, un_x], dim=0), attention_mask=cfg_mask).logits
-                logits = shift_logits(logits, logits_shift)
-                logits, un_logits = torch.chunk(logits, 2, dim=0)
+                both = block_logits(torch.cat([x, un_x], dim=0), cfg_mask, b0, b1)
+                logits, un_logits = torch.chunk(both, 2, dim=0)
                 logits = un_logits + (cfg_scale + 1) * (logits - un_logits)
             else:
-                logits = shift_logits(model(x, attention_mask=attention_mask).logits, logits_shift)
+                logits = block_logits(x, attention_mask, b0, b1)
 
             if logits_eos_inf:
                 logits[:, :, eos_id] = -torch.inf
-            # Only the response's logits matter. Per-row seeds draw noise for the response alone; the
-            # reference's global or single generator draws it for the whole canvas (same random stream).
-            if per_row or temperature == 0:
-                logits = logits[:, plen:]
-                logits_with_noise = add_gumbel_noise(logits, temperature, generator, global_step)
+            if full_draw and temperature > 0:
+                # The reference's noise over the whole canvas [B, L, V], of which the block is a slice.
+                full = torch.zeros((batch, x.shape[1], logits.shape[-1]), dtype=logits.dtype, device=device)
+                full[:, plen + b0 : plen + b1] = logits
+                noisy = add_gumbel_noise(full, temperature, generator, global_step)
+                logits_with_noise = noisy[:, plen + b0 : plen + b1]
             else:
-                logits_with_noise = add_gumbel_noise(logits, temperature, generator, global_step)[:, plen:]
-                logits = logits[:, plen:]
+                logits_with_noise = add_gumbel_noise(logits, temperature, generator, global_step)
             x0 = torch.argmax(logits_with_noise, dim=-1)
             if confidence_eos_eot_inf:
                 logits_with_noise[:, :, eos_id] = logits[:, :, eot_id] = -torch.inf
 
             if remasking == "random" and not per_row:
-                x0_p = _rand(tuple(x.shape), generator, device, step=global_step)[:, plen:]
+                x0_p = _rand(tuple(x.shape), generator, device, step=global_step)[:, plen + b0 : plen + b1]
             else:
                 x0_p = _confidence(logits, x0, remasking, generator, global_step)
-            x0_p[:, b1:] = -np.inf
-            x0 = torch.where(mask_index, x0, response)
+            x0 = torch.where(mask_index, x0, block)
             confidence = torch.where(mask_index, x0_p, torch.full_like(x0_p, -np.inf))
             k = num_transfer_tokens[:, i]
 
             remask = None
             if revision > 0.0 and i < steps_per_block - 1:
-                committed = ~mask_index & ~prompt_index[:, plen:]
-                committed[:, :b0] = False
-                committed[:, b1:] = False
-                p_cur = F.softmax(logits.float(), dim=-1).gather(-1, response.unsqueeze(-1)).squeeze(-1)
+                committed = ~mask_index
+                p_cur = F.softmax(logits.float(), dim=-1).gather(-1, block.unsqueeze(-1)).squeeze(-1)
                 n_re = torch.floor(revision * committed.sum(dim=1).float()).long()
-                n_re = torch.minimum(n_re, mask_index[:, b0:b1].sum(dim=1) - k)
+                n_re = torch.minimum(n_re, mask_index.sum(dim=1) - k)
                 remask = _top_k_mask(torch.where(committed, -p_cur, torch.full_like(p_cur, -np.inf)), n_re)
                 k = k + remask.sum(dim=1)
 
             transfer_index = _top_k_mask(confidence, k)
-            response[transfer_index] = x0[transfer_index]
+            block[transfer_index] = x0[transfer_index]
             if remask is not None:
-                response[remask] = mask_id
+                block[remask] = mask_id
             if tracer is not None:
                 tracer.record_diffusion(x, plen, mask_id, logits_shift)
     return x
