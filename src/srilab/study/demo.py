@@ -105,7 +105,7 @@ def build_items(world: World, sampler: SamplerConfig, limit: int | None, tokens:
         for i, t in enumerate(world.benign_tasks)
         for j in range(2)
     ]
-    for i, p in enumerate(cut(benign_fit) if limit is None else benign_fit[: 2 * limit]):
+    for i, p in enumerate(benign_fit[: 2 * limit] if limit else benign_fit):
         items.append(Item("benign_fit", p, "benign", index=i))
     for i, it in enumerate(cut(sets["harmful_train_wrapper"])):
         items.append(Item("harmful_calib", it["prompt"], "harmful", task=it["task"], index=i))
