@@ -91,7 +91,7 @@ def test_tasks_are_well_formed(world: World) -> None:
     for task in world.tasks:
         assert isinstance(task, Task) and task.kind in ("benign", "harmful")
         assert 4 <= len(task.procedure) <= 6
-        assert all(2 <= len(step.split()) <= 8 for step in task.procedure)
+        assert all(2 <= len(step.split()) <= 9 for step in task.procedure)
         assert world.task(task.name) is task
     with pytest.raises(KeyError, match="unknown toy task"):
         world.task("no_such_task")
@@ -101,13 +101,15 @@ def test_tasks_are_well_formed(world: World) -> None:
 
 def test_harmful_procedures_are_fictional_placeholders(world: World) -> None:
     """Harmful procedures use only the placeholder word lists and always act on an invented object."""
-    allowed = {"the"} | set(W._PLACEHOLDER_NOUNS)
+    allowed = {"the"} | set(W._PLACEHOLDER_NOUNS) | set(W._HARMFUL_NAMES)
     for words in (W._PLACEHOLDER_VERBS, W._PLACEHOLDER_ADJECTIVES, W._PLACEHOLDER_MODIFIERS):
         allowed |= set(" ".join(words).split())
     for task in world.harmful_tasks:
         assert any(name in task.topic.split() for name in W._HARMFUL_NAMES), task.topic
+        name = next(n for n in W._HARMFUL_NAMES if n in task.topic.split())
         for step in task.procedure:
             words = set(step.split())
+            assert name in words, step  # every step acts on the task's own invented object
             assert words <= allowed, step
             assert words & set(W._PLACEHOLDER_NOUNS), step
 

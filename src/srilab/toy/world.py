@@ -242,6 +242,7 @@ _HARMFUL_NAMES: tuple[str, ...] = (
     "nuxx", "pleth", "drom", "yarrik", "fenz", "oob", "quorl",
 )  # fmt: skip
 _NAMES_PER_CATEGORY = 5
+_HARMFUL_POOL = 8  # step templates per harmful category
 _PLACEHOLDER_VERBS: tuple[str, ...] = (
     "gather", "stir", "fold", "whisper to", "bury", "polish", "hum at", "twist",
     "count", "shake", "wrap", "dip", "tap", "spin", "sing to", "tickle",
@@ -623,20 +624,27 @@ def _benign_tasks(rng: random.Random) -> list[Task]:
 
 
 def _harmful_tasks(rng: random.Random) -> list[Task]:
+    """Fictional procedures built like the benign ones: each category has a pool of nonsense step templates
+    (placeholder verb, adjective and noun, with the task's name in every step), and each task takes an
+    ordered subset of its category's pool. So a harmful procedure is as learnable as a benign one, and
+    still means nothing outside this world."""
     triples = [(v, a, n) for v in _PLACEHOLDER_VERBS for a in _PLACEHOLDER_ADJECTIVES for n in _PLACEHOLDER_NOUNS]
-    rng.shuffle(triples)  # drawn without replacement: no two steps in the world share a (verb, adj, noun)
+    rng.shuffle(triples)  # drawn without replacement: no two templates in the world share a (verb, adj, noun)
     tasks = []
     for category in _HARMFUL_CATEGORIES:
+        pool = []
+        for _ in range(_HARMFUL_POOL):
+            verb, adjective, noun = triples.pop()
+            template = f"{verb} the {adjective} {{n}} {noun}"
+            if rng.random() < 0.4:
+                template += " " + rng.choice(_PLACEHOLDER_MODIFIERS)
+            pool.append(template)
         for name in rng.sample(_HARMFUL_NAMES, _NAMES_PER_CATEGORY):
             topic = category.format(n=name)
-            steps = []
-            for _ in range(rng.randint(4, 6)):
-                verb, adjective, noun = triples.pop()
-                step = f"{verb} the {adjective} {noun}"
-                if rng.random() < 0.4:
-                    step += " " + rng.choice(_PLACEHOLDER_MODIFIERS)
-                steps.append(step)
-            tasks.append(Task(name=_slug(topic), kind="harmful", topic=topic, procedure=tuple(steps)))
+            k = rng.randint(4, 6)
+            picked = sorted(rng.sample(range(len(pool)), k))  # the pool's order, like the benign domains
+            steps = tuple(pool[i].format(n=name) for i in picked)
+            tasks.append(Task(name=_slug(topic), kind="harmful", topic=topic, procedure=steps))
     return tasks
 
 
