@@ -28,11 +28,15 @@ def _as_array(x, name: str) -> np.ndarray:
 
 def cosine_distance(activations: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """1 - cos(phi_t, c_t) for activations [N, S, D] and a centre [S, D] -> [N, S]."""
-    a_norm = np.linalg.norm(activations, axis=-1)
-    c_norm = np.linalg.norm(centre, axis=-1)
-    dot = np.einsum("nsd,sd->ns", activations, centre)
-    cos = dot / np.maximum(a_norm * c_norm[None, :], 1e-12)
-    return 1.0 - cos
+    return _cosine_distances(activations, centre[None])[0]
+
+
+def _cosine_distances(activations: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """1 - cos(phi_t, c_kt) for activations [N, S, D] and K centres [K, S, D] -> [K, N, S], one pass."""
+    a_norm = np.linalg.norm(activations, axis=-1)  # [N, S]
+    c_norm = np.linalg.norm(centres, axis=-1)  # [K, S]
+    dot = np.einsum("nsd,ksd->kns", activations, centres, optimize=True)
+    return 1.0 - dot / np.maximum(a_norm[None] * c_norm[:, None, :], 1e-12)
 
 
 def signal(activations, centres, tau: float = TAU, eps: float = EPS) -> np.ndarray:
@@ -51,7 +55,6 @@ def signal(activations, centres, tau: float = TAU, eps: float = EPS) -> np.ndarr
             f"centres of shape {harmless.shape} do not fit activations of shape {acts.shape}: "
             "centres and activations must come from the same sampler steps and layer"
         )
-    d_harmful = cosine_distance(acts, harmful)
-    d_harmless = cosine_distance(acts, harmless)
+    d_harmful, d_harmless = _cosine_distances(acts, np.stack([harmful, harmless]))
     z = (np.log(np.maximum(d_harmful, 0.0) + eps) - np.log(np.maximum(d_harmless, 0.0) + eps)) / tau
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # = sigmoid(z), without overflow

@@ -53,6 +53,7 @@ from srilab.toy.world import World, check_reasoning_answer, eval_sets, render_re
 
 ATTACK_ORDER = ("direct", "prefill", "suffix_relocation", "heldout_wrapper", "canvas_injection", "dija")
 DIFFUSION_ONLY = {"canvas_injection", "dija"}
+DIJA_SPAN = 10  # about one toy procedure step ("step two , tap the tiny oob brizz ."): marker, masks, marker
 
 
 @dataclass
@@ -122,7 +123,7 @@ def build_items(world: World, sampler: SamplerConfig, limit: int | None, tokens:
         for i, it in enumerate(cut(source)):
             ctx = AttackContext(
                 target=target_for(world, it["task"]), steps=steps, gen_length=sampler.response_length,
-                step_markers=markers, count_tokens=tokens,
+                step_markers=markers, dija_span=DIJA_SPAN, count_tokens=tokens,
             )
             name = "direct" if attack == "heldout_wrapper" else attack
             a = apply_attack(name, it["prompt"], ctx)
