@@ -138,18 +138,15 @@ class Tracer:
     ) -> None:
         """Pool this step's output over the response of ``canvas`` [B, P+G] (the canvas after the step)."""
         h = self._take()
-        response = torch.zeros_like(canvas, dtype=torch.bool)
-        response[:, prompt_len:] = True
+        length = canvas.shape[1]
+        # Dream: the output at position i predicts token i + 1, so response position p is read at p - 1.
+        h = h[:, prompt_len - logits_shift : length - logits_shift]
         if self.config.pooling == "generated":
-            weights = response & (canvas != mask_id)
-            empty = ~weights.any(dim=1, keepdim=True)
-            weights = torch.where(empty, response, weights)
+            weights = (canvas[:, prompt_len:] != mask_id).to(torch.float32)
+            empty = weights.sum(dim=1, keepdim=True) == 0
+            weights = torch.where(empty, torch.ones_like(weights), weights)
         else:
-            weights = response
-        weights = weights.to(torch.float32)
-        if logits_shift:
-            # Dream: the output at position i predicts token i + 1, so position p is read at p - 1.
-            weights = torch.roll(weights, shifts=-logits_shift, dims=1)
+            weights = torch.ones(canvas.shape[0], length - prompt_len, device=canvas.device)
         pooled = torch.bmm(weights.unsqueeze(1), h.to(torch.float32)).squeeze(1)
         self._steps.append(pooled / weights.sum(dim=1, keepdim=True))
         if self.config.canvas:
@@ -166,7 +163,7 @@ class Tracer:
         if h.shape[1] > 1:
             last = last.clone()  # do not keep a whole [B, L, D] prefix output alive
         self._ar_last.append(last)
-        self._ar_active.append(active.clone())
+        self._ar_active.append(active)  # the sampler passes a fresh tensor each step
         self._ar_index.append(len(self._ar_last) - 1)
         if self.config.canvas and canvas is not None:
             self._canvas.append(canvas.clone())
