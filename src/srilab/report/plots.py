@@ -129,3 +129,30 @@ def roc_plot(
         ax.set_title(title)
     ax.legend(frameon=False, fontsize=8)
     return _png(plt, fig, path)
+
+
+def trajectory_plot(
+    canvas: np.ndarray, signal: np.ndarray, mask_id: int, *, title: str = "", path: str | Path | None = None
+) -> bytes:
+    """One diffusion generation: when each response position was committed (top) beside its SRI curve."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    c = np.asarray(canvas)
+    filled = ((c != mask_id) & (c >= 0)).astype(float)  # [S, G]
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.0, 5.0), dpi=110, sharex=True,
+                                      gridspec_kw={"height_ratios": [2, 1]})
+    steps = np.arange(1, c.shape[0] + 1)
+    top.imshow(filled.T, aspect="auto", origin="lower", cmap="Greys", interpolation="nearest",
+               extent=(0.5, c.shape[0] + 0.5, -0.5, c.shape[1] - 0.5))
+    top.set_ylabel("response position")
+    top.set_title(title or "committed positions (black) per step")
+    bottom.plot(steps, np.asarray(signal, dtype=float), color="#d62728", lw=1.8)
+    bottom.axhline(0.5, color="grey", lw=0.6, ls=":")
+    bottom.axhline(0.3, color="grey", lw=0.6, ls=":")
+    bottom.set_ylim(-0.02, 1.02)
+    bottom.set_xlabel("denoising step")
+    bottom.set_ylabel("SRI s_t")
+    return _png(plt, fig, path)
