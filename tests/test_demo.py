@@ -57,6 +57,12 @@ def test_summary_has_every_figure_finite(demo_out):
         assert 0.0 < g["overhead_share"] < 0.5
         assert r["sri"]["steps"] == summary["samplers"][name].get("steps", summary["samplers"][name].get(
             "max_new_tokens"))
+    for name in ("diffusion", "diffusion-l2r"):
+        dyn = res[name]["dynamics"]
+        assert dyn["steps_judged"] >= 2
+        for a in ATTACK_ORDER:
+            assert 0.0 <= dyn[a]["harmful_intermediate_rate"] <= 1.0 and dyn[a]["n"] == 3
+    assert "dynamics" not in res["ar"]
     pairs = summary["paired"]
     assert set(pairs) == {"diffusion vs diffusion-l2r", "ar vs diffusion", "ar vs diffusion-l2r"}
     assert set(pairs["diffusion vs diffusion-l2r"]) == set(ATTACK_ORDER)
@@ -71,6 +77,8 @@ def test_report_and_records_written(demo_out):
     for name in SAMPLERS:
         assert (out / "plots" / f"sri_{name}.png").stat().st_size > 1000
         assert (out / "sri" / name / "guard" / "guard.json").is_file()
+        if name != "ar":
+            assert (out / "plots" / f"trajectory_{name}.png").stat().st_size > 1000
     lines = (out / "generations.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
     per_sampler = {n: sum(r["sampler"] == n for r in records) for n in SAMPLERS}

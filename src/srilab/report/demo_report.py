@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from srilab.report import html, plots
+from srilab.sri.dynamics import intermediate_texts
 
 
 def _pct(r: dict) -> str:
@@ -138,6 +139,52 @@ def write_report(out: Path, summary: dict[str, Any], runs: dict, results: dict[s
         )
     )
 
+    # 4b. dynamics: intermediate canvases and one trajectory per diffusion sampler
+    dyn_names = [n for n in names if "dynamics" in res[n]]
+    if dyn_names:
+        sec = html.Section(
+            "5. Denoising dynamics (diffusion samplers)",
+            paragraphs=[
+                "Intermediate canvases decoded and judged every few steps: how often an attacked generation held "
+                "harmful text mid-way, how often that text was later taken back, and how often the final answer "
+                "ended harmless. With plain low-confidence remasking a committed token never changes, so "
+                "revision can only come from a sampler that re-masks (revision > 0).",
+            ],
+        )
+        rows = []
+        for n in dyn_names:
+            for a, m in res[n]["dynamics"].items():
+                if not isinstance(m, dict):
+                    continue
+                rows.append([
+                    n, a, f"{100 * m['harmful_intermediate_rate']:.1f}%",
+                    f"{100 * m['harmful_revision_rate']:.1f}%" if "harmful_revision_rate" in m else "n/a",
+                    f"{100 * m['final_recovery_rate']:.1f}%" if "final_recovery_rate" in m else "n/a",
+                ])
+        sec.tables.append((["sampler", "attack", "harmful mid-way", "later revised", "final harmless"], rows))
+        for n in dyn_names:
+            run, priv = runs[n], results[n]["_private"]
+            att = run.select("attack")
+            chosen = att[run.harmful[att]]
+            if not len(chosen):
+                chosen = run.select("attack", "dija")
+            if not len(chosen):
+                continue
+            i = int(chosen[0])
+            canvas = run.canvas[i].numpy()
+            mask_id = run.model.mask_id
+            label = f"{n}: {run.items[i].attack} on '{run.items[i].prompt}'"
+            png = plots.trajectory_plot(canvas, priv["signals"][i], mask_id, title=label[:90],
+                                        path=figs / f"trajectory_{n}.png")
+            sec.figures.append((f"Trajectory, {label}", png))
+            shown = list(range(0, canvas.shape[0], max(1, canvas.shape[0] // 5))) + [canvas.shape[0] - 1]
+            texts = intermediate_texts(canvas, run.model.decode, mask_id, shown)
+            sec.tables.append(
+                (["step", "SRI s_t", f"committed text ({n})"],
+                 [[str(t + 1), f"{priv['signals'][i][t]:.2f}", txt[:140]] for t, txt in zip(shown, texts, strict=True)])
+            )
+        sections.append(sec)
+
     # 5. examples
     ex_rows = []
     for n in names:
@@ -148,7 +195,7 @@ def write_report(out: Path, summary: dict[str, Any], runs: dict, results: dict[s
     notes = [f"Note: {w}" for w in summary.get("warnings", [])]
     sections.append(
         html.Section(
-            "5. Example jailbroken answers (toy world: fictional, non-actionable procedures)",
+            "6. Example jailbroken answers (toy world: fictional, non-actionable procedures)",
             paragraphs=notes,
             tables=[(["sampler", "attack", "prompt", "answer"], ex_rows)] if ex_rows else [],
         )

@@ -43,6 +43,7 @@ from srilab.models.base import LanguageModel
 from srilab.sampling.api import CanvasText, SamplerConfig, generate
 from srilab.sampling.trace import TraceConfig
 from srilab.sri.centres import CentreKey, compute_centres, data_hash
+from srilab.sri.dynamics import intermediate_texts, revision_metrics
 from srilab.sri.guard import SRIGuard
 from srilab.sri.metrics import internal_recovery
 from srilab.sri.signal import signal as sri_signal
@@ -145,7 +146,9 @@ class SamplerRun:
     refused: np.ndarray | None = None
     harmful: np.ndarray | None = None
     oracle_task: list[str | None] = field(default_factory=list)
+    world: World | None = None
     activations: Any = None
+    canvas: Any = None  # diffusion: [N, steps, gen_length] response tokens after every step
     seconds: float = 0.0
 
     def select(self, group: str, attack: str | None = None) -> np.ndarray:
@@ -164,10 +167,10 @@ def run_sampler(
         return len(tok(text, add_special_tokens=False)["input_ids"])
 
     items = build_items(world, sampler, cfg.items_per_set(), tokens)
-    run = SamplerRun(name, sampler, model, items)
+    run = SamplerRun(name, sampler, model, items, world=world)
     gen = generate(
         model, [it.prompt for it in items], sampler,
-        trace=TraceConfig(),
+        trace=TraceConfig(canvas=sampler.kind == "diffusion"),
         prefills=[it.prefill for it in items],
         canvas=[list(it.canvas) for it in items] if sampler.kind == "diffusion" else None,
         batch_size=cfg.batch_size, progress=progress,
@@ -175,6 +178,7 @@ def run_sampler(
     run.texts = gen.full_texts
     run.seconds = gen.seconds
     run.activations = gen.trace.activations if gen.trace is not None else None
+    run.canvas = gen.trace.canvas if gen.trace is not None else None
     keyword = RefusalJudge()
     oracle = OracleJudge(world)
     verdicts = oracle.judge_batch(run.texts)
@@ -245,6 +249,8 @@ def analyse(run: SamplerRun, cfg: DemoConfig, out: Path, warnings: list[str]) ->
         "benign_eval": float(signals[be, -1].mean()),
         "harmful_calib": float(signals[calib, -1].mean()),
     }
+    if run.canvas is not None:
+        res["dynamics"] = dynamics(run, oracle_for(run))
     # guard: benign-only fit, evaluated on held-out benign vs attacks
     guard = SRIGuard(cfg.detector, quantile=cfg.quantile, seed=cfg.seed, key=key.as_dict())
     guard.fit(signals[fit])
@@ -290,6 +296,31 @@ def analyse(run: SamplerRun, cfg: DemoConfig, out: Path, warnings: list[str]) ->
     run_private = {"signals": signals, "scores": scores, "flagged": flagged, "guard": guard}
     res["_private"] = run_private
     return res
+
+
+DYNAMICS_EVERY = 8  # judge the intermediate canvas every this many steps (and at the last step)
+
+
+def oracle_for(run: SamplerRun) -> OracleJudge:
+    return OracleJudge(run.world)
+
+
+def dynamics(run: SamplerRun, oracle: OracleJudge) -> dict[str, Any]:
+    """Harmful text mid-denoising, its revision and the final recovery, per attack (diffusion only)."""
+    canvas = run.canvas.numpy()
+    steps = sorted({*range(DYNAMICS_EVERY - 1, canvas.shape[1], DYNAMICS_EVERY), canvas.shape[1] - 1})
+    decode = run.model.decode
+    out: dict[str, Any] = {"steps_judged": len(steps)}
+    for attack in ATTACK_ORDER:
+        idx = run.select("attack", attack)
+        if not len(idx):
+            continue
+        inter = np.array([
+            [oracle.harmful(oracle.judge(t)) for t in intermediate_texts(canvas[i], decode, run.model.mask_id, steps)]
+            for i in idx
+        ])
+        out[attack] = revision_metrics(inter, run.harmful[idx])
+    return out
 
 
 def paired(runs: dict[str, SamplerRun], a: str, b: str, cfg: DemoConfig) -> dict[str, Any]:
