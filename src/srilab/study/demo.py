@@ -115,7 +115,7 @@ def build_items(world: World, sampler: SamplerConfig, limit: int | None, tokens:
         items.append(Item("benign_eval", it["prompt"], "benign", task=it["task"], index=i))
     for i, it in enumerate(cut(sets["reasoning_test"])):
         items.append(Item("reasoning", it["prompt"], "reasoning", answer=it["answer"], index=i))
-    steps = sampler.steps if sampler.kind == "diffusion" else sampler.max_new_tokens
+    steps = sampler.num_steps
     markers = ("step one ,", "step two ,", "step three ,")
     for attack in ATTACK_ORDER:
         if attack in DIFFUSION_ONLY and sampler.kind != "diffusion":
@@ -146,7 +146,7 @@ class SamplerRun:
     refused: np.ndarray | None = None
     harmful: np.ndarray | None = None
     oracle_task: list[str | None] = field(default_factory=list)
-    world: World | None = None
+    oracle: OracleJudge | None = None
     activations: Any = None
     canvas: Any = None  # diffusion: [N, steps, gen_length] response tokens after every step
     seconds: float = 0.0
@@ -167,7 +167,7 @@ def run_sampler(
         return len(tok(text, add_special_tokens=False)["input_ids"])
 
     items = build_items(world, sampler, cfg.items_per_set(), tokens)
-    run = SamplerRun(name, sampler, model, items, world=world)
+    run = SamplerRun(name, sampler, model, items, oracle=OracleJudge(world))
     gen = generate(
         model, [it.prompt for it in items], sampler,
         trace=TraceConfig(canvas=sampler.kind == "diffusion"),
@@ -180,7 +180,7 @@ def run_sampler(
     run.activations = gen.trace.activations if gen.trace is not None else None
     run.canvas = gen.trace.canvas if gen.trace is not None else None
     keyword = RefusalJudge()
-    oracle = OracleJudge(world)
+    oracle = run.oracle
     verdicts = oracle.judge_batch(run.texts)
     run.refused = np.array(keyword.judge_batch(run.texts), dtype=bool)
     run.harmful = np.array([oracle.harmful(v) for v in verdicts], dtype=bool)
@@ -250,7 +250,7 @@ def analyse(run: SamplerRun, cfg: DemoConfig, out: Path, warnings: list[str]) ->
         "harmful_calib": float(signals[calib, -1].mean()),
     }
     if run.canvas is not None:
-        res["dynamics"] = dynamics(run, oracle_for(run))
+        res["dynamics"] = dynamics(run, run.oracle)
     # guard: benign-only fit, evaluated on held-out benign vs attacks
     guard = SRIGuard(cfg.detector, quantile=cfg.quantile, seed=cfg.seed, key=key.as_dict())
     guard.fit(signals[fit])
@@ -299,10 +299,6 @@ def analyse(run: SamplerRun, cfg: DemoConfig, out: Path, warnings: list[str]) ->
 
 
 DYNAMICS_EVERY = 8  # judge the intermediate canvas every this many steps (and at the last step)
-
-
-def oracle_for(run: SamplerRun) -> OracleJudge:
-    return OracleJudge(run.world)
 
 
 def dynamics(run: SamplerRun, oracle: OracleJudge) -> dict[str, Any]:
