@@ -95,6 +95,7 @@ def write_report(out: Path, summary: dict[str, Any], runs: dict, results: dict[s
             f"{g['auroc_jailbroken']:.3f}" if "auroc_jailbroken" in g else "n/a",
             f"{100 * g['detected_jailbroken']:.1f}%" if "detected_jailbroken" in g else "n/a",
             f"{100 * g['fpr_benign']:.1f}%", f"{100 * g['overhead_share']:.4f}%",
+            f"{100 * g['online']['benign_intervention_rate']:.1f}%", f"{100 * g['online']['attack_alarm_rate']:.1f}%",
         ])
     curves = {}
     for n in names:
@@ -117,7 +118,8 @@ def write_report(out: Path, summary: dict[str, Any], runs: dict, results: dict[s
             ],
             tables=[
                 (["sampler", "AUROC (all attacks)", "TPR@1%FPR", "TPR@5%FPR", "AUROC (jailbroken)",
-                  "jailbroken flagged", "FPR benign", "overhead"], g_rows),
+                  "jailbroken flagged", "FPR benign", "overhead", "online: benign interventions",
+                  "online: attacks alarmed"], g_rows),
                 (["AUROC per attack"] + names, per_attack),
             ],
             figures=[("ROC of the SRI guard: attacked vs benign", plots.roc_plot(curves, path=figs / "roc.png"))],

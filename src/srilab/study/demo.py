@@ -46,6 +46,7 @@ from srilab.sri.centres import CentreKey, compute_centres, data_hash
 from srilab.sri.dynamics import intermediate_texts, revision_metrics
 from srilab.sri.guard import SRIGuard
 from srilab.sri.metrics import internal_recovery
+from srilab.sri.online import first_alarms, online_summary
 from srilab.sri.signal import signal as sri_signal
 from srilab.study import stats
 from srilab.toy.evaluate import SAMPLER_NAMES, model_for, pair_samplers
@@ -280,6 +281,13 @@ def analyse(run: SamplerRun, cfg: DemoConfig, out: Path, warnings: list[str]) ->
         g["detected_jailbroken"] = float(flagged[jail].mean())
     else:
         warnings.append(f"{run.name}: no attack succeeded, so the guard's jailbreak-only figures are undefined")
+    # Online reading: the first step whose prefix (future filled with the benign mean) crosses the threshold.
+    fill = signals[fit].mean(axis=0)
+    g["online"] = online_summary(
+        first_alarms(guard, signals[be], fill, every=ONLINE_EVERY),
+        first_alarms(guard, signals[att_all], fill, every=ONLINE_EVERY),
+        signals.shape[1],
+    )
     for a in attacks:
         idx = run.select("attack", a)
         entry = {
@@ -298,6 +306,7 @@ def analyse(run: SamplerRun, cfg: DemoConfig, out: Path, warnings: list[str]) ->
     return res
 
 
+ONLINE_EVERY = 4  # the online monitor checks the guard every this many steps
 DYNAMICS_EVERY = 8  # judge the intermediate canvas every this many steps (and at the last step)
 
 

@@ -1,0 +1,60 @@
+"""The SRI guard read online: an alarm as soon as the signal so far looks anomalous.
+
+At step t a monitor knows s_1..s_t only. It scores that prefix with the (full-length) guard by filling the
+steps still to come with the benign mean trajectory, and raises an alarm the first time the score crosses
+the guard's threshold. Because a trace at step t depends only on steps <= t, replaying a recorded trace
+step by step gives exactly the alarms a live monitor would raise; :func:`first_alarms` does that, in one
+vectorised pass, and :func:`online_summary` reports how often the monitor would intervene on benign
+generations and how early it catches attacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from srilab.errors import SrilabError
+
+
+def prefix_matrix(signals, fill, checks: Sequence[int]) -> np.ndarray:
+    """[N * len(checks), S]: for each generation and check step t, s_1..s_t followed by ``fill`` after t."""
+    s = np.asarray(signals, dtype=np.float64)
+    f = np.asarray(fill, dtype=np.float64)
+    if s.ndim != 2 or f.shape != (s.shape[1],):
+        raise SrilabError(f"signals must be [N, S] and fill [S]; got {s.shape} and {f.shape}")
+    n, steps = s.shape
+    if any(not 0 <= t < steps for t in checks):
+        raise SrilabError(f"check steps must lie in 0..{steps - 1}")
+    t = np.asarray(list(checks))
+    keep = np.arange(steps)[None, :] <= t[:, None]  # [C, S]
+    out = np.where(keep[None], s[:, None, :], f[None, None, :])  # [N, C, S]
+    return out.reshape(n * len(t), steps)
+
+
+def first_alarms(guard, signals, fill, every: int = 1) -> np.ndarray:
+    """Per generation, the first checked step (0-based) whose prefix score exceeds the guard's threshold; -1
+    if none. Steps checked: every ``every``-th step and always the last."""
+    if not guard.fitted:
+        raise SrilabError("the SRI guard is not fitted: fit it on benign signals before monitoring")
+    s = np.asarray(signals, dtype=np.float64)
+    steps = s.shape[1]
+    checks = sorted({*range(every - 1, steps, max(1, every)), steps - 1})
+    scores = guard.score(prefix_matrix(s, fill, checks)).reshape(s.shape[0], len(checks))
+    over = scores > guard.threshold
+    first = np.where(over.any(axis=1), np.asarray(checks)[over.argmax(axis=1)], -1)
+    return first
+
+
+def online_summary(alarms_benign, alarms_attack, steps: int) -> dict[str, float]:
+    """Intervention rate on benign generations; alarm rate and mean alarm step (as a fraction of the
+    generation) on attacked ones."""
+    b = np.asarray(alarms_benign)
+    a = np.asarray(alarms_attack)
+    out = {
+        "benign_intervention_rate": float((b >= 0).mean()) if b.size else 0.0,
+        "attack_alarm_rate": float((a >= 0).mean()) if a.size else 0.0,
+    }
+    if (a >= 0).any():
+        out["attack_mean_alarm_fraction"] = float(((a[a >= 0] + 1) / steps).mean())
+    return out
