@@ -56,7 +56,6 @@ def test_summary_has_every_figure_finite(demo_out):
             assert key in g
         assert 0.0 < g["overhead_share"] < 0.5
         assert 0.0 <= g["online"]["benign_intervention_rate"] <= 1.0
-        assert g["online"]["benign_intervention_rate"] >= g["fpr_benign"]  # the last step is always checked
         assert r["sri"]["steps"] == summary["samplers"][name].get("steps", summary["samplers"][name].get(
             "max_new_tokens"))
     for name in ("diffusion", "diffusion-l2r"):

@@ -5,7 +5,7 @@ import pytest
 
 from srilab.errors import SrilabError
 from srilab.sri.guard import SRIGuard
-from srilab.sri.online import first_alarms, online_summary, prefix_matrix
+from srilab.sri.online import first_alarms, online_summary, online_thresholds, prefix_matrix
 
 
 def benign_like(n, steps, rng):
@@ -46,3 +46,18 @@ def test_alarms_come_when_the_signal_departs():
 def test_unfitted_guard_is_an_error():
     with pytest.raises(SrilabError, match="not fitted"):
         first_alarms(SRIGuard(), np.zeros((2, 4)), np.zeros(4))
+
+
+def test_per_step_thresholds_calibrate_prefix_alarms():
+    rng = np.random.default_rng(1)
+    steps = 16
+    benign = benign_like(400, steps, rng)
+    benign[:, :4] = np.clip(benign[:, :4] + 0.03 * rng.standard_normal((400, 4)), 0, 1)  # noisier early steps
+    guard = SRIGuard("mahalanobis", quantile=0.95, seed=0).fit(benign)
+    fill = benign.mean(axis=0)
+    limits = online_thresholds(guard, benign[guard.holdout_index], fill, every=4)
+    assert limits.shape == (4,)
+    fresh = benign_like(400, steps, rng)
+    fresh[:, :4] = np.clip(fresh[:, :4] + 0.03 * rng.standard_normal((400, 4)), 0, 1)
+    alarms = first_alarms(guard, fresh, fill, every=4, thresholds=limits)
+    assert (alarms >= 0).mean() < 0.3  # about 1 - 0.95 per check, not every generation

@@ -405,6 +405,7 @@ class SRIGuard:
         self.n_fit: int | None = None
         self.n_holdout: int | None = None
         self._detector: Detector | None = None
+        self.holdout_index: np.ndarray | None = None
 
     # -- fitting and scoring ------------------------------------------------------------------------
 
@@ -439,6 +440,7 @@ class SRIGuard:
         self.threshold = float(np.quantile(held_scores, self.quantile))
         self.steps = int(X.shape[1])
         self.n_fit, self.n_holdout = int(fit_idx.size), int(hold_idx.size)
+        self.holdout_index = hold_idx  # rows of ``benign_signals`` that calibrated the threshold (not saved)
         return self
 
     def _require_fitted(self) -> Detector:

@@ -32,18 +32,36 @@ def prefix_matrix(signals, fill, checks: Sequence[int]) -> np.ndarray:
     return out.reshape(n * len(t), steps)
 
 
-def first_alarms(guard, signals, fill, every: int = 1) -> np.ndarray:
-    """Per generation, the first checked step (0-based) whose prefix score exceeds the guard's threshold; -1
-    if none. Steps checked: every ``every``-th step and always the last."""
+def check_steps(steps: int, every: int) -> list[int]:
+    """The steps a monitor checking every ``every`` steps looks at (0-based; always the last)."""
+    return sorted({*range(max(1, every) - 1, steps, max(1, every)), steps - 1})
+
+
+def prefix_scores(guard, signals, fill, every: int = 1) -> np.ndarray:
+    """Guard scores of every generation's prefixes at the check steps: [N, C]."""
     if not guard.fitted:
         raise SrilabError("the SRI guard is not fitted: fit it on benign signals before monitoring")
     s = np.asarray(signals, dtype=np.float64)
-    steps = s.shape[1]
-    checks = sorted({*range(every - 1, steps, max(1, every)), steps - 1})
-    scores = guard.score(prefix_matrix(s, fill, checks)).reshape(s.shape[0], len(checks))
-    over = scores > guard.threshold
-    first = np.where(over.any(axis=1), np.asarray(checks)[over.argmax(axis=1)], -1)
-    return first
+    checks = check_steps(s.shape[1], every)
+    return guard.score(prefix_matrix(s, fill, checks)).reshape(s.shape[0], len(checks))
+
+
+def online_thresholds(guard, benign_signals, fill, every: int = 1, quantile: float | None = None) -> np.ndarray:
+    """Per check step, the ``quantile`` (default: the guard's) of held-out benign prefix scores. A prefix
+    filled with the benign mean is not a full benign signal, so each step gets its own calibrated threshold;
+    pass held-out benign signals (e.g. ``benign[guard.holdout_index]``), not the detector's training rows."""
+    scores = prefix_scores(guard, benign_signals, fill, every)
+    return np.quantile(scores, guard.quantile if quantile is None else quantile, axis=0)
+
+
+def first_alarms(guard, signals, fill, every: int = 1, thresholds=None) -> np.ndarray:
+    """Per generation, the first checked step (0-based) whose prefix score exceeds the threshold (per check
+    step from :func:`online_thresholds`, else the guard's own); -1 if none."""
+    scores = prefix_scores(guard, signals, fill, every)
+    limit = guard.threshold if thresholds is None else np.asarray(thresholds, dtype=np.float64)[None, :]
+    over = scores > limit
+    checks = np.asarray(check_steps(np.asarray(signals).shape[1], every))
+    return np.where(over.any(axis=1), checks[over.argmax(axis=1)], -1)
 
 
 def online_summary(alarms_benign, alarms_attack, steps: int) -> dict[str, float]:

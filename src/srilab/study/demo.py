@@ -46,7 +46,7 @@ from srilab.sri.centres import CentreKey, compute_centres, data_hash
 from srilab.sri.dynamics import intermediate_texts, revision_metrics
 from srilab.sri.guard import SRIGuard
 from srilab.sri.metrics import internal_recovery
-from srilab.sri.online import first_alarms, online_summary
+from srilab.sri.online import first_alarms, online_summary, online_thresholds
 from srilab.sri.signal import signal as sri_signal
 from srilab.study import stats
 from srilab.toy.evaluate import SAMPLER_NAMES, model_for, pair_samplers
@@ -282,10 +282,12 @@ def analyse(run: SamplerRun, cfg: DemoConfig, out: Path, warnings: list[str]) ->
     else:
         warnings.append(f"{run.name}: no attack succeeded, so the guard's jailbreak-only figures are undefined")
     # Online reading: the first step whose prefix (future filled with the benign mean) crosses the threshold.
+    # Each check step has its own threshold, calibrated on the guard's held-out benign rows.
     fill = signals[fit].mean(axis=0)
+    limits = online_thresholds(guard, signals[fit][guard.holdout_index], fill, every=ONLINE_EVERY)
     g["online"] = online_summary(
-        first_alarms(guard, signals[be], fill, every=ONLINE_EVERY),
-        first_alarms(guard, signals[att_all], fill, every=ONLINE_EVERY),
+        first_alarms(guard, signals[be], fill, every=ONLINE_EVERY, thresholds=limits),
+        first_alarms(guard, signals[att_all], fill, every=ONLINE_EVERY, thresholds=limits),
         signals.shape[1],
     )
     for a in attacks:
