@@ -36,6 +36,13 @@ from typing import Any
 import numpy as np
 
 from srilab.attacks import AttackContext, apply_attack
+from srilab.defenses import (
+    OutputKeywordGuard,
+    PerplexityFilter,
+    RefusalDirectionProbe,
+    SelfExamination,
+    evaluate_defense,
+)
 from srilab.errors import SrilabError
 from srilab.judges.oracle import OracleJudge
 from srilab.judges.refusal import RefusalJudge
@@ -72,6 +79,7 @@ class DemoConfig:
     samplers: tuple[str, ...] = SAMPLER_NAMES
     seed: int = 0
     n_boot: int = 1000
+    defenses: bool = True  # also run the forward-pass baseline defenses
 
     def items_per_set(self) -> int | None:
         if self.limit is not None:
@@ -193,7 +201,9 @@ def _finite(x: float) -> float | None:
     return float(x) if x is not None and math.isfinite(x) else None
 
 
-def analyse(run: SamplerRun, cfg: DemoConfig, out: Path, warnings: list[str]) -> dict[str, Any]:
+def analyse(
+    run: SamplerRun, cfg: DemoConfig, out: Path, warnings: list[str], reference: LanguageModel | None = None
+) -> dict[str, Any]:
     """Rates, SRI and guard figures for one sampler."""
     res: dict[str, Any] = {"sampler": run.sampler.key(), "model": run.model.name, "seconds": round(run.seconds, 2)}
     # quality
@@ -303,6 +313,9 @@ def analyse(run: SamplerRun, cfg: DemoConfig, out: Path, warnings: list[str]) ->
             entry["flagged_jailbroken"] = float(flagged[succ].mean())
         g["per_attack"][a] = entry
     res["guard"] = g
+    if cfg.defenses:
+        guard_per_item = (t_signal + t_score) / len(run.items)
+        res["defenses"] = baselines(run, reference, be, att_all, guard_per_item)
     run_private = {"signals": signals, "scores": scores, "flagged": flagged, "guard": guard}
     res["_private"] = run_private
     return res
@@ -327,6 +340,34 @@ def dynamics(run: SamplerRun, oracle: OracleJudge) -> dict[str, Any]:
             for i in idx
         ])
         out[attack] = revision_metrics(inter, run.harmful[idx])
+    return out
+
+
+def baselines(
+    run: SamplerRun, reference: LanguageModel | None, benign: np.ndarray, attacked: np.ndarray, guard_per_item: float
+) -> dict[str, Any]:
+    """The forward-pass baseline defenses on the same generations: detection figures, and cost per item as a
+    multiple of the SRI guard's (SmoothLLM, which regenerates every answer several times, is left to
+    ``srilab.defenses``: its cost is whole generations)."""
+    defenses = [
+        OutputKeywordGuard(),
+        SelfExamination(run.model, yes_word="sure", no_word="sorry"),  # the toy vocabulary has no "yes"
+        RefusalDirectionProbe(run.model).fit(
+            [run.items[i].prompt for i in run.select("benign_fit")],
+            [run.items[i].prompt for i in run.select("harmful_calib")],
+        ),
+    ]
+    if reference is not None:
+        defenses.insert(0, PerplexityFilter(reference))
+    out: dict[str, Any] = {"sri_guard_seconds_per_item": guard_per_item}
+    for d in defenses:
+        neg = d.run([run.items[i].prompt for i in benign], [run.texts[i] for i in benign])
+        pos = d.run([run.items[i].prompt for i in attacked], [run.texts[i] for i in attacked])
+        per_item = (neg.seconds + pos.seconds) / (len(benign) + len(attacked))
+        entry = evaluate_defense(pos.scores, neg.scores)
+        entry["seconds_per_item"] = per_item
+        entry["cost_vs_sri_guard"] = per_item / max(guard_per_item, 1e-12)
+        out[d.name] = entry
     return out
 
 
@@ -379,7 +420,7 @@ def run_demo(cfg: DemoConfig, *, progress: bool = True, echo: Callable[[str], No
                 }
                 f.write(json.dumps(rec) + "\n")
             f.flush()
-            results[name] = analyse(run, cfg, out, warnings)
+            results[name] = analyse(run, cfg, out, warnings, reference=ar)
             echo(f"  {name}: {len(run.items)} generations in {run.seconds:.1f}s")
 
     summary: dict[str, Any] = {
