@@ -122,12 +122,15 @@ def generate(
     batch_size: int = 16,
     seeds: Sequence[int] | None = None,
     progress: bool = False,
+    monitor=None,
 ) -> Generation:
     """Sample a response for every request in ``prompts``.
 
     ``prefills``: per-prompt text the assistant's answer is forced to start with. ``canvas``: per-prompt
     :class:`CanvasText` plans (diffusion only). ``chat=False`` feeds the prompts as they are. ``seeds``:
-    one per prompt (default ``sampler.seed + index``).
+    one per prompt (default ``sampler.seed + index``). ``monitor``: a live check run on the trace after
+    every step that may stop generations (e.g. :class:`srilab.sri.online.GuardMonitor`; needs ``trace``);
+    ``meta["stop_steps"]`` then says where each was stopped (-1: never).
     """
     n = len(prompts)
     if n == 0:
@@ -141,6 +144,8 @@ def generate(
     prefills = list(prefills) if prefills is not None else [None] * n
     if len(prefills) != n or (canvas is not None and len(canvas) != n) or (seeds is not None and len(seeds) != n):
         raise SrilabError("prefills, canvas and seeds must have one entry per prompt")
+    if monitor is not None and trace is None:
+        raise SrilabError("a monitor reads the trace: pass trace=TraceConfig() with it")
     if canvas is not None and any(canvas) and sampler.kind != "diffusion":
         raise SrilabError("canvas injections need a diffusion sampler")
     seeds = list(seeds) if seeds is not None else [sampler.seed + i for i in range(n)]
@@ -152,13 +157,14 @@ def generate(
 
     responses: list[list[int]] = []
     traces: list[Trace] = []
+    stop_steps: list[int] = []
     start = time.perf_counter()
     bar = tqdm(total=n, desc=f"{model.name} [{sampler.label}]", disable=not progress, leave=False)
     for lo in range(0, n, batch_size):
         hi = min(lo + batch_size, n)
         ids, mask = model.encode(texts[lo:hi])
         ids, mask = ids.to(model.device), mask.to(model.device)
-        tracer = Tracer(model, trace, hi - lo) if trace is not None else None
+        tracer = Tracer(model, trace, hi - lo, monitor=monitor) if trace is not None else None
         with tracer if tracer is not None else nullcontext():
             if sampler.kind == "ar":
                 out = autoregressive.generate(
@@ -179,6 +185,7 @@ def generate(
         responses.extend(out[:, ids.shape[1]:].tolist())
         if tracer is not None:
             traces.append(tracer.result(sampler.key()))
+            stop_steps.extend(tracer.stop_steps)
         bar.update(hi - lo)
     bar.close()
     seconds = time.perf_counter() - start
@@ -189,7 +196,8 @@ def generate(
         prefills=prefills,
         trace=Trace.concat(traces) if traces else None,
         seconds=seconds,
-        meta={"model": model.name, "sampler": sampler.key(), "label": sampler.label},
+        meta={"model": model.name, "sampler": sampler.key(), "label": sampler.label,
+              **({"stop_steps": stop_steps} if monitor is not None else {})},
     )
 
 

@@ -68,6 +68,8 @@ def generate(
         new_tokens.append(tok)
         if tracer is not None:
             tracer.record_ar(~finished, torch.stack(new_tokens, dim=1) if tracer.config.canvas else None)
+            if tracer.stopped is not None:
+                finished = finished | tracer.stopped  # a live monitor ended these rows
         finished = finished | torch.isin(tok, eos)
         if t == max_new_tokens - 1:
             break

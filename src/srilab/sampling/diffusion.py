@@ -258,6 +258,9 @@ def generate(
                 remask = _top_k_mask(torch.where(committed, -p_cur, torch.full_like(p_cur, -np.inf)), n_re)
                 k = k + remask.sum(dim=1)
 
+            if tracer is not None and tracer.stopped is not None:
+                k = torch.where(tracer.stopped, torch.zeros_like(k), k)  # a live monitor froze these rows
+                remask = None if remask is None else remask & ~tracer.stopped[:, None]
             transfer_index = _top_k_mask(confidence, k)
             block[transfer_index] = x0[transfer_index]
             if remask is not None:

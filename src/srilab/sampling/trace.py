@@ -95,7 +95,10 @@ class Tracer:
     """Hooks ``model.hidden_module(config.layer)``; samplers call :meth:`record_diffusion` or
     :meth:`record_ar` once per step. Use as ``with Tracer(model, cfg, batch_size) as tracer: ...``."""
 
-    def __init__(self, model: LanguageModel, config: TraceConfig, batch_size: int):
+    def __init__(self, model: LanguageModel, config: TraceConfig, batch_size: int, monitor=None):
+        """``monitor``: optional live check, ``monitor.after_step(step, phi [B, D]) -> bool [B] | None`` called
+        after every step with that step's pooled activations; rows it returns True for are *stopped*: the
+        samplers read :attr:`stopped` and end them (AR: no more tokens; diffusion: no more commits)."""
         self.model = model
         self.config = config
         self.batch_size = batch_size
@@ -107,6 +110,13 @@ class Tracer:
         self._ar_last: list[torch.Tensor] = []
         self._ar_active: list[torch.Tensor] = []
         self._ar_index: list[int] = []  # per AR step, which recorded state it shows (repeats point back)
+        self.monitor = monitor
+        if monitor is not None and hasattr(monitor, "reset"):
+            monitor.reset(batch_size)
+        self.stopped: torch.Tensor | None = None  # bool [B] once a monitor stopped a row
+        self.stop_steps: list[int] = [-1] * batch_size  # the step at which each row was stopped (-1: never)
+        self._ar_sum: torch.Tensor | None = None  # running sums, kept only when a monitor needs phi_t live
+        self._ar_count: torch.Tensor | None = None
 
     # -------------------------------------------------------------------------------- hook lifecycle
     def __enter__(self) -> Tracer:
@@ -149,6 +159,8 @@ class Tracer:
             weights = torch.ones(canvas.shape[0], length - prompt_len, device=canvas.device)
         pooled = torch.bmm(weights.unsqueeze(1), h.to(torch.float32)).squeeze(1)
         self._steps.append(pooled / weights.sum(dim=1, keepdim=True))
+        if self.monitor is not None:
+            self._check(len(self._steps) - 1, self._steps[-1])
         if self.config.canvas:
             self._canvas.append(canvas[:, prompt_len:].clone())
 
@@ -165,8 +177,26 @@ class Tracer:
         self._ar_last.append(last)
         self._ar_active.append(active)  # the sampler passes a fresh tensor each step
         self._ar_index.append(len(self._ar_last) - 1)
+        if self.monitor is not None:
+            act = active.to(torch.float32).unsqueeze(1)
+            lastf = last.to(torch.float32)
+            if self._ar_sum is None:
+                self._ar_sum, self._ar_count = torch.zeros_like(lastf), torch.zeros_like(act)
+            self._ar_sum += lastf * act
+            self._ar_count += act
+            self._check(len(self._ar_index) - 1, self._ar_sum / self._ar_count.clamp_min(1.0))
         if self.config.canvas and canvas is not None:
             self._canvas.append(canvas.clone())
+
+    def _check(self, step: int, phi: torch.Tensor) -> None:
+        flags = self.monitor.after_step(step, phi)
+        if flags is None:
+            return
+        flags = torch.as_tensor(flags, dtype=torch.bool, device=phi.device)
+        new = flags if self.stopped is None else flags & ~self.stopped
+        for row in new.nonzero().flatten().tolist():
+            self.stop_steps[row] = step
+        self.stopped = flags if self.stopped is None else self.stopped | flags
 
     def repeat_last(self) -> None:
         """A step in which no row is active (all ended): every row repeats its last state."""
@@ -199,4 +229,6 @@ class Tracer:
                 [torch.nn.functional.pad(c, (0, width - c.shape[-1]), value=-1) for c in self._canvas], dim=1
             ).cpu()
         info = {"kind": self.model.kind, **self.config.key(), **(meta or {})}
+        if self.monitor is not None:
+            info["stop_steps"] = list(self.stop_steps)
         return Trace(activations=acts, canvas=canvas, meta=info)

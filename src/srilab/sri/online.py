@@ -76,3 +76,52 @@ def online_summary(alarms_benign, alarms_attack, steps: int) -> dict[str, float]
     if (a >= 0).any():
         out["attack_mean_alarm_fraction"] = float(((a[a >= 0] + 1) / steps).mean())
     return out
+
+
+class GuardMonitor:
+    """The SRI guard live, for ``srilab.sampling.generate(..., monitor=GuardMonitor(...))``.
+
+    After every step it turns that step's pooled activation into s_t (with ``centres``); at every
+    ``every``-th step it scores each row's prefix, filled with ``fill`` (the benign mean signal), and stops
+    the rows whose score exceeds the threshold of that check step (``thresholds`` from
+    :func:`online_thresholds`, else the guard's own). A stopped AR generation gets no more tokens; a stopped
+    diffusion generation commits nothing more (its remaining positions stay masked).
+    """
+
+    def __init__(self, centres, guard, fill, *, thresholds=None, every: int = 4) -> None:
+        from srilab.sri.signal import TAU
+
+        if not guard.fitted:
+            raise SrilabError("the SRI guard is not fitted: fit it on benign signals before monitoring")
+        self.harmless = np.asarray(centres.harmless, dtype=np.float64)
+        self.harmful = np.asarray(centres.harmful, dtype=np.float64)
+        self.guard = guard
+        self.fill = np.asarray(fill, dtype=np.float64)
+        steps = self.harmless.shape[0]
+        if self.fill.shape != (steps,) or guard.steps != steps:
+            raise SrilabError(f"centres ({steps} steps), guard ({guard.steps}) and fill {self.fill.shape} must agree")
+        self.checks = {t: i for i, t in enumerate(check_steps(steps, every))}
+        self.thresholds = None if thresholds is None else np.asarray(thresholds, dtype=np.float64)
+        if self.thresholds is not None and self.thresholds.shape != (len(self.checks),):
+            raise SrilabError(f"thresholds must have one value per check step ({len(self.checks)})")
+        self.tau = TAU
+        self._signals: list[np.ndarray] = []
+
+    def reset(self, batch_size: int) -> None:
+        self._signals = []
+
+    def after_step(self, step: int, phi) -> np.ndarray | None:
+        from srilab.sri.signal import signal
+
+        if step >= self.harmless.shape[0]:
+            raise SrilabError(f"the generation has more steps than the centres ({self.harmless.shape[0]})")
+        acts = phi.detach().cpu().numpy()[:, None, :]
+        s_t = signal(acts, (self.harmless[step : step + 1], self.harmful[step : step + 1]), tau=self.tau)[:, 0]
+        self._signals.append(s_t)
+        if step not in self.checks:
+            return None
+        prefix = np.stack(self._signals, axis=1)
+        future = np.broadcast_to(self.fill[step + 1 :], (prefix.shape[0], self.fill.shape[0] - step - 1))
+        scores = self.guard.score(np.concatenate([prefix, future], axis=1))
+        limit = self.guard.threshold if self.thresholds is None else self.thresholds[self.checks[step]]
+        return scores > limit
