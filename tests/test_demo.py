@@ -100,3 +100,17 @@ def test_cli_demo_bad_pair_is_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert len(err.splitlines()) == 1 and "no toy pair" in err
+
+
+def test_a_second_run_keeps_the_first(micro_pair, tmp_path):
+    out = tmp_path / "demo"
+    cfg = DemoConfig(pair=micro_pair, out=out, quick=True, limit=2, n_boot=50, defenses=False)
+    run_demo(cfg, progress=False, echo=lambda s: None)
+    first = (out / "summary.json").read_text()
+    (out / "notes.txt").write_text("mine")
+    run_demo(cfg, progress=False, echo=lambda s: None)
+    previous = list((out / "previous").iterdir())
+    assert len(previous) == 1
+    assert (previous[0] / "summary.json").read_text() == first
+    assert (previous[0] / "notes.txt").read_text() == "mine"
+    assert (out / "summary.json").is_file() and not (out / "notes.txt").exists()

@@ -393,6 +393,9 @@ def run_demo(cfg: DemoConfig, *, progress: bool = True, echo: Callable[[str], No
     root = pair_dir(cfg.pair)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    archived = archive_previous(out)
+    if archived is not None:
+        echo(f"the previous results in {out} were moved to {archived}")
     (out / "plots").mkdir(exist_ok=True)
     ar, dlm = load_pair(root)
     world = pair_world(root)
@@ -446,6 +449,27 @@ def run_demo(cfg: DemoConfig, *, progress: bool = True, echo: Callable[[str], No
     echo(format_table(summary))
     echo(f"report: {out / 'report.html'}   summary: {out / 'summary.json'}   ({summary['seconds']:.0f}s)")
     return summary
+
+
+def archive_previous(out: Path) -> Path | None:
+    """Move an earlier run's files out of the way (into ``out/previous/<time>``): results are never lost."""
+    import shutil
+
+    entries = [p for p in out.iterdir() if p.name != "previous"]
+    if not entries:
+        return None
+    summary = out / "summary.json"
+    when = summary.stat().st_mtime if summary.exists() else time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    target = out / "previous" / stamp
+    n = 1
+    while target.exists():
+        n += 1
+        target = out / "previous" / f"{stamp}-{n}"
+    target.mkdir(parents=True)
+    for p in entries:
+        shutil.move(str(p), str(target / p.name))
+    return target
 
 
 def _clean(value: Any) -> Any:
