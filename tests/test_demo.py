@@ -114,3 +114,12 @@ def test_a_second_run_keeps_the_first(micro_pair, tmp_path):
     assert (previous[0] / "summary.json").read_text() == first
     assert (previous[0] / "notes.txt").read_text() == "mine"
     assert (out / "summary.json").is_file() and not (out / "notes.txt").exists()
+
+
+@pytest.mark.parametrize("args,message", [(["--detector", "nope"], "unknown guard detector"),
+                                          (["--limit", "0"], "--limit must be at least 1")])
+def test_cli_demo_bad_settings_fail_before_generating(tmp_path, capsys, args, message):
+    code = main(["demo", "--out", str(tmp_path / "o"), "--no-progress", *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "o").exists()  # nothing was started, nothing written

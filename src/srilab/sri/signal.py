@@ -26,11 +26,6 @@ def _as_array(x, name: str) -> np.ndarray:
     return arr
 
 
-def cosine_distance(activations: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """1 - cos(phi_t, c_t) for activations [N, S, D] and a centre [S, D] -> [N, S]."""
-    return _cosine_distances(activations, centre[None])[0]
-
-
 def _cosine_distances(activations: np.ndarray, centres: np.ndarray) -> np.ndarray:
     """1 - cos(phi_t, c_kt) for activations [N, S, D] and K centres [K, S, D] -> [K, N, S], one pass."""
     a_norm = np.linalg.norm(activations, axis=-1)  # [N, S]

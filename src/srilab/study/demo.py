@@ -390,6 +390,10 @@ def paired(runs: dict[str, SamplerRun], a: str, b: str, cfg: DemoConfig) -> dict
 # ------------------------------------------------------------------------------------------------ main
 def run_demo(cfg: DemoConfig, *, progress: bool = True, echo: Callable[[str], None] = print) -> dict[str, Any]:
     started = time.perf_counter()
+    # Settings that would only fail after minutes of generation are checked first.
+    SRIGuard(cfg.detector, quantile=cfg.quantile)
+    if cfg.limit is not None and cfg.limit < 1:
+        raise SrilabError(f"--limit must be at least 1, got {cfg.limit}")
     root = pair_dir(cfg.pair)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
