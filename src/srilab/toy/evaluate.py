@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from srilab.errors import SrilabError
 from srilab.judges.oracle import OracleJudge
 from srilab.models.base import LanguageModel
 from srilab.sampling.api import SamplerConfig, generate
@@ -26,7 +27,7 @@ def pair_samplers(gen_length: int, *, steps: int | None = None, block_length: in
     """The three samplers of the study, keyed by name (greedy, so every run reproduces)."""
     steps = steps or gen_length
     if gen_length % block_length:
-        block_length = gen_length
+        raise SrilabError(f"block_length {block_length} must divide the pair's gen_length {gen_length}")
     return {
         "ar": SamplerConfig(kind="ar", name="ar", max_new_tokens=gen_length),
         "diffusion": SamplerConfig(
