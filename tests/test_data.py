@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from srilab.data import DATASETS, DEFAULT_HUB_IDS, HUB_FILES, DataRowWarning, Record, load_dataset, load_prompts
+from srilab.data import DATASETS, DataRowWarning, Record, load_dataset, load_prompts
 from srilab.errors import SrilabError
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -412,7 +412,7 @@ def test_offline_hub_asks_for_a_local_path(monkeypatch):
         with pytest.raises(SrilabError, match="offline") as excinfo:
             load_dataset(name)
         message = one_line_error(excinfo)
-        assert "local file path" in message and DEFAULT_HUB_IDS[name] in message
+        assert "local file path" in message and DATASETS.get(name).hub_id in message
 
 
 def test_hub_download_uses_the_default_ids(tmp_path, monkeypatch):
@@ -479,13 +479,14 @@ def test_hub_failure_is_a_srilab_error(monkeypatch):
 
 # ------------------------------------------------------------------------------------------------ catalogue
 def test_catalogue_is_consistent():
-    assert set(DATASETS) == set(DEFAULT_HUB_IDS) == set(HUB_FILES) == {
-        "advbench", "harmbench", "jailbreakbench", "strongreject", "xstest", "alpaca",
-    }
-    for name, info in DATASETS.items():
-        assert info.name == name and info.description and info.citation and info.url.startswith("https://")
-        assert None in HUB_FILES[name]
-        assert set(HUB_FILES[name]) - {None} <= set(info.splits)
+    assert set(DATASETS) == {"advbench", "harmbench", "jailbreakbench", "strongreject", "xstest", "alpaca"}
+    for entry in DATASETS.entries():
+        info = entry.obj
+        assert info.name == entry.name and info.description and info.citation and info.url.startswith("https://")
+        assert entry.source == info.citation and info.hub_id and info.builder is not None
+        assert None in info.hub_files
+        assert set(info.hub_files) - {None} <= set(info.splits)
+        assert info.split_file is None or info.split_file in info.splits
 
 
 def test_record_is_frozen_and_hashable():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from srilab.defenses import (
-    BASELINES,
+    DEFENSES,
     Defense,
     DefenseScores,
     OutputKeywordGuard,
@@ -176,8 +176,8 @@ def test_run_shape_and_timing_and_registry():
 
     with pytest.raises(SrilabError, match="shape"):
         Wrong().run(["a"])
-    assert set(BASELINES) == {"perplexity", "self_examination", "output_keyword", "smoothllm", "refusal_direction"}
-    assert all(issubclass(cls, Defense) for cls in BASELINES.values())
+    assert set(DEFENSES) == {"perplexity", "self_examination", "output_keyword", "smoothllm", "refusal_direction"}
+    assert all(issubclass(DEFENSES.get(n), Defense) and DEFENSES.entry(n).source for n in DEFENSES)
 
 
 def test_evaluate_defense_separable():

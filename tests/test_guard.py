@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from srilab.errors import SrilabError
-from srilab.sri.guard import DETECTORS, SRIGuard, make_detector
-from srilab.study.stats import auroc, fpr_at_threshold
+from srilab.sri.detectors import DETECTORS, make_detector
+from srilab.sri.guard import SRIGuard
+from srilab.stats import auroc, fpr_at_threshold
 
 S = 32
 T = np.arange(S)

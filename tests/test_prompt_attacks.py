@@ -37,10 +37,9 @@ TARGET = "Sure, here is how to w3 :"
 @pytest.fixture
 def registry():
     """Restore the global attack registry after a test that registers templates."""
-    saved = dict(ATTACKS)
+    saved = ATTACKS.snapshot()
     yield ATTACKS
-    ATTACKS.clear()
-    ATTACKS.update(saved)
+    ATTACKS.restore(saved)
 
 
 @pytest.fixture(scope="module")
@@ -291,7 +290,7 @@ def test_shipped_library_loads_idempotently_and_applies(registry):
 
 def test_shipped_library_refuses_to_overwrite_a_user_template(tmp_path, registry):
     for name in [n for n in ATTACKS if n.startswith("template:")]:  # as before the library was loaded
-        del ATTACKS[name]
+        ATTACKS.remove(name)
     load_templates(write(tmp_path / "mine.yaml", "- {name: aim, template: 'mine {r}', source: me}\n"))
     with pytest.raises(SrilabError, match=r"default\.yaml entry 1 \('aim'\): attack 'template:aim'"):
         load_default_templates()

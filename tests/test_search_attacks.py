@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from srilab.attacks.registry import AttackContext, AttackedRequest, apply_attack, get_attack
+from srilab.attacks import AttackContext, AttackedRequest, apply_attack, get_attack
 from srilab.attacks.search import SearchResult, gcg, random_search, target_loss
 from srilab.errors import SrilabError
 from srilab.models.base import LanguageModel

@@ -1,4 +1,4 @@
-"""Tests for srilab.study.stats: bootstrap intervals, the paired McNemar test and detection metrics."""
+"""Tests for srilab.stats: bootstrap intervals, the paired McNemar test and detection metrics."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from srilab.errors import SrilabError
-from srilab.study.stats import (
+from srilab.stats import (
     Interval,
     auroc,
     bootstrap_auroc_ci,
@@ -170,7 +170,7 @@ def test_invalid_inputs_raise_srilab_error_naming_the_argument(call, name) -> No
 
 
 def test_detection_figures_names_and_values():
-    from srilab.study.stats import detection_figures
+    from srilab.stats import detection_figures
 
     neg = np.linspace(0.0, 1.0, 200)
     pos = np.array([0.5, 0.97, 2.0, 3.0])

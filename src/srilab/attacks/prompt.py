@@ -42,7 +42,7 @@ from typing import Any
 
 import yaml
 
-from srilab.attacks.registry import ATTACKS, Attack, AttackContext, AttackedRequest, register
+from srilab.attacks.base import ATTACKS, Attack, AttackContext, AttackedRequest, add_attack, register
 from srilab.errors import SrilabError
 
 # ------------------------------------------------------------------------------------------------ Wei et al.
@@ -381,12 +381,6 @@ def _attack_fn(t: Template) -> Callable[[str, AttackContext], AttackedRequest]:
     return attack
 
 
-def _as_attack(t: Template) -> Attack:
-    fn = _attack_fn(t)
-    doc = (t.description.splitlines() or [fn.__doc__ or t.name])[0]
-    return Attack(t.attack_name, fn, "any", t.source, doc)
-
-
 def register_templates(templates: list[Template], *, replace: bool = False) -> list[str]:
     """Register ``templates`` as ``template:<name>`` attacks; all or none (a name already registered is an
     error unless ``replace``). Returns the attack names."""
@@ -398,7 +392,9 @@ def register_templates(templates: list[Template], *, replace: bool = False) -> l
                     "registered: rename the template or load with replace=True"
                 )
     for t in templates:
-        ATTACKS[t.attack_name] = _as_attack(t)
+        fn = _attack_fn(t)
+        doc = (t.description.splitlines() or [fn.__doc__ or t.name])[0]
+        add_attack(t.attack_name, fn, source=t.source, doc=doc, replace=True)
     return [t.attack_name for t in templates]
 
 
@@ -419,9 +415,9 @@ def load_default_templates() -> list[str]:
     fresh = [
         t
         for t in templates
-        if t.attack_name not in ATTACKS or ATTACKS[t.attack_name] is not _DEFAULT_REGISTERED.get(t.attack_name)
+        if t.attack_name not in ATTACKS or ATTACKS.get(t.attack_name) is not _DEFAULT_REGISTERED.get(t.attack_name)
     ]
     register_templates(fresh)
     for t in fresh:
-        _DEFAULT_REGISTERED[t.attack_name] = ATTACKS[t.attack_name]
+        _DEFAULT_REGISTERED[t.attack_name] = ATTACKS.get(t.attack_name)
     return [t.attack_name for t in templates]

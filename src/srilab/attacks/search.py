@@ -51,13 +51,16 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from srilab.attacks.registry import AttackContext, AttackedRequest, register
+from srilab.attacks.base import AttackContext, AttackedRequest, register
 from srilab.errors import SrilabError
-from srilab.models.base import LanguageModel
+
+if TYPE_CHECKING:  # attacks sit upstream of models: the model is only used, never imported at run time
+    from srilab.models.base import LanguageModel
 
 __all__ = ["SENTINEL", "SearchResult", "gcg", "random_search", "target_loss"]
 
@@ -115,7 +118,7 @@ def _encode(tok, text: str) -> list[int]:
 
 
 def _layout(model: LanguageModel, request: str, target: str) -> _Layout:
-    tok = model._require_tokenizer()
+    tok = model.require_tokenizer()
     text = model.chat_prompt(f"{request} {SENTINEL}")
     if text.count(SENTINEL) != 1:
         raise SrilabError(
@@ -244,10 +247,15 @@ def target_loss(
 
 
 # ------------------------------------------------------------------------------------------------ search helpers
+def _is_language_model(model) -> bool:
+    """A srilab LanguageModel, recognised by what search uses (attacks do not import models)."""
+    return all(hasattr(model, a) for a in ("module", "tokenizer", "require_tokenizer", "chat_prompt", "kind"))
+
+
 def _check_model(model, what: str) -> None:
-    if not isinstance(model, LanguageModel):
+    if not _is_language_model(model):
         raise SrilabError(f"{what} needs a srilab LanguageModel (srilab.models.load), got {type(model).__name__}")
-    model._require_tokenizer()
+    model.require_tokenizer()
 
 
 def _vocab_rows(model: LanguageModel) -> int:
@@ -521,7 +529,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
 def _run_attack(name: str, search, request: str, ctx: AttackContext) -> AttackedRequest:
     if ctx.model is None:
         raise SrilabError(f"the {name} attack is white-box: it needs the attacked model (AttackContext.model)")
-    if not isinstance(ctx.model, LanguageModel):
+    if not _is_language_model(ctx.model):
         kind = type(ctx.model).__name__
         raise SrilabError(f"the {name} attack needs a srilab LanguageModel as its model, got {kind}")
     allowed = _OPTIONS[name]

@@ -1,7 +1,7 @@
 """Loaders for the safety benchmarks, each row a typed :class:`Record`.
 
 AdvBench, HarmBench, JailbreakBench, StrongREJECT, XSTest and Alpaca, from a local file (CSV / JSON /
-JSONL / one-per-line text) or the dataset hub; :data:`DATASETS` describes each and cites its source.
+JSONL / one-per-line text) or the dataset hub; :data:`DATASETS` (a registry) describes each and cites its source.
 
     from srilab.data import load_dataset, load_prompts
 
@@ -10,24 +10,17 @@ JSONL / one-per-line text) or the dataset hub; :data:`DATASETS` describes each a
     mine = load_prompts("prompts.jsonl", column="question")
 """
 
-from srilab.data.loaders import (
-    DATASETS,
-    DEFAULT_HUB_IDS,
-    HUB_FILES,
-    DataRowWarning,
-    DatasetInfo,
-    load_dataset,
-    load_prompts,
-)
+from srilab.data.benchmarks import DATASETS, DatasetInfo, add_dataset
+from srilab.data.loaders import load_dataset, load_prompts
 from srilab.data.records import Record
+from srilab.data.rows import DataRowWarning
 
 __all__ = [
     "DATASETS",
-    "DEFAULT_HUB_IDS",
-    "HUB_FILES",
     "DataRowWarning",
     "DatasetInfo",
     "Record",
+    "add_dataset",
     "load_dataset",
     "load_prompts",
 ]

@@ -2,7 +2,7 @@
 
 Every defense maps ``(requests, responses)`` to one float score per item, higher = more likely a jailbreak
 or a harmful generation, so that all baselines (and the SRI guard) are compared with the same detection
-metrics (AUROC, TPR at a fixed FPR; :mod:`srilab.study.stats`).
+metrics (AUROC, TPR at a fixed FPR; :mod:`srilab.stats`).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from srilab.errors import SrilabError
-from srilab.study.stats import auroc, tpr_at_fpr
+from srilab.registry import Registry
+from srilab.stats import auroc, tpr_at_fpr
 
-__all__ = ["Defense", "DefenseScores", "evaluate_defense"]
+__all__ = ["DEFENSES", "Defense", "DefenseScores", "evaluate_defense"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class Defense(ABC):
 
     def run(self, requests: Sequence[str], responses: Sequence[str] | None = None) -> DefenseScores:
         """Score the batch and time it: a :class:`DefenseScores` with the scores and the wall time."""
-        requests = _as_texts(requests, "requests")
+        requests = as_texts(requests, "requests")
         if responses is not None:
             responses = self._require_responses(requests, responses)
         start = time.perf_counter()
@@ -66,7 +67,7 @@ class Defense(ABC):
     def _require_responses(self, requests: Sequence[str], responses: Sequence[str] | None) -> list[str]:
         if responses is None:
             raise SrilabError(f"{self.name} scores responses: pass one response per request")
-        responses = _as_texts(responses, "responses")
+        responses = as_texts(responses, "responses")
         if len(responses) != len(requests):
             raise SrilabError(
                 f"{self.name}: {len(requests)} requests but {len(responses)} responses; "
@@ -78,7 +79,11 @@ class Defense(ABC):
         return f"{type(self).__name__}(name={self.name!r})"
 
 
-def _as_texts(texts: Sequence[str], what: str) -> list[str]:
+#: Every baseline defense class by name (``srilab list defenses``).
+DEFENSES: Registry[type[Defense]] = Registry("defenses")
+
+
+def as_texts(texts: Sequence[str], what: str) -> list[str]:
     if isinstance(texts, str):
         raise SrilabError(f"{what} must be a list of texts, got a single str; wrap it in a list")
     texts = list(texts)
@@ -99,7 +104,7 @@ def evaluate_defense(
     """Detection metrics of a defense: ``auroc`` and ``tpr_at_{100 * fpr:g}pct_fpr`` for every FPR level.
 
     ``scores_pos``: scores of jailbreaks / harmful items; ``scores_neg``: scores of benign items. Flagged
-    means ``score > threshold`` with the threshold chosen on the negatives (:func:`srilab.study.stats.tpr_at_fpr`).
+    means ``score > threshold`` with the threshold chosen on the negatives (:func:`srilab.stats.tpr_at_fpr`).
     """
     out = {"auroc": auroc(scores_pos, scores_neg)}
     for fpr in fpr_levels:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from srilab.defenses.base import Defense, _as_texts
+from srilab.defenses.base import DEFENSES, Defense, as_texts
 from srilab.errors import SrilabError
 from srilab.judges.refusal import RefusalJudge
 from srilab.models.base import LanguageModel, LayerSpec, left_pad, shift_logits
@@ -53,6 +53,7 @@ def _forward(model: LanguageModel, ids: torch.Tensor, mask: torch.Tensor) -> tor
 
 
 # ---------------------------------------------------------------------------------------------- perplexity
+@DEFENSES.register("perplexity", source='Alon & Kamfonas 2023; Jain et al. 2023 (perplexity filter)')
 class PerplexityFilter(Defense):
     """Mean token negative log-likelihood (log perplexity) of the raw request under an AR reference model.
 
@@ -74,10 +75,10 @@ class PerplexityFilter(Defense):
 
     @torch.no_grad()
     def score(self, requests: Sequence[str], responses: Sequence[str] | None = None) -> np.ndarray:
-        tok = self.reference._require_tokenizer()
+        tok = self.reference.require_tokenizer()
         bos = getattr(tok, "bos_token_id", None)
         rows = []
-        for text in _as_texts(requests, "requests"):
+        for text in as_texts(requests, "requests"):
             row = list(tok(text, add_special_tokens=False)["input_ids"])
             if bos is not None:
                 row = [bos, *row]
@@ -110,6 +111,7 @@ def single_token_id(tokenizer, word: str) -> int:
     )
 
 
+@DEFENSES.register("self_examination", source='Phute et al. 2023, "LLM Self Defense"')
 class SelfExamination(Defense):
     """The model examines its own response: score = log P(yes) - log P(no) for the first answer token.
 
@@ -135,7 +137,7 @@ class SelfExamination(Defense):
             raise SrilabError("question_template must contain {response}, where the examined answer goes")
         if model.kind == "diffusion" and model.mask_id is None:
             raise SrilabError(f"{model.name} has no mask token: self-examination cannot read its answer logits")
-        tok = model._require_tokenizer()
+        tok = model.require_tokenizer()
         self.yes_id = single_token_id(tok, yes_word)
         self.no_id = single_token_id(tok, no_word)
         if self.yes_id == self.no_id:
@@ -160,7 +162,7 @@ class SelfExamination(Defense):
 
     @torch.no_grad()
     def score(self, requests: Sequence[str], responses: Sequence[str] | None) -> np.ndarray:
-        requests = _as_texts(requests, "requests")
+        requests = as_texts(requests, "requests")
         responses = self._require_responses(requests, responses)
         prompts = self.prompts(requests, responses)
         model = self.model
@@ -180,6 +182,7 @@ class SelfExamination(Defense):
 
 
 # ---------------------------------------------------------------------------------------------- output guard
+@DEFENSES.register("output_keyword", source="stand-in for an output guard (Llama Guard, Inan et al. 2023)")
 class OutputKeywordGuard(Defense):
     """An output classifier: 1.0 when the response is not a refusal (the model complied), 0.0 for a refusal.
 
@@ -194,7 +197,7 @@ class OutputKeywordGuard(Defense):
         self.name = name
 
     def score(self, requests: Sequence[str], responses: Sequence[str] | None) -> np.ndarray:
-        responses = self._require_responses(_as_texts(requests, "requests"), responses)
+        responses = self._require_responses(as_texts(requests, "requests"), responses)
         return np.array([0.0 if r else 1.0 for r in self.judge.judge_batch(responses)], dtype=np.float64)
 
 
@@ -203,6 +206,7 @@ class OutputKeywordGuard(Defense):
 _PRINTABLE = "".join(c for c in string.printable if c not in "\t\n\r\x0b\x0c")
 
 
+@DEFENSES.register("smoothllm", source='Robey et al. 2023, "SmoothLLM"')
 class SmoothLLM(Defense):
     """SmoothLLM (Robey et al. 2023): answer ``copies`` randomly perturbed copies of the request and vote.
 
@@ -264,7 +268,7 @@ class SmoothLLM(Defense):
         return np.asarray(scores) > 0.5
 
     def score(self, requests: Sequence[str], responses: Sequence[str] | None = None) -> np.ndarray:
-        requests = _as_texts(requests, "requests")
+        requests = as_texts(requests, "requests")
         perturbed = [c for i, q in enumerate(requests) for c in self.perturb(q, i)]
         gen = generate(self.model, perturbed, self.sampler, batch_size=self.batch_size)
         texts = gen.full_texts
@@ -274,6 +278,7 @@ class SmoothLLM(Defense):
 
 
 # ---------------------------------------------------------------------------------------------- refusal direction
+@DEFENSES.register("refusal_direction", source='Arditi et al. 2024, "Refusal is mediated by a single direction"')
 class RefusalDirectionProbe(Defense):
     """A static probe on the refusal direction (Arditi et al. 2024).
 
@@ -299,7 +304,7 @@ class RefusalDirectionProbe(Defense):
     @torch.no_grad()
     def activations(self, requests: Sequence[str]) -> np.ndarray:
         """float [N, D]: the hooked module's output at the last prompt position of every request."""
-        prompts = [self.model.chat_prompt(q) for q in _as_texts(requests, "requests")]
+        prompts = [self.model.chat_prompt(q) for q in as_texts(requests, "requests")]
         captured: list[torch.Tensor] = []
 
         def hook(_module, _inputs, output) -> None:

@@ -83,7 +83,8 @@ class LanguageModel:
         return self.layers[idx]
 
     # ------------------------------------------------------------------------------------------ text
-    def _require_tokenizer(self):
+    def require_tokenizer(self):
+        """The tokenizer; a model loaded without one is a clear error."""
         if self.tokenizer is None:
             raise SrilabError(f"model {self.name} was loaded without a tokenizer; pass token ids instead of text")
         return self.tokenizer
@@ -91,7 +92,7 @@ class LanguageModel:
     def chat_prompt(self, request: str, prefill: str | None = None) -> str:
         """The request in the model's chat format, ending where the assistant's answer starts; ``prefill``
         (an attacker-chosen start of the answer) is appended after the generation prompt."""
-        tok = self._require_tokenizer()
+        tok = self.require_tokenizer()
         if getattr(tok, "chat_template", None):
             text = tok.apply_chat_template(
                 [{"role": "user", "content": request}], tokenize=False, add_generation_prompt=True
@@ -105,13 +106,13 @@ class LanguageModel:
 
     def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Left-padded ``input_ids`` and ``attention_mask`` for a batch of already formatted texts."""
-        tok = self._require_tokenizer()
+        tok = self.require_tokenizer()
         rows = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
         return left_pad(rows, self.pad_token_id if self.pad_token_id is not None else 0)
 
     def decode(self, ids: Sequence[int]) -> str:
         """Text of response token ids, cut at the first EOS, without special tokens."""
-        tok = self._require_tokenizer()
+        tok = self.require_tokenizer()
         ids = list(ids)
         for i, t in enumerate(ids):
             if t in self.eos_token_ids:

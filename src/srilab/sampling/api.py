@@ -17,6 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm.auto import tqdm
 
+from srilab.attacks.base import CanvasText
 from srilab.errors import SrilabError
 from srilab.models.base import LanguageModel
 from srilab.sampling import autoregressive, diffusion
@@ -78,16 +79,6 @@ class SamplerConfig(BaseModel):
             "steps", "gen_length", "block_length", "cfg_scale", "remasking", "revision"
         ]
         return {f: getattr(self, f) for f in fields}
-
-
-@dataclass(frozen=True)
-class CanvasText:
-    """Text written into the response canvas of a diffusion generation at ``step``, from response
-    position ``offset`` (priming: step 0; refinement injection: a later step)."""
-
-    text: str
-    step: int = 0
-    offset: int = 0
 
 
 @dataclass

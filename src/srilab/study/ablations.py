@@ -24,7 +24,7 @@ Every variant also records ``seconds_per_item``: the cost of scoring one generat
 fitted (SRI: signal + guard score; static: score; text: featurise + score), over all items in one call (best
 of 3 calls).
 
-``static_step0`` and ``text_only`` use the same detector code (:func:`srilab.sri.guard.make_detector`) and
+``static_step0`` and ``text_only`` use the same detector code (:func:`srilab.sri.detectors.make_detector`) and
 the same benign split and threshold rule as :class:`SRIGuard` (which itself only accepts signals in [0, 1]).
 """
 
@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from srilab import stats
 from srilab.errors import SrilabError
 from srilab.judges.oracle import OracleJudge
 from srilab.judges.refusal import RefusalJudge
@@ -46,9 +47,9 @@ from srilab.models.base import LanguageModel, LayerSpec
 from srilab.sampling.api import SamplerConfig, generate
 from srilab.sampling.trace import TraceConfig
 from srilab.sri.centres import CentreKey, compute_centres, data_hash
-from srilab.sri.guard import SRIGuard, make_detector
+from srilab.sri.detectors import make_detector
+from srilab.sri.guard import SRIGuard
 from srilab.sri.signal import signal as sri_signal
-from srilab.study import stats
 from srilab.study.demo import ATTACK_ORDER, Item, _clean, build_items
 from srilab.toy.evaluate import SAMPLER_NAMES, model_for, pair_samplers
 from srilab.toy.pair import load_pair, pair_dir, pair_gen_length, pair_world

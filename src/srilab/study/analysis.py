@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from srilab import stats
 from srilab.errors import SrilabError
-from srilab.study import stats
 from srilab.study.config import StudyConfig, parse_config
 from srilab.study.store import RunDir, atomic_write_text
 

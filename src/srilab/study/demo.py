@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from srilab.attacks import AttackContext, apply_attack
+from srilab import stats
+from srilab.attacks import AttackContext, CanvasText, apply_attack
 from srilab.defenses import (
     OutputKeywordGuard,
     PerplexityFilter,
@@ -48,7 +49,7 @@ from srilab.errors import SrilabError
 from srilab.judges.oracle import OracleJudge
 from srilab.judges.refusal import RefusalJudge
 from srilab.models.base import LanguageModel
-from srilab.sampling.api import CanvasText, SamplerConfig, generate
+from srilab.sampling.api import SamplerConfig, generate
 from srilab.sampling.trace import TraceConfig
 from srilab.sri.centres import CentreKey, compute_centres, data_hash
 from srilab.sri.dynamics import intermediate_texts, revision_metrics
@@ -56,7 +57,6 @@ from srilab.sri.guard import SRIGuard
 from srilab.sri.metrics import internal_recovery
 from srilab.sri.online import first_alarms, online_summary, online_thresholds
 from srilab.sri.signal import signal as sri_signal
-from srilab.study import stats
 from srilab.toy.evaluate import SAMPLER_NAMES, model_for, pair_samplers
 from srilab.toy.pair import load_pair, pair_dir, pair_gen_length, pair_world, training_record
 from srilab.toy.world import World, check_reasoning_answer, eval_sets
