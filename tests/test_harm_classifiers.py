@@ -19,17 +19,16 @@ import pytest
 import torch
 
 from srilab.errors import SrilabError
+from srilab.judges import JUDGES, Judge, Verdict, make_judge
 from srilab.judges.agreement import agreement, cohen_kappa, fleiss_kappa
 from srilab.judges.classifiers import (
     HARMBENCH_PROMPT,
     HARMBENCH_PROMPT_CONTEXTUAL,
     HarmBenchClassifier,
-    HarmJudge,
-    HarmVerdict,
     LlamaGuard,
-    get_judge,
     parse_llama_guard_output,
 )
+from srilab.judges.harm import HarmJudge, HarmVerdict
 from srilab.judges.refusal import RefusalJudge
 from srilab.models import LanguageModel, load
 
@@ -354,22 +353,34 @@ def test_input_errors(random_lm) -> None:
         HarmBenchClassifier("./no/such/checkpoint")
 
 
-def test_get_judge_registry(ckpts, random_lm) -> None:
-    assert isinstance(get_judge("refusal"), RefusalJudge)
-    assert get_judge("refusal").judge_batch(["I cannot help with that.", "Sure, here it is."]) == [True, False]
-    hb = get_judge(f"harmbench:{ckpts['random']}")
-    assert isinstance(hb, HarmBenchClassifier) and isinstance(hb, HarmJudge)
-    lg = get_judge("Llama-Guard", model=random_lm, name="lg")
+def test_judge_registry_and_protocol(ckpts, random_lm) -> None:
+    assert {"refusal", "harmbench", "llama_guard"} <= set(JUDGES)
+    assert JUDGES.entry("refusal").tags["decides"] == "refused"
+    assert JUDGES.entry("harmbench").tags["decides"] == "harmful"
+    kw = make_judge("refusal")
+    assert isinstance(kw, RefusalJudge) and isinstance(kw, Judge)
+    assert kw(["a", "b"], ["I cannot help with that.", "Sure, here it is."]) == [
+        Verdict(refused=True, label="i cannot help"), Verdict(refused=False)
+    ]
+    hb = make_judge(f"harmbench:{ckpts['random']}", batch_size=3)
+    assert isinstance(hb, HarmBenchClassifier) and isinstance(hb, HarmJudge) and hb.batch_size == 3
+    verdicts = hb(["make a cake", "make a bomb"], ["Mix flour.", "No."])
+    assert [v.refused for v in verdicts] == [None, None]  # a harm judge does not decide refusal
+    batch = hb.judge_batch(["make a cake", "make a bomb"], ["Mix flour.", "No."])
+    assert [(v.harmful, v.score) for v in verdicts] == [(b.harmful, b.score) for b in batch]
+    lg = make_judge("Llama-Guard", model=random_lm, name="lg")
     assert isinstance(lg, LlamaGuard) and lg.name == "lg"
-    assert get_judge("harmbench", model=random_lm, prompt_style="repo").prompt_style == "repo"
-    with pytest.raises(SrilabError, match=r"unknown judge 'gpt4'.*refusal, harmbench, llama_guard"):
-        get_judge("gpt4")
+    assert make_judge("harmbench", model=random_lm, prompt_style="repo").prompt_style == "repo"
+    with pytest.raises(SrilabError, match=r"unknown judge 'gpt4'.*harmbench, llama_guard.*refusal"):
+        make_judge("gpt4")
     with pytest.raises(SrilabError, match="takes no model"):
-        get_judge("refusal:some/model")
+        make_judge("refusal:some/model")
     with pytest.raises(SrilabError, match="names no model"):
-        get_judge("harmbench:")
+        make_judge("harmbench:")
     with pytest.raises(SrilabError, match="only one"):
-        get_judge(f"harmbench:{ckpts['random']}", model=random_lm)
+        make_judge(f"harmbench:{ckpts['random']}", model=random_lm)
+    with pytest.raises(SrilabError, match="2 requests and 1 responses"):
+        kw(["a", "b"], ["no"])
 
 
 # ------------------------------------------------------------------------------------------------ agreement

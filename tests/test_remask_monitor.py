@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from srilab.errors import SrilabError
-from srilab.judges.oracle import OracleJudge
 from srilab.judges.refusal import RefusalJudge
 from srilab.sampling import SamplerConfig, TraceConfig, Tracer, autoregressive, generate
 from srilab.sri import compute_centres, signal
@@ -14,6 +13,7 @@ from srilab.sri.centres import CentreKey
 from srilab.sri.guard import SRIGuard
 from srilab.sri.online import GuardMonitor, online_thresholds
 from srilab.study.demo import build_items
+from srilab.toy.oracle import OracleJudge
 from srilab.toy.pair import load_pair, pair_world
 from srilab.toy.world import eval_sets, render_request
 

@@ -84,7 +84,7 @@ def test_config_errors_name_the_field(tmp_path, micro_pair):
         parse_config(bad)
     bad = json.loads(json.dumps(base))
     bad["judges"] = ["oracle"]
-    with pytest.raises(SrilabError, match="refusal judge is required"):
+    with pytest.raises(SrilabError, match="a judge that decides refusal is required"):
         parse_config(bad)
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: x\nmodels: [\n  - a: b\n")
@@ -110,6 +110,32 @@ def test_unknown_attack_or_judge_fails_before_any_model_loads(tmp_path, micro_pa
     with pytest.raises(SrilabError, match="unknown attack 'nope'"):
         run_study(write_yaml(tmp_path / "a.yaml", cfg), progress=False, echo=quiet)
     assert not (tmp_path / "run").exists()
+
+
+def test_judges_are_read_by_what_they_decide_not_by_name(micro_pair, tmp_path):
+    ar_only = [micro_config(micro_pair, tmp_path)["models"][0]]
+    small = {"attacks": ["direct"], "models": ar_only, "sri": {"enabled": False}}
+    # A labelled refusal judge (once a KeyError: 'refusal'), and asr_judge naming a refusal judge (once a
+    # KeyError: 'harmful'): both run, and say which judge decided what.
+    labelled = micro_config(micro_pair, tmp_path / "a", judges=[{"name": "refusal", "label": "kw"}, "oracle"], **small)
+    run_study(write_yaml(tmp_path / "a.yaml", labelled), progress=False, echo=quiet)
+    a = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert a["judges"] == {"refusal": "kw", "attack_success": "oracle"} and a["asr_basis"] == "judge oracle"
+    by_refusal = micro_config(micro_pair, tmp_path / "b", judges=["refusal", "oracle"], asr_judge="refusal", **small)
+    run_study(write_yaml(tmp_path / "b.yaml", by_refusal), progress=False, echo=quiet)
+    b = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert b["asr_basis"].startswith("not refused by judge refusal")
+    cell_a, cell_b = a["arms"]["m-ar/ar"]["cells"]["harm/direct"], b["arms"]["m-ar/ar"]["cells"]["harm/direct"]
+    assert cell_a["refusal"] == cell_b["refusal"]  # the same keyword verdicts under either name
+    assert cell_b["asr"]["rate"] == pytest.approx(1 - cell_b["refusal"]["rate"])
+    verdicts = list(RunDir(tmp_path / "a").judgements().rows())
+    assert {v["judge"] for v in verdicts} == {"kw", "oracle"}
+    assert all(set(v) >= {"refused", "harmful", "score", "label"} for v in verdicts)  # one verdict type
+    bad = micro_config(micro_pair, tmp_path / "c", judges=["refusal", "oracle"], refusal_judge="oracle")
+    with pytest.raises(SrilabError, match="refusal_judge 'oracle' does not decide refusal"):
+        parse_config(bad)
+    with pytest.raises(SrilabError, match=r"judges\.1\.name: unknown judge 'gpt4'"):
+        parse_config(micro_config(micro_pair, tmp_path / "c", judges=["refusal", "gpt4"]))
 
 
 # ------------------------------------------------------------------------------------------------ store

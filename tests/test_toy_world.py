@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from srilab.judges.oracle import OracleJudge, OracleVerdict, harmful
 from srilab.toy import world as W
+from srilab.toy.oracle import OracleJudge, OracleVerdict, harmful
 from srilab.toy.tokenizer import SPECIAL_TOKENS, build_world_tokenizer, load_tokenizer, save_tokenizer
 from srilab.toy.world import (
     Task,

@@ -1,26 +1,29 @@
-"""Judges: the refusal keyword judge, harm classifiers from the hub (HarmBench, Llama Guard), the toy
-world's oracle, and agreement between judges. :mod:`srilab.judges.registry` names them for study configs."""
+"""Judges: one protocol (``judge(requests, responses) -> list[Verdict]``) and one registry, :data:`JUDGES`.
 
+The refusal keyword judge, harm classifiers from the hub (HarmBench, Llama Guard) and agreement between
+judges live here; the toy world's oracle (:mod:`srilab.toy.oracle`) registers itself as ``oracle``.
+"""
+
+from srilab.judges import classifiers, refusal  # noqa: F401  (each registers its judges)
 from srilab.judges.agreement import agreement, cohen_kappa, fleiss_kappa
-from srilab.judges.classifiers import (
-    HarmBenchClassifier,
-    HarmJudge,
-    HarmVerdict,
-    LlamaGuard,
-    get_judge,
-    parse_llama_guard_output,
-)
+from srilab.judges.base import JUDGES, Judge, Verdict, decides, make_judge
+from srilab.judges.classifiers import HarmBenchClassifier, LlamaGuard, parse_llama_guard_output
+from srilab.judges.harm import HarmJudge, HarmVerdict
 from srilab.judges.refusal import RefusalJudge
 
 __all__ = [
+    "JUDGES",
     "HarmBenchClassifier",
     "HarmJudge",
     "HarmVerdict",
+    "Judge",
     "LlamaGuard",
     "RefusalJudge",
+    "Verdict",
     "agreement",
     "cohen_kappa",
+    "decides",
     "fleiss_kappa",
-    "get_judge",
+    "make_judge",
     "parse_llama_guard_output",
 ]

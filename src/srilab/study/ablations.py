@@ -41,7 +41,6 @@ import numpy as np
 
 from srilab import stats
 from srilab.errors import SrilabError
-from srilab.judges.oracle import OracleJudge
 from srilab.judges.refusal import RefusalJudge
 from srilab.models.base import LanguageModel, LayerSpec
 from srilab.sampling.api import SamplerConfig, generate
@@ -52,6 +51,7 @@ from srilab.sri.guard import SRIGuard
 from srilab.sri.signal import signal as sri_signal
 from srilab.study.demo import ATTACK_ORDER, Item, _clean, build_items
 from srilab.toy.evaluate import SAMPLER_NAMES, model_for, pair_samplers
+from srilab.toy.oracle import OracleJudge
 from srilab.toy.pair import load_pair, pair_dir, pair_gen_length, pair_world
 
 __all__ = ["LAYERS", "VARIANTS", "TextFeatures", "format_ablations", "run_ablations"]

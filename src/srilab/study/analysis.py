@@ -50,24 +50,35 @@ def _rate(flags, cfg: StudyConfig) -> dict[str, float]:
 def summarise(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The summary (JSON-safe) and the arrays the plots need."""
     run, cfg, records, verdicts = load_run(path)
-    harm = cfg.harm_judge()
+    refusal, harm = cfg.refusal_key(), cfg.harm_judge()
     warnings: list[str] = []
     judged = [r for r in records if all(j.key in verdicts.get(r["key"], {}) for j in cfg.judges)]
     if len(judged) < len(records):
         warnings.append(
             f"{len(records) - len(judged)} of {len(records)} generations are not judged yet: resume the run to finish"
         )
+    harm_decided = harm is not None and cfg.judge(harm).decides == "harmful"
     for r in judged:
         v = verdicts[r["key"]]
-        r["refused"] = bool(v["refusal"]["refused"])
-        r["harmful"] = bool(v[harm]["harmful"]) if harm else (r["role"] == "harmful" and not r["refused"])
-    asr_basis = f"judge {harm}" if harm else "not refused (no harm judge configured: a proxy, not harm)"
+        r["refused"] = bool(v[refusal].get("refused"))
+        if harm_decided:
+            r["harmful"] = bool(v[harm].get("harmful"))
+        else:  # no harm judge, or asr_judge names a refusal judge: "answered" as the proxy, said so
+            answered = not bool(v[harm].get("refused")) if harm is not None else not r["refused"]
+            r["harmful"] = r["role"] == "harmful" and answered
+    if harm_decided:
+        asr_basis = f"judge {harm}"
+    elif harm is not None:
+        asr_basis = f"not refused by judge {harm} (a refusal judge: a proxy, not harm)"
+    else:
+        asr_basis = "not refused (no harm judge configured: a proxy, not harm)"
 
     arms: dict[Arm, list[dict]] = defaultdict(list)
     for r in judged:
         arms[(r["model"], r["sampler"])].append(r)
     summary: dict[str, Any] = {
         "study": cfg.name, "run_dir": str(run.path), "asr_basis": asr_basis,
+        "judges": {"refusal": refusal, "attack_success": harm},
         "records": len(records), "judged": len(judged),
         "config": cfg.canonical(), "arms": {}, "paired": {}, "judge_agreement": None, "warnings": warnings,
     }
@@ -128,11 +139,11 @@ def paired_tests(arms: dict[Arm, list[dict]], cfg: StudyConfig) -> dict[str, Any
 
 def judge_agreement(records: list[dict], verdicts: dict, cfg: StudyConfig) -> dict[str, Any] | None:
     """Agreement between the harm judges (and "answered", i.e. not refused) on the harmful requests."""
-    harm_keys = [j.key for j in cfg.judges if j.name != "refusal"]
+    harm_keys = [j.key for j in cfg.judges if j.decides == "harmful"]
     if not harm_keys:
         return None
     rows = [r for r in records if r["role"] == "harmful"]
-    labels = {k: [bool(verdicts[r["key"]][k]["harmful"]) for r in rows] for k in harm_keys}
+    labels = {k: [bool(verdicts[r["key"]][k].get("harmful")) for r in rows] for k in harm_keys}
     labels["answered (not refused)"] = [not r["refused"] for r in rows]
     from srilab.judges.agreement import agreement
 

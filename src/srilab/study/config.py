@@ -37,7 +37,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+import srilab.toy.oracle  # noqa: F401  (registers the oracle judge)
 from srilab.errors import SrilabError
+from srilab.judges import JUDGES
 from srilab.sampling.api import SamplerConfig
 
 Role = Literal["harmful", "benign"]
@@ -110,7 +112,8 @@ class AttackSpec(_Strict):
 
 
 class JudgeSpec(_Strict):
-    """A judge: ``refusal`` (keyword), ``oracle`` (toy world), ``harmbench`` or ``llama_guard`` (classifiers)."""
+    """A judge from :data:`srilab.judges.JUDGES` (``srilab list judges``): ``refusal`` (keyword), ``oracle``
+    (toy world), ``harmbench`` or ``llama_guard`` (classifiers), or one a plugin registered."""
 
     name: str = Field(min_length=1)
     path: str | None = None  # classifier checkpoint (folder, .gguf or hub id)
@@ -123,6 +126,18 @@ class JudgeSpec(_Strict):
     @property
     def key(self) -> str:
         return self.label or self.name
+
+    @property
+    def decides(self) -> str:
+        """``refused`` or ``harmful``: what the registered judge decides."""
+        return JUDGES.entry(self.name).tags["decides"]
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        if v not in JUDGES:
+            raise ValueError(f"unknown judge {v!r}: choose one of {', '.join(JUDGES.names())}")
+        return v
 
 
 class SRISpec(_Strict):
@@ -148,7 +163,8 @@ class StudyConfig(_Strict):
     datasets: list[DatasetSpec] = Field(min_length=1)
     attacks: list[AttackSpec] = Field(default_factory=lambda: [AttackSpec(name="direct")])
     judges: list[JudgeSpec] = Field(default_factory=lambda: [JudgeSpec(name="refusal")])
-    asr_judge: str | None = None  # the judge that decides attack success (default: first harm judge)
+    refusal_judge: str | None = None  # the judge (key) whose verdicts decide refusal (default: first that decides it)
+    asr_judge: str | None = None  # the judge (key) that decides attack success (default: first harm judge)
     sri: SRISpec = Field(default_factory=SRISpec)
     n_boot: int = Field(1000, ge=100)
 
@@ -184,21 +200,34 @@ class StudyConfig(_Strict):
         if self.sri.enabled and not benign:
             raise ValueError("sri needs a dataset with role: benign (or set sri.enabled: false)")
         keys = [j.key for j in self.judges]
-        if self.asr_judge is not None and self.asr_judge not in keys:
-            raise ValueError(f"asr_judge {self.asr_judge!r} is not one of the judges {keys}")
-        if "refusal" not in [j.name for j in self.judges]:
-            raise ValueError("the refusal judge is required (refusal rates and SRI centres): add 'refusal' to judges")
+        for what in ("asr_judge", "refusal_judge"):
+            if getattr(self, what) is not None and getattr(self, what) not in keys:
+                raise ValueError(f"{what} {getattr(self, what)!r} is not one of the judges {keys}")
+        if self.refusal_judge is not None and self.judge(self.refusal_judge).decides != "refused":
+            raise ValueError(f"refusal_judge {self.refusal_judge!r} does not decide refusal: name a refusal judge")
+        if not any(j.decides == "refused" for j in self.judges):
+            raise ValueError(
+                "a judge that decides refusal is required (refusal rates and SRI centres): add 'refusal' to judges"
+            )
         for j in self.judges:
             if j.name in ("harmbench", "llama_guard") and not j.path:
                 raise ValueError(f"judge {j.key!r} needs a path (a checkpoint folder or hub id)")
         return self
 
     # ------------------------------------------------------------------------------------------ helpers
+    def judge(self, key: str) -> JudgeSpec:
+        return next(j for j in self.judges if j.key == key)
+
+    def refusal_key(self) -> str:
+        """The judge whose verdicts decide refusal: ``refusal_judge``, else the first judge that decides it."""
+        return self.refusal_judge or next(j.key for j in self.judges if j.decides == "refused")
+
     def harm_judge(self) -> str | None:
-        """The judge deciding attack success: ``asr_judge``, else the first judge that is not ``refusal``."""
+        """The judge deciding attack success: ``asr_judge``, else the first judge that decides harm (None: no
+        harm judge, attack success is then "not refused", a proxy)."""
         if self.asr_judge is not None:
             return self.asr_judge
-        return next((j.key for j in self.judges if j.name != "refusal"), None)
+        return next((j.key for j in self.judges if j.decides == "harmful"), None)
 
     def canonical(self) -> dict[str, Any]:
         """The config as plain JSON data (defaults filled in): what a resumed run must match."""

@@ -46,7 +46,6 @@ from srilab.defenses import (
     evaluate_defense,
 )
 from srilab.errors import SrilabError
-from srilab.judges.oracle import OracleJudge
 from srilab.judges.refusal import RefusalJudge
 from srilab.models.base import LanguageModel
 from srilab.sampling.api import SamplerConfig, generate
@@ -58,6 +57,7 @@ from srilab.sri.metrics import internal_recovery
 from srilab.sri.online import first_alarms, online_summary, online_thresholds
 from srilab.sri.signal import signal as sri_signal
 from srilab.toy.evaluate import SAMPLER_NAMES, model_for, pair_samplers
+from srilab.toy.oracle import OracleJudge
 from srilab.toy.pair import load_pair, pair_dir, pair_gen_length, pair_world, training_record
 from srilab.toy.world import World, check_reasoning_answer, eval_sets
 

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from srilab.attacks import AttackContext, get_attack
 from srilab.errors import SrilabError
+from srilab.judges import make_judge
 from srilab.models.base import LanguageModel
 from srilab.sampling.api import SamplerConfig, generate
 from srilab.sampling.trace import TraceConfig
@@ -118,13 +119,10 @@ def _toy_items(ds: DatasetSpec, cfg: StudyConfig) -> list[Item]:
 
 
 def check_names(cfg: StudyConfig) -> None:
-    """Attack and judge names are checked before any model is loaded."""
-    from srilab.judges.registry import check_judge
-
+    """Attack names and the oracle's world are checked before any model is loaded (judge names: by the
+    config)."""
     for a in cfg.attacks:
         get_attack(a.name)
-    for j in cfg.judges:
-        check_judge(j.name)
     toy_models = all(m.is_toy for m in cfg.models)
     for m in cfg.models:
         if m.is_toy and m.path[len(TOY_PREFIX):] not in ("ar", "diffusion"):
@@ -275,9 +273,8 @@ def generate_all(
 
 # ------------------------------------------------------------------------------------------------ judging
 def judge_all(cfg: StudyConfig, run: RunDir, *, progress: bool, echo: Callable[[str], None]) -> dict[str, int]:
-    """Run every judge over every record it has not judged yet (appended in chunks: resumable)."""
-    from srilab.judges.registry import build_judge
-
+    """Run every judge over every record it has not judged yet (appended in chunks: resumable). A judge reads
+    the original request and the full response (prefill included: what a reader of the answer sees)."""
     records = list(run.records().rows())
     journal = run.judgements()
     done = journal.done()
@@ -287,13 +284,18 @@ def judge_all(cfg: StudyConfig, run: RunDir, *, progress: bool, echo: Callable[[
         counts[spec.key] = len(pending)
         if not pending:
             continue
-        judge = build_judge(spec, world=toy_world(cfg) if spec.name == "oracle" else None)
+        judge = make_judge(
+            spec.name, path=spec.path, device=spec.device, dtype=spec.dtype, batch_size=spec.batch_size,
+            trust_remote_code=spec.trust_remote_code, world=toy_world(cfg) if spec.name == "oracle" else None,
+        )
         chunk = max(spec.batch_size, 64)
         bar = tqdm(total=len(pending), desc=f"judge {spec.key}", disable=not progress, unit="gen")
         for lo in range(0, len(pending), chunk):
             part = pending[lo : lo + chunk]
-            verdicts = judge(part)
-            journal.append({"key": r["key"], "judge": spec.key, **v} for r, v in zip(part, verdicts, strict=True))
+            verdicts = judge([r["request"] for r in part], [r["response"] for r in part])
+            journal.append(
+                {"key": r["key"], "judge": spec.key, **v.to_dict()} for r, v in zip(part, verdicts, strict=True)
+            )
             bar.update(len(part))
         bar.close()
         del judge

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from srilab.errors import SrilabError
-from srilab.judges.oracle import OracleJudge
 from srilab.models.base import LanguageModel
 from srilab.sampling.api import SamplerConfig, generate
+from srilab.toy.oracle import OracleJudge
 from srilab.toy.world import World, check_reasoning_answer, eval_sets
 
 SAMPLER_NAMES = ("ar", "diffusion", "diffusion-l2r")
