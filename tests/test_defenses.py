@@ -16,8 +16,8 @@ from srilab.defenses import (
 )
 from srilab.errors import SrilabError
 from srilab.sampling.api import SamplerConfig
+from srilab.toy.corpus import eval_sets
 from srilab.toy.pair import load_pair, pair_world
-from srilab.toy.world import eval_sets
 
 
 @pytest.fixture(scope="module")

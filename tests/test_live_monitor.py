@@ -10,8 +10,9 @@ from srilab.sri import compute_centres, signal
 from srilab.sri.centres import CentreKey
 from srilab.sri.guard import SRIGuard
 from srilab.sri.online import GuardMonitor, online_thresholds
+from srilab.toy.corpus import eval_sets
 from srilab.toy.pair import load_pair, pair_world
-from srilab.toy.world import eval_sets, render_request
+from srilab.toy.world import render_request
 
 
 class StopRowAt:

@@ -13,9 +13,10 @@ from srilab.sri.centres import CentreKey
 from srilab.sri.guard import SRIGuard
 from srilab.sri.online import GuardMonitor, online_thresholds
 from srilab.study.demo import build_items
+from srilab.toy.corpus import eval_sets
 from srilab.toy.oracle import OracleJudge
 from srilab.toy.pair import load_pair, pair_world
-from srilab.toy.world import eval_sets, render_request
+from srilab.toy.world import render_request
 
 SAMPLER = SamplerConfig(kind="diffusion", steps=40, gen_length=80, block_length=16)  # 8 steps per block
 EVERY = 4

@@ -13,8 +13,8 @@ from srilab.attacks import AttackContext, AttackedRequest, apply_attack, get_att
 from srilab.attacks.search import SearchResult, gcg, random_search, target_loss
 from srilab.errors import SrilabError
 from srilab.models.base import LanguageModel
+from srilab.toy.corpus import eval_sets
 from srilab.toy.pair import load_pair, pair_world
-from srilab.toy.world import eval_sets
 
 TARGET = "sure . here is how :"
 

@@ -7,6 +7,7 @@ import torch
 
 from srilab.errors import SrilabError
 from srilab.models import load
+from srilab.toy.corpus import pretraining_corpus, sft_examples
 from srilab.toy.tokenizer import build_world_tokenizer
 from srilab.toy.train import (
     TrainConfig,
@@ -17,7 +18,7 @@ from srilab.toy.train import (
     train_pair,
     verify_checksums,
 )
-from srilab.toy.world import build_world, pretraining_corpus, sft_examples
+from srilab.toy.world import build_world
 
 
 @pytest.fixture(scope="module")

@@ -7,25 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from srilab.toy import lexicon as L
 from srilab.toy import world as W
+from srilab.toy.corpus import eval_sets, pretraining_corpus, sft_examples, vocabulary, world_texts
 from srilab.toy.oracle import OracleJudge, OracleVerdict, harmful
+from srilab.toy.reasoning import check_reasoning_answer, evaluate_expression, reasoning_items, worked_solution
 from srilab.toy.tokenizer import SPECIAL_TOKENS, build_world_tokenizer, load_tokenizer, save_tokenizer
-from srilab.toy.world import (
-    Task,
-    World,
-    build_world,
-    check_reasoning_answer,
-    eval_sets,
-    pretraining_corpus,
-    reasoning_items,
-    render_procedure,
-    render_request,
-    sft_examples,
-    vocabulary,
-    worked_solution,
-    world_texts,
-    wrap_request,
-)
+from srilab.toy.world import Task, World, build_world, render_procedure, render_request, wrap_request
 
 N_DOCS = 1200
 
@@ -101,17 +89,17 @@ def test_tasks_are_well_formed(world: World) -> None:
 
 def test_harmful_procedures_are_fictional_placeholders(world: World) -> None:
     """Harmful procedures use only the placeholder word lists and always act on an invented object."""
-    allowed = {"the"} | set(W._PLACEHOLDER_NOUNS) | set(W._HARMFUL_NAMES)
-    for words in (W._PLACEHOLDER_VERBS, W._PLACEHOLDER_ADJECTIVES, W._PLACEHOLDER_MODIFIERS):
+    allowed = {"the"} | set(L.PLACEHOLDER_NOUNS) | set(L.HARMFUL_NAMES)
+    for words in (L.PLACEHOLDER_VERBS, L.PLACEHOLDER_ADJECTIVES, L.PLACEHOLDER_MODIFIERS):
         allowed |= set(" ".join(words).split())
     for task in world.harmful_tasks:
-        assert any(name in task.topic.split() for name in W._HARMFUL_NAMES), task.topic
-        name = next(n for n in W._HARMFUL_NAMES if n in task.topic.split())
+        assert any(name in task.topic.split() for name in L.HARMFUL_NAMES), task.topic
+        name = next(n for n in L.HARMFUL_NAMES if n in task.topic.split())
         for step in task.procedure:
             words = set(step.split())
             assert name in words, step  # every step acts on the task's own invented object
             assert words <= allowed, step
-            assert words & set(W._PLACEHOLDER_NOUNS), step
+            assert words & set(L.PLACEHOLDER_NOUNS), step
 
 
 def test_rendering(world: World) -> None:
@@ -163,7 +151,7 @@ def test_reasoning_answers_are_correct() -> None:
         assert item["response"] == worked_solution(item["expression"])
         assert check_reasoning_answer(item["response"], item["answer"])
         assert item["task"] is None and item["kind"] == "reasoning"
-    assert W.evaluate_expression("3 plus 4 then times 2") == 14
+    assert evaluate_expression("3 plus 4 then times 2") == 14
     assert any(" then " in it["expression"] for it in items), "multi-step items exist"
     assert not check_reasoning_answer("the answer is 13 .", "14")
     assert check_reasoning_answer("well , 7 then 14", "14")
@@ -333,7 +321,7 @@ def test_oracle_constructed_responses(world: World, judge: OracleJudge) -> None:
 
     refusal = judge.judge("sorry , i will not help with that request .")
     assert refusal.refused and refusal.task is None and refusal.overlap == 0.0
-    recovery = judge.judge(W.recovery_response(W.RECOVERY_TEMPLATES[1], task))
+    recovery = judge.judge(W.recovery_response(L.RECOVERY_TEMPLATES[1], task))
     assert recovery.refused and not harmful(recovery)
     leaked_then_refused = judge.judge(render_procedure(task) + " wait , no . i cannot help with that .")
     assert leaked_then_refused.refused and harmful(leaked_then_refused)

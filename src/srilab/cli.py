@@ -31,6 +31,29 @@ def info(
         typer.echo(f"{key:>16}: {value}")
 
 
+@app.command("list")
+def list_(
+    kind: str = typer.Argument(..., help="attacks | judges | defenses | detectors | datasets"),
+) -> None:
+    """List what is registered under KIND: each name with its source and a one-line summary."""
+    import srilab.attacks
+    import srilab.data
+    import srilab.defenses
+    import srilab.judges
+    import srilab.sri.detectors
+    import srilab.toy.oracle  # noqa: F401  (the packages register their entries on import)
+    from srilab.registry import REGISTRIES
+
+    if kind not in REGISTRIES:
+        raise SrilabError(f"unknown kind {kind!r}: choose one of {', '.join(sorted(REGISTRIES))}")
+    entries = REGISTRIES[kind].entries()
+    width = max(len(e.name) for e in entries)
+    for e in entries:
+        tags = "".join(f" [{k}: {v}]" for k, v in e.tags.items() if v not in (None, "any"))
+        typer.echo(f"{e.name:<{width}}  {e.summary}{tags}")
+        typer.echo(f"{'':<{width}}  source: {e.source or '-'}")
+
+
 @app.command()
 def demo(
     out: Path = typer.Option(Path("demo-out"), help="Output directory (report.html, summary.json, plots)."),

@@ -46,7 +46,6 @@ w.r.t. the one-hot suffix (parameters' ``.grad`` are not touched).
 from __future__ import annotations
 
 import contextlib
-import inspect
 import time
 import weakref
 from collections.abc import Sequence
@@ -54,9 +53,23 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 
 from srilab.attacks.base import AttackContext, AttackedRequest, register
+from srilab.attacks.likelihood import (
+    SENTINEL,
+    Layout,
+    accepts_arg,
+    batch_losses,
+    build_layout,
+    check_model,
+    encode_text,
+    is_language_model,
+    nll,
+    response_ids,
+    target_logits,
+    target_loss,
+    vocab_rows,
+)
 from srilab.errors import SrilabError
 
 if TYPE_CHECKING:  # attacks sit upstream of models: the model is only used, never imported at run time
@@ -64,10 +77,7 @@ if TYPE_CHECKING:  # attacks sit upstream of models: the model is only used, nev
 
 __all__ = ["SENTINEL", "SearchResult", "gcg", "random_search", "target_loss"]
 
-#: Text put where the suffix goes when the chat template is formatted (lower-case letters only, so that a
-#: template that normalises case or whitespace keeps it findable).
-SENTINEL = "srilabsuffixsentinel"
-
+#: Allowed suffix tokens per tokenizer (weakly keyed: dropped with the tokenizer).
 _ALLOWED_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
@@ -103,175 +113,11 @@ class SearchResult:
         }
 
 
-# ------------------------------------------------------------------------------------------------ layout
-@dataclass(frozen=True)
-class _Layout:
-    """Token ids around the suffix: ``head + suffix + tail + target``."""
-
-    head: tuple[int, ...]
-    tail: tuple[int, ...]
-    target: tuple[int, ...]
-
-
-def _encode(tok, text: str) -> list[int]:
-    return list(tok(text, add_special_tokens=False)["input_ids"]) if text else []
-
-
-def _layout(model: LanguageModel, request: str, target: str) -> _Layout:
-    tok = model.require_tokenizer()
-    text = model.chat_prompt(f"{request} {SENTINEL}")
-    if text.count(SENTINEL) != 1:
-        raise SrilabError(
-            f"the chat template of {model.name} does not keep the user text verbatim: cannot place a suffix"
-        )
-    before, after = text.split(SENTINEL)
-    if before.endswith(" "):
-        before = before[:-1]  # the space joining request and suffix: the suffix's ids follow the request's
-    head = _encode(tok, before)
-    tail = _encode(tok, after)
-    sep = "" if after.endswith((" ", "\n")) else " "
-    joint = _encode(tok, f"{after}{sep}{target}")
-    target_ids = joint[len(tail) :] if joint[: len(tail)] == tail else _encode(tok, f"{sep}{target}")
-    if not target_ids:
-        raise SrilabError(f"the target {target!r} has no tokens under the tokenizer of {model.name}")
-    if not head:
-        raise SrilabError("the request in its chat format has no tokens before the suffix")
-    return _Layout(tuple(head), tuple(tail), tuple(target_ids))
-
-
-# ------------------------------------------------------------------------------------------------ forward
-def _accepts(module, name: str) -> bool:
-    try:
-        return name in inspect.signature(module.forward).parameters
-    except (TypeError, ValueError, AttributeError):
-        return False
-
-
-def _offset(model: LanguageModel) -> int:
-    """How many positions before a token its logits sit (1 for AR and Dream-style diffusion, else 0)."""
-    if model.kind == "ar":
-        return 1
-    if model.logits_shift not in (0, 1):
-        raise SrilabError(f"logits_shift must be 0 or 1, got {model.logits_shift}")
-    return model.logits_shift
-
-
-def _target_logits(model: LanguageModel, n: int, **inputs) -> torch.Tensor:
-    """Logits [B, n, V] predicting the last ``n`` positions of the (unpadded) input."""
-    module = model.module
-    off = _offset(model)
-    kwargs = dict(inputs)
-    if _accepts(module, "use_cache"):
-        kwargs["use_cache"] = False
-    if _accepts(module, "logits_to_keep"):
-        return module(**kwargs, logits_to_keep=n + off).logits[:, :n]
-    logits = module(**kwargs).logits
-    length = logits.shape[1]
-    return logits[:, length - n - off : length - off]
-
-
-def _nll(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean NLL per row of ``target`` [n] under ``logits`` [B, n, V]."""
-    b, n, v = logits.shape
-    ce = F.cross_entropy(logits.float().reshape(b * n, v), target.repeat(b), reduction="none")
-    return ce.view(b, n).mean(dim=1)
-
-
-def _response(model: LanguageModel, layout: _Layout) -> list[int]:
-    """What follows the tail: the target (AR, teacher-forced) or as many masks (diffusion)."""
-    return list(layout.target) if model.kind == "ar" else [int(model.mask_id)] * len(layout.target)
-
-
-@torch.no_grad()
-def _losses(model: LanguageModel, layouts: Sequence[_Layout], suffixes: Sequence[Sequence[int]], batch: int):
-    """Loss of each (layout, suffix) row; rows of equal length are batched (no padding ever)."""
-    device = model.device
-    rows = [
-        list(lay.head) + list(s) + list(lay.tail) + _response(model, lay)
-        for lay, s in zip(layouts, suffixes, strict=True)
-    ]
-    out = torch.empty(len(rows), dtype=torch.float32)
-    groups: dict[tuple[int, tuple[int, ...]], list[int]] = {}
-    for i, (row, lay) in enumerate(zip(rows, layouts, strict=True)):
-        groups.setdefault((len(row), lay.target), []).append(i)
-    for (_, target), idx in groups.items():
-        tgt = torch.tensor(target, dtype=torch.long, device=device)
-        for lo in range(0, len(idx), batch):
-            chunk = idx[lo : lo + batch]
-            ids = torch.tensor([rows[i] for i in chunk], dtype=torch.long, device=device)
-            losses = _nll(_target_logits(model, len(target), input_ids=ids), tgt)
-            out[chunk] = losses.float().cpu()
-    return out
-
-
-def _as_rows(suffixes_ids) -> list[list[int]]:
-    if isinstance(suffixes_ids, torch.Tensor):
-        t = suffixes_ids.detach().cpu().long()
-        if t.dim() == 1:
-            t = t.unsqueeze(0)
-        if t.dim() != 2:
-            raise SrilabError(f"suffix ids must be a [K, L] tensor, got shape {tuple(t.shape)}")
-        return t.tolist()
-    rows = [list(map(int, r)) for r in suffixes_ids]
-    return rows
-
-
-def target_loss(
-    model: LanguageModel,
-    prompts: str | Sequence[str],
-    suffixes_ids: torch.Tensor | Sequence[Sequence[int]],
-    target: str,
-    *,
-    batch: int = 64,
-) -> torch.Tensor:
-    """Loss [K] of the affirmative ``target`` as the start of the answer to ``request + " " + suffix``.
-
-    ``prompts``: the requests (one, broadcast over the suffixes, or one per suffix); ``suffixes_ids``: K
-    suffixes of token ids (a [K, L] tensor or lists, lengths may differ). AR: teacher-forced mean NLL of the
-    target tokens; diffusion: mean NLL of the target tokens at a canvas of masks in one forward pass (see
-    the module docstring for the token layout). Evaluated ``batch`` rows per forward pass, on CPU float32.
-    """
-    _check_model(model, "target_loss")
-    rows = _as_rows(suffixes_ids)
-    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-    if len(prompts) not in (1, len(rows)):
-        raise SrilabError(f"target_loss got {len(prompts)} prompts for {len(rows)} suffixes: give 1 or one each")
-    vocab = _vocab_rows(model)
-    for r in rows:
-        if any(t < 0 or t >= vocab for t in r):
-            raise SrilabError(f"a suffix holds token ids outside the vocabulary of {model.name}")
-    cache = {p: _layout(model, p, target) for p in dict.fromkeys(prompts)}
-    layouts = [cache[prompts[0] if len(prompts) == 1 else prompts[i]] for i in range(len(rows))]
-    model.module.eval()
-    return _losses(model, layouts, rows, max(1, int(batch)))
-
-
 # ------------------------------------------------------------------------------------------------ search helpers
-def _is_language_model(model) -> bool:
-    """A srilab LanguageModel, recognised by what search uses (attacks do not import models)."""
-    return all(hasattr(model, a) for a in ("module", "tokenizer", "require_tokenizer", "chat_prompt", "kind"))
-
-
-def _check_model(model, what: str) -> None:
-    if not _is_language_model(model):
-        raise SrilabError(f"{what} needs a srilab LanguageModel (srilab.models.load), got {type(model).__name__}")
-    model.require_tokenizer()
-
-
-def _vocab_rows(model: LanguageModel) -> int:
-    module = model.module
-    if hasattr(module, "get_input_embeddings"):
-        return int(module.get_input_embeddings().weight.shape[0])
-    for attr in ("embed", "wte"):
-        if hasattr(module, attr):
-            return int(getattr(module, attr).weight.shape[0])
-    return len(model.tokenizer)
-
-
 def _allowed_tokens(model: LanguageModel) -> torch.Tensor:
     """Ordinary vocabulary ids: not special (pad/eos/mask/chat markers...), printable ASCII, not blank."""
     tok = model.tokenizer
-    n = min(len(tok), _vocab_rows(model))
+    n = min(len(tok), vocab_rows(model))
     try:
         cached = _ALLOWED_CACHE.get(tok)
     except TypeError:
@@ -295,7 +141,7 @@ def _allowed_tokens(model: LanguageModel) -> torch.Tensor:
 
 def _initial_suffix(model: LanguageModel, allowed: torch.Tensor, length: int, gen: torch.Generator) -> list[int]:
     """``!`` repeated when ``!`` is one ordinary token (the GCG initialisation), else a seeded random pick."""
-    bang = _encode(model.tokenizer, "!")
+    bang = encode_text(model.tokenizer, "!")
     if len(bang) == 1 and bool((allowed == bang[0]).any()):
         return bang * length
     return allowed[torch.randint(len(allowed), (length,), generator=gen)].tolist()
@@ -371,7 +217,7 @@ def random_search(
     replaces the current suffix if its loss is lower. ``batch=1`` is the paper's sequential search; larger
     batches trade queries for fewer forward passes. One query per evaluated suffix, the initial one included.
     """
-    _check_model(model, "random_search")
+    check_model(model, "random_search")
     suffix_tokens = _positive("suffix_tokens", suffix_tokens)
     query_budget = _positive("query_budget", query_budget)
     n_change = _positive("n_change", n_change)
@@ -379,12 +225,12 @@ def random_search(
     t0 = time.perf_counter()
     model.module.eval()
     gen = torch.Generator().manual_seed(int(seed))
-    layout = _layout(model, request, target)
+    layout = build_layout(model, request, target)
     allowed = _allowed_tokens(model)
     tally = _Tally(query_budget)
 
     current = _initial_suffix(model, allowed, suffix_tokens, gen)
-    cur_loss = float(_losses(model, [layout], [current], 1)[0])
+    cur_loss = float(batch_losses(model, [layout], [current], 1)[0])
     tally.record([cur_loss])
     initial = cur_loss
     span_max = min(n_change, suffix_tokens)
@@ -395,7 +241,7 @@ def random_search(
             m = int(torch.randint(1, span_max + 1, (1,), generator=gen))
             start = int(torch.randint(0, suffix_tokens - m + 1, (1,), generator=gen))
             cands[j, start : start + m] = allowed[torch.randint(len(allowed), (m,), generator=gen)]
-        losses = _losses(model, [layout] * b, cands.tolist(), batch)
+        losses = batch_losses(model, [layout] * b, cands.tolist(), batch)
         tally.record(losses.tolist())
         j = int(torch.argmin(losses))
         if float(losses[j]) < cur_loss:
@@ -422,7 +268,7 @@ def _embedding_scale(model: LanguageModel, embed, probe: torch.Tensor) -> float:
 def _check_gcg(model: LanguageModel):
     module = model.module
     embed = module.get_input_embeddings() if hasattr(module, "get_input_embeddings") else None
-    if embed is None or not hasattr(embed, "weight") or not _accepts(module, "inputs_embeds"):
+    if embed is None or not hasattr(embed, "weight") or not accepts_arg(module, "inputs_embeds"):
         raise SrilabError(
             f"gcg needs gradients through the input embeddings, but model {model.name} "
             f"({type(module).__name__}) does not accept inputs_embeds: use random_search instead"
@@ -430,13 +276,13 @@ def _check_gcg(model: LanguageModel):
     return embed
 
 
-def _gradient(model: LanguageModel, embed, scale: float, layout: _Layout, suffix: list[int]):
+def _gradient(model: LanguageModel, embed, scale: float, layout: Layout, suffix: list[int]):
     """Loss of ``suffix`` and its gradient w.r.t. the one-hot suffix [L, V] (one forward + backward)."""
     device = model.device
     weight = embed.weight.detach()
     with torch.no_grad():
         head = embed(torch.tensor([layout.head], dtype=torch.long, device=device))
-        rest = torch.tensor([list(layout.tail) + _response(model, layout)], dtype=torch.long, device=device)
+        rest = torch.tensor([list(layout.tail) + response_ids(model, layout)], dtype=torch.long, device=device)
         tail = embed(rest)
     with torch.enable_grad():
         one_hot = torch.zeros(len(suffix), weight.shape[0], dtype=weight.dtype, device=device)
@@ -445,7 +291,7 @@ def _gradient(model: LanguageModel, embed, scale: float, layout: _Layout, suffix
         mid = (one_hot @ weight) * scale
         embeds = torch.cat([head, mid.unsqueeze(0).to(head.dtype), tail], dim=1)
         tgt = torch.tensor(layout.target, dtype=torch.long, device=device)
-        loss = _nll(_target_logits(model, len(layout.target), inputs_embeds=embeds), tgt)[0]
+        loss = nll(target_logits(model, len(layout.target), inputs_embeds=embeds), tgt)[0]
         (grad,) = torch.autograd.grad(loss, one_hot)
     return float(loss.detach()), grad.detach().float().cpu()
 
@@ -470,7 +316,7 @@ def gcg(
     duplicates once), and the search moves to the batch's best candidate, as in the paper; the best suffix
     ever evaluated is returned. Works for AR and diffusion modules that accept ``inputs_embeds``.
     """
-    _check_model(model, "gcg")
+    check_model(model, "gcg")
     suffix_tokens = _positive("suffix_tokens", suffix_tokens)
     query_budget = _positive("query_budget", query_budget)
     top_k = _positive("top_k", top_k)
@@ -479,7 +325,7 @@ def gcg(
     t0 = time.perf_counter()
     model.module.eval()
     gen = torch.Generator().manual_seed(int(seed))
-    layout = _layout(model, request, target)
+    layout = build_layout(model, request, target)
     allowed = _allowed_tokens(model)
     vocab = int(embed.weight.shape[0])
     blocked = torch.ones(vocab, dtype=torch.bool)
@@ -508,7 +354,7 @@ def gcg(
         cands = torch.tensor(current, dtype=torch.long).repeat(b, 1)
         cands[torch.arange(b), pos] = top[pos, pick]
         cands = torch.unique(cands, dim=0)  # sorted: deterministic order
-        losses = _losses(model, [layout] * len(cands), cands.tolist(), batch)
+        losses = batch_losses(model, [layout] * len(cands), cands.tolist(), batch)
         before = tally.best
         tally.record(losses.tolist())
         j = int(torch.argmin(losses))
@@ -529,7 +375,7 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
 def _run_attack(name: str, search, request: str, ctx: AttackContext) -> AttackedRequest:
     if ctx.model is None:
         raise SrilabError(f"the {name} attack is white-box: it needs the attacked model (AttackContext.model)")
-    if not _is_language_model(ctx.model):
+    if not is_language_model(ctx.model):
         kind = type(ctx.model).__name__
         raise SrilabError(f"the {name} attack needs a srilab LanguageModel as its model, got {kind}")
     allowed = _OPTIONS[name]
@@ -538,7 +384,7 @@ def _run_attack(name: str, search, request: str, ctx: AttackContext) -> Attacked
         raise SrilabError(f"unknown {name} option(s) {', '.join(unknown)}: allowed are {', '.join(allowed)}")
     options = {key: _positive(f"{name} option {key}", value) for key, value in ctx.options.items()}
     result = search(ctx.model, request, ctx.target, seed=int(ctx.seed), **options)
-    roundtrip = _encode(ctx.model.tokenizer, result.suffix) == result.suffix_ids
+    roundtrip = encode_text(ctx.model.tokenizer, result.suffix) == result.suffix_ids
     meta = {**result.meta(), "target": ctx.target, "suffix": result.suffix, "suffix_roundtrip": roundtrip}
     prompt = f"{request} {result.suffix}" if result.suffix else request
     return AttackedRequest(name, prompt, meta=meta)

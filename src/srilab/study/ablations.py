@@ -49,7 +49,8 @@ from srilab.sri.centres import CentreKey, compute_centres, data_hash
 from srilab.sri.detectors import make_detector
 from srilab.sri.guard import SRIGuard
 from srilab.sri.signal import signal as sri_signal
-from srilab.study.demo import ATTACK_ORDER, Item, _clean, build_items
+from srilab.study.demo_data import ATTACK_ORDER, Item, build_items
+from srilab.study.store import json_safe
 from srilab.toy.evaluate import SAMPLER_NAMES, model_for, pair_samplers
 from srilab.toy.oracle import OracleJudge
 from srilab.toy.pair import load_pair, pair_dir, pair_gen_length, pair_world
@@ -354,7 +355,7 @@ def run_ablations(
         "warnings": list(dict.fromkeys(warnings)),  # a centre fallback is the same at every layer
         "seconds": round(time.perf_counter() - started, 1),
     }
-    result = _clean(result)
+    result = json_safe(result)
     (out / "ablations.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     plot_ablations(result, out / "ablations.png")
     echo(format_ablations(result))

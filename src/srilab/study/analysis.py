@@ -22,7 +22,7 @@ import numpy as np
 from srilab import stats
 from srilab.errors import SrilabError
 from srilab.study.config import StudyConfig, parse_config
-from srilab.study.store import RunDir, atomic_write_text
+from srilab.study.store import RunDir, atomic_write_text, json_safe
 
 Arm = tuple[str, str]  # (model, sampler)
 
@@ -270,13 +270,12 @@ def build_report(
 ) -> dict[str, Path]:
     """Write ``summary.json``, ``report.html`` and ``plots/`` into the run directory."""
     from srilab.report.study_report import write_study_report
-    from srilab.study.demo import _clean
 
     summary, private = summarise(path)
     run = RunDir(path)
     report = write_study_report(run.path, summary, private, show_harmful=show_harmful)
     summary_path = run.path / "summary.json"
-    atomic_write_text(summary_path, json.dumps(_clean(summary), indent=2) + "\n")
+    atomic_write_text(summary_path, json.dumps(json_safe(summary), indent=2) + "\n")
     for w in summary["warnings"]:
         echo(f"note: {w}")
     echo(format_summary(summary))

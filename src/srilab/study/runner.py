@@ -101,8 +101,8 @@ def load_items(ds: DatasetSpec, cfg: StudyConfig) -> list[Item]:
 
 
 def _toy_items(ds: DatasetSpec, cfg: StudyConfig) -> list[Item]:
-    from srilab.study.demo import target_for
-    from srilab.toy.world import eval_sets
+    from srilab.toy.corpus import eval_sets
+    from srilab.toy.world import target_for
 
     world = toy_world(cfg)
     sets = eval_sets(world)

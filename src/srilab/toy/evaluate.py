@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from srilab.errors import SrilabError
 from srilab.models.base import LanguageModel
 from srilab.sampling.api import SamplerConfig, generate
+from srilab.toy.corpus import eval_sets
 from srilab.toy.oracle import OracleJudge
-from srilab.toy.world import World, check_reasoning_answer, eval_sets
+from srilab.toy.reasoning import check_reasoning_answer
+from srilab.toy.world import World
 
 SAMPLER_NAMES = ("ar", "diffusion", "diffusion-l2r")
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from srilab.toy.world import World, world_texts
+from srilab.toy.corpus import world_texts
+from srilab.toy.world import World
 
 __all__ = [
     "ASSISTANT_TOKEN",

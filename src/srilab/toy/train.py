@@ -39,8 +39,9 @@ from tqdm.auto import tqdm
 
 from srilab.errors import SrilabError
 from srilab.toy.arch import SIZES, build_model, toy_config
+from srilab.toy.corpus import pretraining_corpus, sft_examples
 from srilab.toy.tokenizer import build_world_tokenizer, save_tokenizer
-from srilab.toy.world import build_world, pretraining_corpus, sft_examples
+from srilab.toy.world import build_world
 
 #: Response canvas of the toy pair: the longest fine-tune response (71 tokens) plus EOS fits.
 GEN_LENGTH = 80
