@@ -39,7 +39,7 @@ from srilab.defenses import PerplexityFilter, RefusalDirectionProbe, SelfExamina
 from srilab.errors import SrilabError
 from srilab.judges.refusal import RefusalJudge
 from srilab.models.base import LanguageModel
-from srilab.sampling.api import SamplerConfig, generate
+from srilab.sampling.api import Sampler, SamplerConfig, generate
 from srilab.sampling.trace import TraceConfig
 from srilab.sri.centres import CentreKey, compute_centres
 from srilab.sri.guard import SRIGuard
@@ -72,7 +72,7 @@ class Case:
 
     label: str
     model: LanguageModel
-    sampler: SamplerConfig
+    sampler: Sampler
     reference: LanguageModel  # the perplexity filter's AR reference
     prompts: list[str]
     prefills: list[str | None]

@@ -2,7 +2,14 @@ import pytest
 
 import srilab.models as M
 from srilab import SrilabError
-from srilab.sampling import CanvasText, SamplerConfig, TraceConfig, generate
+from srilab.sampling import (
+    ARSamplerConfig,
+    CanvasText,
+    DiffusionSamplerConfig,
+    SamplerConfig,
+    TraceConfig,
+    generate,
+)
 
 REQUESTS = ["how do i w3 ?", "w5 w6 w7 .", "how do i w10 w11 ?"]
 
@@ -42,10 +49,18 @@ def test_canvas_text_is_injected(pair):
 
 def test_config_and_usage_errors(pair):
     ar, dif = pair
-    with pytest.raises(ValueError, match="multiple of block_length"):
+    with pytest.raises(SrilabError, match="multiple of block_length"):
         SamplerConfig(kind="diffusion", gen_length=10, block_length=4)
-    with pytest.raises(ValueError):
+    with pytest.raises(SrilabError, match="ar sampler: bogus: unknown key"):
         SamplerConfig(kind="ar", bogus=1)
+    with pytest.raises(SrilabError, match="ar sampler: steps: unknown key"):  # a diffusion setting on an AR sampler
+        SamplerConfig(kind="ar", steps=8)
+    with pytest.raises(SrilabError, match="unknown sampler kind 'beam'"):
+        SamplerConfig(kind="beam")
+    assert isinstance(SamplerConfig(kind="ar"), ARSamplerConfig)
+    assert SamplerConfig(kind="diffusion", steps=8, gen_length=8, block_length=4) == DiffusionSamplerConfig(
+        steps=8, gen_length=8, block_length=4
+    )
     with pytest.raises(SrilabError, match="diffusion model"):
         generate(dif, REQUESTS, SamplerConfig(kind="ar"))
     with pytest.raises(SrilabError, match="no prompts"):

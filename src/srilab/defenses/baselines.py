@@ -25,7 +25,7 @@ from srilab.defenses.base import DEFENSES, Defense, as_texts
 from srilab.errors import SrilabError
 from srilab.judges.refusal import RefusalJudge
 from srilab.models.base import LanguageModel, LayerSpec, left_pad, shift_logits
-from srilab.sampling.api import SamplerConfig, generate
+from srilab.sampling.api import Sampler, generate
 
 __all__ = [
     "OutputKeywordGuard",
@@ -222,7 +222,7 @@ class SmoothLLM(Defense):
     def __init__(
         self,
         model: LanguageModel,
-        sampler: SamplerConfig,
+        sampler: Sampler,
         copies: int = 4,
         rate: float = 0.1,
         seed: int = 0,

@@ -189,9 +189,18 @@ def load(
     return _load_transformers(path, raw, tokenizer, kind, device, torch_dtype, trust_remote_code, src)
 
 
+def _bidirectional_as_ar(name: str) -> SrilabError:
+    return SrilabError(
+        f"{name} has bidirectional attention and cannot be sampled token by token with a KV cache; "
+        "load it as diffusion and use block_length=1 for left-to-right order"
+    )
+
+
 def _wrap_native(
     module: BidirectionalLM, raw: dict, fmt: str, tokenizer, kind: Kind | None, src: str
 ) -> LanguageModel:
+    if kind == "ar":
+        raise _bidirectional_as_ar(Path(src).name or src)
     mask_id = raw.get("mask_token_id")
     if mask_id is None and tokenizer is not None:
         mask_id = getattr(tokenizer, "mask_token_id", None)
@@ -287,10 +296,7 @@ def _wrap_transformers(module, tokenizer, kind: Kind | None, src: str, path: Pat
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     detected: Kind = "diffusion" if bidirectional else "ar"
     if kind == "ar" and bidirectional:
-        raise SrilabError(
-            f"{name} has bidirectional attention and cannot be sampled token by token with a KV cache; "
-            "load it as diffusion and use block_length=1 for left-to-right order"
-        )
+        raise _bidirectional_as_ar(name)
     return LanguageModel(
         module=module,
         tokenizer=tokenizer,

@@ -11,10 +11,10 @@ import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tqdm.auto import tqdm
 
 from srilab.attacks.base import CanvasText
@@ -25,20 +25,54 @@ from srilab.sampling.diffusion import Injection
 from srilab.sampling.trace import Trace, TraceConfig, Tracer
 
 
-class SamplerConfig(BaseModel):
-    """One sampler. ``kind: ar`` uses ``max_new_tokens``/``top_p``; ``kind: diffusion`` uses LLaDA's
-    ``steps``/``gen_length``/``block_length``/``cfg_scale``/``remasking`` plus ``revision``."""
+class _Sampler(BaseModel):
+    """What every sampler has: a name, a temperature and a seed (per-item seeds are ``seed + index``)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["ar", "diffusion"]
     name: str | None = None
     temperature: float = Field(0.0, ge=0.0)
     seed: int = 0
-    # autoregressive
+
+    _FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def key(self) -> dict:
+        """The settings that change generations (used in the keys of centres and guards)."""
+        return {f: getattr(self, f) for f in ("kind", "temperature", *self._FIELDS)}
+
+
+class ARSamplerConfig(_Sampler):
+    """Left-to-right decoding with a KV cache: greedy at temperature 0, else temperature / top-p sampling."""
+
+    kind: Literal["ar"] = "ar"
     max_new_tokens: int = Field(64, gt=0)
     top_p: float = Field(1.0, gt=0.0, le=1.0)
-    # diffusion
+
+    _FIELDS: ClassVar[tuple[str, ...]] = ("max_new_tokens", "top_p")
+
+    @property
+    def label(self) -> str:
+        return self.name or f"ar-n{self.max_new_tokens}"
+
+    @property
+    def num_steps(self) -> int:
+        return self.max_new_tokens
+
+    @property
+    def response_length(self) -> int:
+        return self.max_new_tokens
+
+    @property
+    def stochastic(self) -> bool:
+        return self.temperature > 0
+
+
+class DiffusionSamplerConfig(_Sampler):
+    """Masked diffusion with LLaDA's block schedule: ``steps`` denoising steps over ``gen_length`` response
+    positions in blocks of ``block_length`` (1: one token per step, left to right), ``cfg_scale``,
+    ``remasking`` and ReMDM-style ``revision``."""
+
+    kind: Literal["diffusion"] = "diffusion"
     steps: int = Field(64, gt=0)
     gen_length: int = Field(64, gt=0)
     block_length: int = Field(64, gt=0)
@@ -46,39 +80,53 @@ class SamplerConfig(BaseModel):
     remasking: Literal["low_confidence", "random", "entropy", "margin"] = "low_confidence"
     revision: float = Field(0.0, ge=0.0, lt=1.0)
 
+    _FIELDS: ClassVar[tuple[str, ...]] = ("steps", "gen_length", "block_length", "cfg_scale", "remasking", "revision")
+
     @model_validator(mode="after")
-    def _check_blocks(self) -> SamplerConfig:
-        if self.kind == "diffusion":
-            if self.gen_length % self.block_length:
-                raise ValueError(f"gen_length {self.gen_length} must be a multiple of block_length {self.block_length}")
-            blocks = self.gen_length // self.block_length
-            if self.steps % blocks:
-                raise ValueError(f"steps {self.steps} must be a multiple of the number of blocks {blocks}")
+    def _check_blocks(self) -> DiffusionSamplerConfig:
+        if self.gen_length % self.block_length:
+            raise ValueError(f"gen_length {self.gen_length} must be a multiple of block_length {self.block_length}")
+        blocks = self.gen_length // self.block_length
+        if self.steps % blocks:
+            raise ValueError(f"steps {self.steps} must be a multiple of the number of blocks {blocks}")
         return self
 
     @property
     def label(self) -> str:
-        if self.name:
-            return self.name
-        if self.kind == "ar":
-            return f"ar-n{self.max_new_tokens}"
-        return f"diffusion-s{self.steps}-g{self.gen_length}-b{self.block_length}"
+        return self.name or f"diffusion-s{self.steps}-g{self.gen_length}-b{self.block_length}"
 
     @property
     def num_steps(self) -> int:
-        return self.max_new_tokens if self.kind == "ar" else self.steps
+        return self.steps
 
     @property
     def response_length(self) -> int:
-        return self.max_new_tokens if self.kind == "ar" else self.gen_length
+        return self.gen_length
 
-    def key(self) -> dict:
-        """The settings that change generations (used in the keys of centres and guards)."""
-        fields = ["kind", "temperature"]
-        fields += ["max_new_tokens", "top_p"] if self.kind == "ar" else [
-            "steps", "gen_length", "block_length", "cfg_scale", "remasking", "revision"
-        ]
-        return {f: getattr(self, f) for f in fields}
+    @property
+    def stochastic(self) -> bool:
+        return self.temperature > 0 or self.remasking == "random"
+
+
+#: Either sampler family (for type hints).
+Sampler = ARSamplerConfig | DiffusionSamplerConfig
+#: Either sampler family, told apart by ``kind`` (what a study config's ``samplers`` list holds).
+AnySampler = Annotated[ARSamplerConfig | DiffusionSamplerConfig, Field(discriminator="kind")]
+_FAMILIES: dict[str, type[_Sampler]] = {"ar": ARSamplerConfig, "diffusion": DiffusionSamplerConfig}
+
+
+def SamplerConfig(kind: str, **settings: Any) -> ARSamplerConfig | DiffusionSamplerConfig:  # noqa: N802
+    """A sampler config of the family ``kind`` (``"ar"`` or ``"diffusion"``); settings are validated by it
+    (a setting of the other family is an unknown key)."""
+    if kind not in _FAMILIES:
+        raise SrilabError(f"unknown sampler kind {kind!r}: use 'ar' or 'diffusion'")
+    try:
+        return _FAMILIES[kind](**settings)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or kind
+        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
+        raise SrilabError(f"{kind} sampler: {where}: {msg}") from None
 
 
 @dataclass
@@ -104,7 +152,7 @@ def item_generators(seeds: Sequence[int]) -> list[torch.Generator]:
 def generate(
     model: LanguageModel,
     prompts: Sequence[str],
-    sampler: SamplerConfig,
+    sampler: Sampler,
     *,
     trace: TraceConfig | None = None,
     prefills: Sequence[str | None] | None = None,
@@ -147,7 +195,7 @@ def generate(
         model.chat_prompt(p, f) if chat else (f"{p} {f}" if f else p)
         for p, f in zip(prompts, prefills, strict=True)
     ]
-    stochastic = sampler.temperature > 0 or (sampler.kind == "diffusion" and sampler.remasking == "random")
+    stochastic = sampler.stochastic
 
     responses: list[list[int]] = []
     traces: list[Trace] = []

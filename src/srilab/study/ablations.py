@@ -43,7 +43,7 @@ from srilab import stats
 from srilab.errors import SrilabError
 from srilab.judges.refusal import RefusalJudge
 from srilab.models.base import LanguageModel, LayerSpec
-from srilab.sampling.api import SamplerConfig, generate
+from srilab.sampling.api import Sampler, generate
 from srilab.sampling.trace import TraceConfig
 from srilab.sri.centres import CentreKey, compute_centres, data_hash
 from srilab.sri.detectors import make_detector
@@ -206,7 +206,7 @@ def _timed(fn: Callable[[], Any], repeats: int = 3) -> tuple[Any, float]:
 
 # ------------------------------------------------------------------------------------------------ one sampler
 def _ablate_sampler(
-    name: str, sampler: SamplerConfig, model: LanguageModel, layers: list[LayerSpec], world, *, limit: int | None,
+    name: str, sampler: Sampler, model: LanguageModel, layers: list[LayerSpec], world, *, limit: int | None,
     detector: str, quantile: float, seed: int, batch_size: int, progress: bool, warnings: list[str],
     echo: Callable[[str], None],
 ) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 import srilab.toy.oracle  # noqa: F401  (registers the oracle judge)
 from srilab.errors import SrilabError
 from srilab.judges import JUDGES
-from srilab.sampling.api import SamplerConfig
+from srilab.sampling.api import AnySampler
 
 Role = Literal["harmful", "benign"]
 TOY_PREFIX = "toy:"
@@ -60,7 +60,7 @@ class ModelSpec(_Strict):
     device: str = "cpu"
     gguf_file: str | None = None
     trust_remote_code: bool = False
-    samplers: list[SamplerConfig] = Field(min_length=1)
+    samplers: list[AnySampler] = Field(min_length=1)
 
     @field_validator("name")
     @classmethod
@@ -242,7 +242,9 @@ def _check_name(v: str) -> str:
 
 
 def _field_path(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc) or "(top level)"
+    # A sampler's family tag ("ar" / "diffusion", pydantic's discriminator step) is not a key the user wrote.
+    parts = [str(p) for i, p in enumerate(loc) if not (p in ("ar", "diffusion") and i and isinstance(loc[i - 1], int))]
+    return ".".join(parts) or "(top level)"
 
 
 def parse_config(data: Any, *, source: str = "config") -> StudyConfig:

@@ -12,7 +12,7 @@ import numpy as np
 from srilab.attacks import AttackContext, CanvasText, apply_attack
 from srilab.judges.refusal import RefusalJudge
 from srilab.models.base import LanguageModel
-from srilab.sampling.api import SamplerConfig, generate
+from srilab.sampling.api import Sampler, generate
 from srilab.sampling.trace import TraceConfig
 from srilab.toy.corpus import eval_sets
 from srilab.toy.evaluate import SAMPLER_NAMES
@@ -60,7 +60,7 @@ class Item:
 
 
 # ------------------------------------------------------------------------------------------------ data
-def build_items(world: World, sampler: SamplerConfig, limit: int | None, tokens: Callable[[str], int]) -> list[Item]:
+def build_items(world: World, sampler: Sampler, limit: int | None, tokens: Callable[[str], int]) -> list[Item]:
     sets = eval_sets(world)
     cut = (lambda xs: xs[:limit]) if limit else (lambda xs: xs)
     items: list[Item] = []
@@ -97,7 +97,7 @@ def build_items(world: World, sampler: SamplerConfig, limit: int | None, tokens:
 @dataclass
 class SamplerRun:
     name: str
-    sampler: SamplerConfig
+    sampler: Sampler
     model: LanguageModel
     items: list[Item]
     texts: list[str] = field(default_factory=list)
@@ -117,7 +117,7 @@ class SamplerRun:
 
 
 def run_sampler(
-    name: str, sampler: SamplerConfig, model: LanguageModel, world: World, cfg: DemoConfig, progress: bool
+    name: str, sampler: Sampler, model: LanguageModel, world: World, cfg: DemoConfig, progress: bool
 ) -> SamplerRun:
     tok = model.tokenizer
 

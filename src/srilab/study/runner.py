@@ -29,7 +29,7 @@ from srilab.attacks import AttackContext, get_attack
 from srilab.errors import SrilabError
 from srilab.judges import make_judge
 from srilab.models.base import LanguageModel
-from srilab.sampling.api import SamplerConfig, generate
+from srilab.sampling.api import Sampler, generate
 from srilab.sampling.trace import TraceConfig
 from srilab.study.config import TOY_PREFIX, AttackSpec, DatasetSpec, JudgeSpec, ModelSpec, StudyConfig, load_config
 from srilab.study.store import RunDir, atomic_write_bytes
@@ -53,7 +53,7 @@ class Item:
 @dataclass(frozen=True)
 class Cell:
     model: ModelSpec
-    sampler: SamplerConfig
+    sampler: Sampler
     dataset: DatasetSpec
     attack: AttackSpec
 

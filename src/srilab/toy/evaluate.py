@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from srilab.errors import SrilabError
 from srilab.models.base import LanguageModel
-from srilab.sampling.api import SamplerConfig, generate
+from srilab.sampling.api import Sampler, SamplerConfig, generate
 from srilab.toy.corpus import eval_sets
 from srilab.toy.oracle import OracleJudge
 from srilab.toy.reasoning import check_reasoning_answer
@@ -25,7 +25,7 @@ from srilab.toy.world import World
 SAMPLER_NAMES = ("ar", "diffusion", "diffusion-l2r")
 
 
-def pair_samplers(gen_length: int, *, steps: int | None = None, block_length: int = 16) -> dict[str, SamplerConfig]:
+def pair_samplers(gen_length: int, *, steps: int | None = None, block_length: int = 16) -> dict[str, Sampler]:
     """The three samplers of the study, keyed by name (greedy, so every run reproduces)."""
     steps = steps or gen_length
     if gen_length % block_length:
@@ -63,7 +63,7 @@ def evaluate_pair(
     ar: LanguageModel,
     dlm: LanguageModel,
     world: World,
-    samplers: dict[str, SamplerConfig],
+    samplers: dict[str, Sampler],
     *,
     limit: int | None = None,
     n_reasoning: int = 100,
