@@ -11,8 +11,9 @@ formats differ only in weight names, grouped-query attention and q/k/v biases, w
   ``lm_head``) with q/k/v biases. Logits at position i predict the token at position i + 1; the sampler
   shifts them (``LanguageModel.logits_shift``), the architecture does not.
 
-The module returns an object with ``.logits`` (and takes ``attention_mask`` as a key-padding mask), so it
-is a drop-in for the reference samplers; ``norm`` is the final-norm module whose output the SRI trace reads.
+The module returns an object with ``.logits`` (and takes ``attention_mask`` as a key-padding mask, or
+Dream's 4-D boolean mask with ``position_ids``), so it is a drop-in for the reference samplers; ``norm`` is
+the final-norm module whose output the SRI trace reads.
 Parity with the reference implementations is proven against ``shared/golden`` in the test suite.
 """
 
@@ -156,15 +157,28 @@ class BidirectionalLM(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
+        position_ids: torch.Tensor | None = None,
         **_: object,
     ) -> LMOutput:
         """Logits [B, L', V]; ``logits_to_keep`` as in transformers: 0 = every position, an int n = the last
-        n positions, a 1-D index tensor = those positions (the hidden states are computed for all)."""
+        n positions, a 1-D index tensor = those positions (the hidden states are computed for all).
+
+        ``attention_mask``: [B, L] key-padding mask (1 = attend), or a 4-D boolean mask [B, 1, L, L] (query x
+        key, True = attend; Dream's sampler builds one for left-padded batches) used as given.
+        ``position_ids``: optional [B, L] rotary positions (default 0..L-1), as Dream's sampler passes them."""
         _, n = input_ids.shape
         x = self.embed(input_ids)
-        cos, sin = self.rotary.cos_sin(n, input_ids.device)
+        if position_ids is None:
+            cos, sin = self.rotary.cos_sin(n, input_ids.device)
+        else:
+            cos, sin = self.rotary.cos_sin(int(position_ids.max()) + 1, input_ids.device)
+            cos, sin = cos[position_ids].unsqueeze(1), sin[position_ids].unsqueeze(1)  # [B, 1, L, head_dim]
         mask = None
-        if attention_mask is not None and not bool(attention_mask.all()):
+        if attention_mask is not None and attention_mask.dim() == 4:
+            if attention_mask.dtype != torch.bool:
+                raise SrilabError("a 4-D attention mask must be boolean (True = attend)")
+            mask = None if bool(attention_mask.all()) else attention_mask
+        elif attention_mask is not None and not bool(attention_mask.all()):
             # Key-padding mask, broadcast over heads and queries (True = attend).
             mask = attention_mask.bool()[:, None, None, :]
         for layer in self.layers:
