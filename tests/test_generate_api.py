@@ -67,3 +67,27 @@ def test_config_and_usage_errors(pair):
         generate(ar, [], SamplerConfig(kind="ar"))
     with pytest.raises(SrilabError, match="one entry per prompt"):
         generate(ar, REQUESTS, SamplerConfig(kind="ar"), prefills=["x"])
+
+
+def test_dream_schedule_through_generate(pair, golden_dir):
+    from srilab.sampling.dream import dream_generate
+
+    _, dif = pair
+    llada = generate(dif, REQUESTS, SamplerConfig(kind="diffusion", steps=8, gen_length=8, block_length=4))
+    dream = generate(dif, REQUESTS, SamplerConfig(kind="diffusion", schedule="dream", steps=8, gen_length=8,
+                                                  alg="maskgit_plus"), trace=TraceConfig())
+    assert dream.trace.activations.shape[:2] == (3, 8) and dream.meta["sampler"]["schedule"] == "dream"
+    assert llada.response_ids != dream.response_ids  # a different schedule on the same weights
+    with pytest.raises(SrilabError, match="block_length: LLaDA-schedule settings, not used by schedule: dream"):
+        SamplerConfig(kind="diffusion", schedule="dream", gen_length=8, block_length=4)
+    with pytest.raises(SrilabError, match="alg: Dream-schedule settings"):
+        SamplerConfig(kind="diffusion", schedule="llada", alg="origin")
+    # The wiring: generate() with schedule dream equals dream_generate on the encoded prompts.
+    ids, mask = dif.encode([dif.chat_prompt(r) for r in REQUESTS])
+    ref = dream_generate(dif.module, ids, mask, max_new_tokens=8, steps=8, alg="maskgit_plus",
+                         mask_id=dif.mask_id, logits_shift=dif.logits_shift)
+    assert dream.response_ids == ref[:, ids.shape[1]:].tolist()
+    # A Dream checkpoint defaults to Dream's own schedule, every other diffusion model to LLaDA's.
+    cfg = SamplerConfig(kind="diffusion", steps=6, gen_length=6)
+    assert cfg.schedule_for(M.load(golden_dir / "dream-tiny")) == "dream"
+    assert cfg.schedule_for(M.load(golden_dir / "llada-tiny")) == "llada" == cfg.schedule_for(dif)

@@ -22,6 +22,7 @@ from srilab.errors import SrilabError
 from srilab.models.base import LanguageModel
 from srilab.sampling import autoregressive, diffusion
 from srilab.sampling.diffusion import Injection
+from srilab.sampling.dream import dream_generate
 from srilab.sampling.trace import Trace, TraceConfig, Tracer
 
 
@@ -68,32 +69,73 @@ class ARSamplerConfig(_Sampler):
 
 
 class DiffusionSamplerConfig(_Sampler):
-    """Masked diffusion with LLaDA's block schedule: ``steps`` denoising steps over ``gen_length`` response
-    positions in blocks of ``block_length`` (1: one token per step, left to right), ``cfg_scale``,
-    ``remasking`` and ReMDM-style ``revision``."""
+    """Masked diffusion: ``steps`` denoising steps over ``gen_length`` response positions.
+
+    ``schedule``: ``llada`` (LLaDA's blocks of ``block_length``, 1 = one token per step, left to right;
+    ``cfg_scale``, ``remasking``, ReMDM-style ``revision``) or ``dream`` (Dream's own ``diffusion_generate``:
+    no blocks, ``alg`` ``maskgit_plus`` / ``topk_margin`` / ``entropy`` / ``origin``, ``alg_temp``, ``top_p``,
+    ``top_k``, ``eps``); None: the model's own (Dream checkpoints: dream, every other: llada)."""
 
     kind: Literal["diffusion"] = "diffusion"
+    schedule: Literal["llada", "dream"] | None = None
     steps: int = Field(64, gt=0)
     gen_length: int = Field(64, gt=0)
-    block_length: int = Field(64, gt=0)
+    block_length: int | None = Field(None, gt=0)  # llada; None: gen_length (one block)
     cfg_scale: float = Field(0.0, ge=0.0)
     remasking: Literal["low_confidence", "random", "entropy", "margin"] = "low_confidence"
     revision: float = Field(0.0, ge=0.0, lt=1.0)
+    alg: Literal["origin", "maskgit_plus", "topk_margin", "entropy"] = "entropy"  # dream
+    alg_temp: float | None = Field(None, ge=0.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    top_k: int | None = Field(None, gt=0)
+    eps: float = Field(1e-3, gt=0.0, lt=1.0)
 
-    _FIELDS: ClassVar[tuple[str, ...]] = ("steps", "gen_length", "block_length", "cfg_scale", "remasking", "revision")
+    _FIELDS: ClassVar[tuple[str, ...]] = ("schedule", "steps", "gen_length", "block_length", "cfg_scale",
+                                          "remasking", "revision")
+    _DREAM: ClassVar[tuple[str, ...]] = ("schedule", "steps", "gen_length", "alg", "alg_temp", "top_p", "top_k", "eps")
+    _LLADA_ONLY: ClassVar[tuple[str, ...]] = ("block_length", "cfg_scale", "remasking", "revision")
+    _DREAM_ONLY: ClassVar[tuple[str, ...]] = ("alg", "alg_temp", "top_p", "top_k", "eps")
 
     @model_validator(mode="after")
     def _check_blocks(self) -> DiffusionSamplerConfig:
-        if self.gen_length % self.block_length:
-            raise ValueError(f"gen_length {self.gen_length} must be a multiple of block_length {self.block_length}")
-        blocks = self.gen_length // self.block_length
+        if self.schedule == "dream":
+            given = sorted(f for f in self._LLADA_ONLY if f in self.model_fields_set)
+            if given:
+                raise ValueError(f"{', '.join(given)}: LLaDA-schedule settings, not used by schedule: dream")
+            return self
+        if self.schedule == "llada":
+            given = sorted(f for f in self._DREAM_ONLY if f in self.model_fields_set)
+            if given:
+                raise ValueError(f"{', '.join(given)}: Dream-schedule settings, not used by schedule: llada")
+        if self.gen_length % self.blocks_of:
+            raise ValueError(f"gen_length {self.gen_length} must be a multiple of block_length {self.blocks_of}")
+        blocks = self.gen_length // self.blocks_of
         if self.steps % blocks:
             raise ValueError(f"steps {self.steps} must be a multiple of the number of blocks {blocks}")
         return self
 
     @property
+    def blocks_of(self) -> int:
+        """The block length LLaDA's schedule uses (``block_length``, default one block)."""
+        return self.block_length or self.gen_length
+
+    def key(self) -> dict:
+        fields = self._DREAM if self.schedule == "dream" else self._FIELDS
+        return {f: getattr(self, f) for f in ("kind", "temperature", *fields)}
+
+    def schedule_for(self, model: LanguageModel) -> str:
+        """The schedule this sampler runs on ``model``: its own, else the model family's."""
+        if self.schedule is not None:
+            return self.schedule
+        return "dream" if model.info.get("format") == "dream" else "llada"
+
+    @property
     def label(self) -> str:
-        return self.name or f"diffusion-s{self.steps}-g{self.gen_length}-b{self.block_length}"
+        if self.name:
+            return self.name
+        if self.schedule == "dream":
+            return f"dream-s{self.steps}-g{self.gen_length}-{self.alg}"
+        return f"diffusion-s{self.steps}-g{self.gen_length}-b{self.blocks_of}"
 
     @property
     def num_steps(self) -> int:
@@ -105,7 +147,7 @@ class DiffusionSamplerConfig(_Sampler):
 
     @property
     def stochastic(self) -> bool:
-        return self.temperature > 0 or self.remasking == "random"
+        return self.temperature > 0 or self.remasking == "random" or self.alg == "origin" or bool(self.alg_temp)
 
 
 #: Either sampler family (for type hints).
@@ -218,13 +260,22 @@ def generate(
                 )
             else:
                 injections = _injections(model, canvas[lo:hi] if canvas is not None else None)
-                out = diffusion.generate(
-                    model.module, ids, mask,
-                    steps=sampler.steps, gen_length=sampler.gen_length, block_length=sampler.block_length,
-                    temperature=sampler.temperature, cfg_scale=sampler.cfg_scale, remasking=sampler.remasking,
-                    mask_id=model.mask_id, revision=sampler.revision, injections=injections,
-                    logits_shift=model.logits_shift, generator=seeds[lo:hi] if stochastic else None, tracer=tracer,
-                )
+                rng = seeds[lo:hi] if stochastic else None
+                if sampler.schedule_for(model) == "dream":
+                    out = dream_generate(
+                        model.module, ids, mask, max_new_tokens=sampler.gen_length, steps=sampler.steps,
+                        alg=sampler.alg, alg_temp=sampler.alg_temp, temperature=sampler.temperature,
+                        top_p=sampler.top_p, top_k=sampler.top_k, eps=sampler.eps, mask_id=model.mask_id,
+                        logits_shift=model.logits_shift, generator=rng, tracer=tracer, injections=injections,
+                    )
+                else:
+                    out = diffusion.generate(
+                        model.module, ids, mask,
+                        steps=sampler.steps, gen_length=sampler.gen_length, block_length=sampler.blocks_of,
+                        temperature=sampler.temperature, cfg_scale=sampler.cfg_scale, remasking=sampler.remasking,
+                        mask_id=model.mask_id, revision=sampler.revision, injections=injections,
+                        logits_shift=model.logits_shift, generator=rng, tracer=tracer,
+                    )
         responses.extend(out[:, ids.shape[1]:].tolist())
         if tracer is not None:
             traces.append(tracer.result(sampler.key()))
