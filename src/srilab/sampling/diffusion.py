@@ -7,6 +7,14 @@ decoded left to right; inside a block, ``steps // num_blocks`` denoising steps e
 number of masked positions, the ones the remasking rule ranks most confident. ``block_length=1`` is the
 one-token-per-step, left-to-right order: the same weights under an AR-like sampler.
 
+Masks in the prompt (DIJA's attack prompts hold them) are handled as the reference does by default
+(``prompt_masks="reference"``): the budget of a step is computed from the current block's masks only, but
+every masked position up to the block's end competes for it -- a masked prompt position (or a response
+position an earlier block left masked) is never excluded -- so prompt masks get filled and some response
+positions may still be masked at the end. DIJA's published code calls LLaDA's reference ``generate``, so
+this is what its attacks ran under. ``prompt_masks="schedule"`` budgets the prompt's masks too (in the first
+block, on top of its own masks), so every mask, prompt and response, is filled by the last step.
+
 Additions over the reference (all off by default, so the reference behaviour is unchanged):
 
 - ``cfg_scale > 0`` without an ``attention_mask`` (the reference crashes there) and left-padded batches
@@ -22,13 +30,23 @@ Additions over the reference (all off by default, so the reference behaviour is 
 - ``injections``: text written into response positions at a chosen step (priming at step 0, refinement
   injection later); injected positions count as committed;
 - ``logits_shift=1`` for Dream-style models; ``generator`` may be one seed per row (per-item randomness);
-- ``tracer``: a :class:`~srilab.sampling.trace.Tracer` that records phi_t after every step. A live monitor
-  on it may stop rows (they commit nothing more) or ask to re-mask a row's positions committed since a
-  given step (:meth:`~srilab.sampling.trace.Tracer.pop_remask`, taken before the next step): those are
-  masked again, the tokens taken back are banned at their positions for the rest of the generation (logits
-  -inf, so a greedy run does not commit them again), and the remaining steps of the current block re-decide
-  them, with the block's own masks, also when they lie in finished blocks. Injected text is never
+- ``tracer``: a :class:`~srilab.sampling.trace.Tracer` that records phi_t after every step (and, with
+  ``TraceConfig(x0=True)``, the step's x0 over the response, see
+  :meth:`~srilab.sampling.diffusion_canvas.Canvas.x0_trace`). A live monitor on it may stop rows (they commit
+  nothing more) or ask to re-mask a row's positions committed since a given step
+  (:meth:`~srilab.sampling.trace.Tracer.pop_remask`, taken before the next step): those are masked again,
+  the tokens taken back are banned at their positions for the rest of the generation (logits -inf, so a
+  greedy run does not commit them again), and the remaining steps of the current block re-decide them, with
+  the block's own masks, also when they lie in finished blocks. Injected text and the prompt are never
   re-masked. A request made at the last step has no step left and stops its row instead.
+
+Only the logits of the positions a step may commit are computed (when the module takes transformers'
+``logits_to_keep``): the window from the first masked position before the block (normally none: the
+block's start) to the block's end. Positions are chosen as the reference chooses them (one ``topk`` per row
+over the row's whole canvas), so exact float32 ties -- frequent when predictions are near-uniform -- fall
+the same way; a row's left padding is left out, so the choice does not depend on the batch. A position
+whose committed token is the mask token itself (a sampled x0 can be) is still masked, and is decided again
+later, as in the reference.
 """
 
 from __future__ import annotations
@@ -37,16 +55,25 @@ import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from srilab.errors import SrilabError
 from srilab.models.base import shift_logits
+from srilab.sampling.diffusion_canvas import INJECTED, PROMPT_MASKS, Canvas
+from srilab.sampling.diffusion_rules import (
+    REMASKING,
+    Randomness,
+    add_gumbel_noise,
+    confidence,
+    get_num_transfer_tokens,
+    minus_inf_where_not,
+    rand,
+)
 
-REMASKING = ("low_confidence", "random", "entropy", "margin")
-INJECTED = -2  # commit step of injected positions: a live monitor's re-masking leaves them alone
-Randomness = torch.Generator | Sequence[int] | None
+__all__ = [
+    "INJECTED", "PROMPT_MASKS", "REMASKING", "Injection", "Randomness", "add_gumbel_noise", "generate",
+    "get_num_transfer_tokens",
+]
 
 
 @dataclass(frozen=True)
@@ -60,101 +87,104 @@ class Injection:
     rows: tuple[int, ...] | None = None
 
 
-def _rand(shape: tuple[int, ...], generator: Randomness, device, dtype=torch.float32, step: int = 0) -> torch.Tensor:
-    """Uniform noise. With one seed per row, row b's noise at a step comes from its own generator seeded
-    by (seed, step) and is laid out from the right end of the canvas, so it depends neither on the other
-    rows of the batch nor on how much left padding the batch needs."""
-    if generator is None or isinstance(generator, torch.Generator):
-        return torch.rand(shape, generator=generator, device=device, dtype=dtype)
-    if len(generator) != shape[0]:
-        raise SrilabError(f"got {len(generator)} seeds for a batch of {shape[0]}")
-    rows = []
-    for seed in generator:
-        g = torch.Generator(device=device).manual_seed(int(seed) * 1_000_003 + step)
-        rows.append(torch.rand(shape[1:], generator=g, device=device, dtype=dtype).flip(0))
-    return torch.stack(rows)
-
-
-def add_gumbel_noise(
-    logits: torch.Tensor, temperature: float, generator: Randomness = None, step: int = 0
-) -> torch.Tensor:
-    """The reference's Gumbel-max perturbation (float64, as LLaDA recommends); identity at temperature 0."""
-    if temperature == 0:
-        return logits
-    logits = logits.to(torch.float64)
-    noise = _rand(tuple(logits.shape), generator, logits.device, torch.float64, step)
-    gumbel_noise = (-torch.log(noise)) ** temperature
-    return logits.exp() / gumbel_noise
-
-
-def get_num_transfer_tokens(mask_index: torch.Tensor, steps: int) -> torch.Tensor:
-    """How many tokens each step commits: masks spread as evenly as possible, the remainder first."""
-    mask_num = mask_index.sum(dim=1, keepdim=True)
-    base = mask_num // steps
-    remainder = mask_num % steps
-    extra = torch.arange(steps, device=mask_index.device).unsqueeze(0) < remainder
-    return base + extra.to(torch.int64)
-
-
-def _confidence(
-    logits: torch.Tensor, x0: torch.Tensor, remasking: str, generator: Randomness, step: int
-) -> torch.Tensor:
-    if remasking == "low_confidence":
-        p = F.softmax(logits, dim=-1)
-        return torch.gather(p, dim=-1, index=x0.unsqueeze(-1)).squeeze(-1)
-    if remasking == "random":
-        return _rand(tuple(x0.shape), generator, x0.device, step=step)
-    if remasking == "entropy":
-        logp = F.log_softmax(logits.float(), dim=-1)
-        return (logp.exp() * logp).sum(dim=-1)  # minus the entropy: higher is more confident
-    if remasking == "margin":
-        top2 = F.softmax(logits.float(), dim=-1).topk(2, dim=-1).values
-        return top2[..., 0] - top2[..., 1]
-    raise SrilabError(f"unknown remasking {remasking!r}: use one of {', '.join(REMASKING)}")
-
-
-def _top_k_mask(scores: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """Boolean mask of the ``k[b]`` highest finite ``scores[b]`` per row (k clamped to what is available)."""
-    k = torch.minimum(k, torch.isfinite(scores).sum(dim=1))
-    out = torch.zeros_like(scores, dtype=torch.bool)
-    kmax = int(k.max()) if k.numel() else 0
-    if kmax > 0:
-        _, idx = torch.topk(scores, k=kmax, dim=-1)
-        keep = torch.arange(kmax, device=scores.device).unsqueeze(0) < k.unsqueeze(1)
-        out.scatter_(1, idx, keep)
-    return out
-
-
-def _remask(
-    requests: dict[int, int], response: torch.Tensor, commit_step: torch.Tensor, mask_id: int, banned
-) -> torch.Tensor:
-    """Re-mask, per requested row, the positions committed at or after the requested step (injected text
-    is the attacker's input, like the prompt, and stays); returns ``banned`` plus the tokens taken back."""
-    taken = [] if banned is None else [banned]
-    for row, since in requests.items():
-        back = (commit_step[row] >= since).nonzero().flatten()
-        taken.append(torch.stack([torch.full_like(back, row), back, response[row, back]], dim=1))
-        response[row, back] = mask_id
-        commit_step[row, back] = -1
-    return torch.cat(taken)
-
-
-def _first_open(response: torch.Tensor, b0: int, mask_id: int, stopped: torch.Tensor | None) -> int:
-    """The first response position before ``b0`` still masked in a row that is not stopped (else ``b0``):
-    re-masked positions of finished blocks are decided along with the current block."""
-    late = response[:, :b0] == mask_id
-    if stopped is not None:
-        late &= ~stopped[:, None]
-    cols = late.any(dim=0).nonzero()
-    return int(cols[0]) if len(cols) else b0
-
-
 def _accepts_logits_to_keep(model) -> bool:
     """Whether ``model.forward`` takes transformers' ``logits_to_keep`` (an index tensor of positions)."""
     try:
         return "logits_to_keep" in inspect.signature(model.forward).parameters
     except (TypeError, ValueError, AttributeError):
         return False
+
+
+@dataclass(frozen=True)
+class _Forward:
+    """The model call of a step: aligned logits (position i predicts token i) of the window, with CFG."""
+
+    model: object
+    attention_mask: torch.Tensor | None
+    cfg_scale: float
+    logits_shift: int
+    keep_ok: bool  # compute only the window's logits (``logits_to_keep``), not the whole canvas's
+
+    def window(self, inp: torch.Tensor, mask: torch.Tensor | None, lo: int, hi: int) -> torch.Tensor:
+        """Logits [B, hi - lo, V] of canvas positions [lo, hi)."""
+        if self.keep_ok:
+            # Dream reads position i at i - 1; position 0 has no predecessor and reads itself (as shift_logits).
+            keep = torch.arange(lo - self.logits_shift, hi - self.logits_shift, device=inp.device).clamp_min(0)
+            return self.model(inp, attention_mask=mask, logits_to_keep=keep).logits
+        return shift_logits(self.model(inp, attention_mask=mask).logits, self.logits_shift)[:, lo:hi]
+
+    def __call__(self, canvas: Canvas, lo: int) -> torch.Tensor:
+        if self.cfg_scale > 0.0:
+            un_x = canvas.x.clone()
+            un_x[canvas.prompt_index] = canvas.mask_id  # the unconditional branch: the prompt masked
+            mask = None if self.attention_mask is None else torch.cat([self.attention_mask] * 2, dim=0)
+            both = self.window(torch.cat([canvas.x, un_x], dim=0), mask, lo, canvas.b1)
+            logits, un_logits = torch.chunk(both, 2, dim=0)
+            return un_logits + (self.cfg_scale + 1) * (logits - un_logits)
+        return self.window(canvas.x, self.attention_mask, lo, canvas.b1)
+
+
+@dataclass(frozen=True)
+class _Predict:
+    """x0 (argmax of the possibly Gumbel-noised logits) and the remasking rule's confidence in it."""
+
+    temperature: float
+    remasking: str
+    generator: Randomness
+    confidence_eos_eot_inf: bool
+    eos_id: int
+    eot_id: int
+
+    @property
+    def per_row(self) -> bool:
+        return self.generator is not None and not isinstance(self.generator, torch.Generator)
+
+    @property
+    def full_draw(self) -> bool:
+        """The reference draws its noise over the whole canvas from a global or single generator; to keep
+        that random stream, noise is drawn for the whole canvas and the window's slice used."""
+        return not self.per_row and (self.temperature > 0 or self.remasking == "random")
+
+    def __call__(self, logits: torch.Tensor, canvas: Canvas, lo: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        hi = canvas.b1
+        if self.full_draw and self.temperature > 0:
+            full = torch.zeros((*canvas.x.shape, logits.shape[-1]), dtype=logits.dtype, device=logits.device)
+            full[:, lo:hi] = logits
+            logits_with_noise = add_gumbel_noise(full, self.temperature, self.generator, step)[:, lo:hi]
+        else:
+            logits_with_noise = add_gumbel_noise(logits, self.temperature, self.generator, step)
+        x0 = torch.argmax(logits_with_noise, dim=-1)
+        if self.confidence_eos_eot_inf:  # the reference's switch, verbatim in effect
+            logits_with_noise[:, :, self.eos_id] = logits[:, :, self.eot_id] = -torch.inf
+        if self.remasking == "random" and not self.per_row:
+            x0_p = rand(tuple(canvas.x.shape), self.generator, logits.device, step=step)[:, lo:hi]
+        else:
+            x0_p = confidence(logits, x0, self.remasking, self.generator, step)
+        return x0, x0_p
+
+
+def _check(steps, gen_length, block_length, remasking, revision, prompt_masks, injections) -> dict:
+    """Validate the arguments; the injections by step."""
+    if gen_length <= 0 or block_length <= 0 or steps <= 0:
+        raise SrilabError("steps, gen_length and block_length must be positive")
+    if gen_length % block_length:
+        raise SrilabError(f"gen_length {gen_length} must be a multiple of block_length {block_length}")
+    if steps % (gen_length // block_length):
+        raise SrilabError(f"steps {steps} must be a multiple of the number of blocks {gen_length // block_length}")
+    if remasking not in REMASKING:
+        raise SrilabError(f"unknown remasking {remasking!r}: use one of {', '.join(REMASKING)}")
+    if not 0.0 <= revision < 1.0:
+        raise SrilabError(f"revision must be in [0, 1), got {revision}")
+    if prompt_masks not in PROMPT_MASKS:
+        raise SrilabError(f"unknown prompt_masks {prompt_masks!r}: use one of {', '.join(PROMPT_MASKS)}")
+    by_step: dict[int, list[Injection]] = {}
+    for inj in injections:
+        if inj.offset < 0 or inj.offset + len(inj.token_ids) > gen_length:
+            raise SrilabError(f"injection at offset {inj.offset} of {len(inj.token_ids)} tokens exceeds gen_length")
+        if not 0 <= inj.step < steps:
+            raise SrilabError(f"injection step {inj.step} is outside 0..{steps - 1}")
+        by_step.setdefault(inj.step, []).append(inj)
+    return by_step
 
 
 @torch.no_grad()
@@ -179,6 +209,7 @@ def generate(
     logits_shift: int = 0,
     generator: Randomness = None,
     tracer=None,
+    prompt_masks: str = "reference",
 ) -> torch.Tensor:
     """Generate ``gen_length`` tokens after ``prompt`` [B, P] by masked diffusion; returns [B, P + gen_length].
 
@@ -186,138 +217,76 @@ def generate(
     ``logits_eos_inf`` / ``confidence_eos_eot_inf`` are the reference's switches (with the token ids as
     ``eos_id`` / ``eot_id``, LLaDA's by default). ``generator``: a ``torch.Generator`` (or None, the global
     RNG) as in the reference, or one integer seed per row, which makes each row's randomness its own.
+    ``prompt_masks``: ``"reference"`` (LLaDA's and so DIJA's behaviour: masks in the prompt compete for the
+    block's budget without adding to it; some response positions may stay masked) or ``"schedule"`` (they
+    are budgeted in the first block too, so the output holds no mask).
     """
-    if gen_length <= 0 or block_length <= 0 or steps <= 0:
-        raise SrilabError("steps, gen_length and block_length must be positive")
-    if gen_length % block_length:
-        raise SrilabError(f"gen_length {gen_length} must be a multiple of block_length {block_length}")
-    num_blocks = gen_length // block_length
-    if steps % num_blocks:
-        raise SrilabError(f"steps {steps} must be a multiple of the number of blocks {num_blocks}")
-    if remasking not in REMASKING:
-        raise SrilabError(f"unknown remasking {remasking!r}: use one of {', '.join(REMASKING)}")
-    if not 0.0 <= revision < 1.0:
-        raise SrilabError(f"revision must be in [0, 1), got {revision}")
-    device = prompt.device
+    by_step = _check(steps, gen_length, block_length, remasking, revision, prompt_masks, injections)
     batch, plen = prompt.shape
-    x = torch.full((batch, plen + gen_length), mask_id, dtype=torch.long, device=device)
-    x[:, :plen] = prompt.clone()
-    if attention_mask is not None:
-        attention_mask = torch.cat(
-            [attention_mask, torch.ones((batch, gen_length), dtype=attention_mask.dtype, device=device)], dim=-1
-        )
-    prompt_index = x != mask_id
+    num_blocks = gen_length // block_length
     steps_per_block = steps // num_blocks
-    by_step: dict[int, list[Injection]] = {}
-    for inj in injections:
-        if inj.offset < 0 or inj.offset + len(inj.token_ids) > gen_length:
-            raise SrilabError(f"injection at offset {inj.offset} of {len(inj.token_ids)} tokens exceeds gen_length")
-        if not 0 <= inj.step < steps:
-            raise SrilabError(f"injection step {inj.step} is outside 0..{steps - 1}")
-        by_step.setdefault(inj.step, []).append(inj)
-    if attention_mask is not None and bool(attention_mask.all()):
-        attention_mask = None  # nothing to mask: the unmasked attention path is the same maths, faster
-    cfg_mask = None if attention_mask is None else torch.cat([attention_mask, attention_mask], dim=0)
-    per_row = generator is not None and not isinstance(generator, torch.Generator)
-    # The reference draws its noise over the whole canvas from a global or single generator; to keep that
-    # random stream we then compute full logits. Otherwise only the current block's logits are computed
-    # (when the module takes transformers' ``logits_to_keep``) -- the only ones a step can use.
-    full_draw = not per_row and (temperature > 0 or remasking == "random")
-    keep_ok = not full_draw and _accepts_logits_to_keep(model)
-    response = x[:, plen:]  # a view: writing into it writes into x
+    monitored = tracer is not None and tracer.monitor is not None  # commit steps kept for re-mask requests
+    canvas = Canvas.start(prompt, gen_length, mask_id, attention_mask, prompt_masks, monitored)
+    if attention_mask is not None:
+        ones = torch.ones((batch, gen_length), dtype=attention_mask.dtype, device=prompt.device)
+        attention_mask = torch.cat([attention_mask, ones], dim=-1)
+        if bool(attention_mask.all()):
+            attention_mask = None  # nothing to mask: the unmasked attention path is the same maths, faster
+    predict = _Predict(temperature, remasking, generator, confidence_eos_eot_inf, eos_id, eot_id)
+    keep_ok = not predict.full_draw and _accepts_logits_to_keep(model)
+    forward = _Forward(model, attention_mask, cfg_scale, logits_shift, keep_ok)
 
-    def block_logits(inp: torch.Tensor, mask: torch.Tensor | None, b0: int, b1: int) -> torch.Tensor:
-        """Aligned logits (position i predicts token i) of the block's canvas positions [B, b1 - b0, V]."""
-        if keep_ok:
-            keep = torch.arange(plen + b0 - logits_shift, plen + b1 - logits_shift, device=device)
-            return model(inp, attention_mask=mask, logits_to_keep=keep).logits
-        return shift_logits(model(inp, attention_mask=mask).logits, logits_shift)[:, plen + b0 : plen + b1]
-
-    # Per response position, the step that committed its token (-1: masked, INJECTED: written by an injection).
-    # Kept only when a live monitor may ask for re-masks: no per-step bookkeeping otherwise.
-    monitored = tracer is not None and tracer.monitor is not None
-    commit_step = torch.full((batch, gen_length), -1, dtype=torch.long, device=device) if monitored else None
-    banned = None  # [n, 3] (row, response position, token): tokens a live monitor took back, never recommitted
     for num_block in range(num_blocks):
-        b0 = num_block * block_length  # block bounds, relative to the response
-        b1 = b0 + block_length
-        block = response[:, b0:b1]  # a view
-        num_transfer_tokens = get_num_transfer_tokens(block == mask_id, steps_per_block)
+        b0 = plen + num_block * block_length  # block bounds, canvas positions
+        canvas.begin_block(b0, b0 + block_length, steps_per_block, _stopped(tracer))
         for i in range(steps_per_block):
-            global_step = num_block * steps_per_block + i
-            changed = global_step in by_step
-            if changed:
-                for inj in by_step[global_step]:
-                    rows = list(inj.rows) if inj.rows is not None else slice(None)
-                    ids = torch.tensor(inj.token_ids, dtype=torch.long, device=device)
-                    response[rows, inj.offset : inj.offset + len(ids)] = ids
-                    if monitored:
-                        commit_step[rows, inj.offset : inj.offset + len(ids)] = INJECTED
-            if tracer is not None and tracer.remask_rows:
-                banned = _remask(tracer.pop_remask(), response, commit_step, mask_id, banned)
-                changed = True
-            lo = b0 if banned is None else _first_open(response, b0, mask_id, tracer.stopped)
-            block = response[:, lo:b1]  # the block, plus re-masked positions of finished blocks (a view)
-            if changed:
-                # The block's masks changed: spread what is left over the remaining steps.
-                left = get_num_transfer_tokens(block == mask_id, steps_per_block - i)
-                num_transfer_tokens = torch.cat([num_transfer_tokens[:, :i], left], dim=1)
-            mask_index = block == mask_id
-            if cfg_scale > 0.0:
-                un_x = x.clone()
-                un_x[prompt_index] = mask_id
-                both = block_logits(torch.cat([x, un_x], dim=0), cfg_mask, lo, b1)
-                logits, un_logits = torch.chunk(both, 2, dim=0)
-                logits = un_logits + (cfg_scale + 1) * (logits - un_logits)
-            else:
-                logits = block_logits(x, attention_mask, lo, b1)
+            step = num_block * steps_per_block + i
+            stopped = _stopped(tracer)
 
-            if banned is not None:
-                ban = banned[(banned[:, 1] >= lo) & (banned[:, 1] < b1)]
-                logits[ban[:, 0], ban[:, 1] - lo, ban[:, 2]] = -torch.inf
+            # -- inject: text written before the forward pass, and a live monitor's re-masks
+            changed = canvas.inject(by_step.get(step, ()))
+            if tracer is not None and tracer.remask_rows:
+                canvas.take_back(tracer.pop_remask())
+                changed = True
+            lo = canvas.window_start(stopped)  # positions [lo, b1) may commit: the block and earlier masks
+            if changed:
+                canvas.respread(i, lo)  # the masks changed: spread what is left over the remaining steps
+            mask_index = canvas.x[:, lo : canvas.b1] == mask_id
+
+            # -- forward (+CFG): the window's logits, banned tokens and (optionally) EOS excluded
+            logits = forward(canvas, lo)
+            canvas.ban(logits, lo)
             if logits_eos_inf:
                 logits[:, :, eos_id] = -torch.inf
-            if full_draw and temperature > 0:
-                # The reference's noise over the whole canvas [B, L, V], of which the block is a slice.
-                full = torch.zeros((batch, x.shape[1], logits.shape[-1]), dtype=logits.dtype, device=device)
-                full[:, plen + lo : plen + b1] = logits
-                noisy = add_gumbel_noise(full, temperature, generator, global_step)
-                logits_with_noise = noisy[:, plen + lo : plen + b1]
-            else:
-                logits_with_noise = add_gumbel_noise(logits, temperature, generator, global_step)
-            x0 = torch.argmax(logits_with_noise, dim=-1)
-            if confidence_eos_eot_inf:
-                logits_with_noise[:, :, eos_id] = logits[:, :, eot_id] = -torch.inf
 
-            if remasking == "random" and not per_row:
-                x0_p = _rand(tuple(x.shape), generator, device, step=global_step)[:, plen + lo : plen + b1]
-            else:
-                x0_p = _confidence(logits, x0, remasking, generator, global_step)
-            x0 = torch.where(mask_index, x0, block)
-            confidence = torch.where(mask_index, x0_p, torch.full_like(x0_p, -np.inf))
-            k = num_transfer_tokens[:, i]
+            # -- x0 and its confidence; positions already decided keep their token and cannot be chosen
+            x0, x0_p = predict(logits, canvas, lo, step)
+            x0 = torch.where(mask_index, x0, canvas.x[:, lo : canvas.b1])
+            conf = minus_inf_where_not(mask_index, x0_p)
 
-            remask = None
+            # -- choose the positions to commit: the step's budget, plus as many as revision re-masks
+            k = canvas.schedule[:, i]
+            revised = None
             if revision > 0.0 and i < steps_per_block - 1:
-                committed = ~mask_index
-                committed[:, : b0 - lo] = False  # revision takes back tokens of the current block only
-                p_cur = F.softmax(logits.float(), dim=-1).gather(-1, block.unsqueeze(-1)).squeeze(-1)
-                n_re = torch.floor(revision * committed.sum(dim=1).float()).long()
-                n_re = torch.minimum(n_re, mask_index.sum(dim=1) - k)
-                remask = _top_k_mask(torch.where(committed, -p_cur, torch.full_like(p_cur, -np.inf)), n_re)
-                k = k + remask.sum(dim=1)
+                revised = canvas.revise(logits, lo, mask_index, k, revision)
+                k = k + revised.sum(dim=1)
+            if stopped is not None:
+                k = torch.where(stopped, torch.zeros_like(k), k)  # a live monitor froze these rows
+                revised = None if revised is None else revised & ~stopped[:, None]
+            transfer_index = canvas.choose(conf, lo, k)
 
-            if tracer is not None and tracer.stopped is not None:
-                k = torch.where(tracer.stopped, torch.zeros_like(k), k)  # a live monitor froze these rows
-                remask = None if remask is None else remask & ~tracer.stopped[:, None]
-            transfer_index = _top_k_mask(confidence, k)
-            block[transfer_index] = x0[transfer_index]
-            if monitored:
-                commit_step[:, lo:b1][transfer_index] = global_step
-            if remask is not None:
-                block[remask] = mask_id
-                if monitored:
-                    commit_step[:, lo:b1][remask] = -1
+            # -- commit (and revise)
+            canvas.commit(lo, transfer_index, x0, revised, step)
+
+            # -- trace
             if tracer is not None:
-                tracer.record_diffusion(x, plen, mask_id, logits_shift)
-    return x
+                extra = {}
+                if getattr(tracer, "x0_due", False):
+                    extra["x0"], extra["x0_p"] = canvas.x0_trace(lo, x0, logits)
+                tracer.record_diffusion(canvas.x, plen, mask_id, logits_shift, **extra)
+    return canvas.x
+
+
+def _stopped(tracer) -> torch.Tensor | None:
+    """Bool [B]: the rows a live monitor has stopped (None: none, or no monitor)."""
+    return None if tracer is None else tracer.stopped

@@ -19,6 +19,11 @@ Pooling (DESIGN.md, "Step activation"):
 
 Under classifier-free guidance the model runs on [conditional; unconditional] rows: only the first
 ``batch_size`` rows (the conditional branch) are traced.
+
+Besides phi_t a trace may keep, per step, the response canvas (``canvas=True``: committed tokens only) and,
+for diffusion, the sampler's x0 (``x0=True``: its current guess at every response position and the
+probability the model gives it; see :class:`Trace`), which shows what the model would write at positions it
+has not committed yet -- e.g. whether harmful text it was heading for is later abandoned.
 """
 
 from __future__ import annotations
@@ -40,10 +45,14 @@ class TraceConfig:
     layer: LayerSpec = "last"
     pooling: Pooling = "generated"
     canvas: bool = False  # also keep the response canvas (token ids) after every step
+    x0: bool = False  # diffusion: also keep the sampler's x0 and its probability (see Trace)
+    x0_every: int = 1  # ... at the steps that are multiples of x0_every (0, k, 2k, ...)
 
     def __post_init__(self) -> None:
         if self.pooling not in ("generated", "response"):
             raise SrilabError(f"unknown pooling {self.pooling!r}: use 'generated' or 'response'")
+        if self.x0_every < 1:
+            raise SrilabError(f"x0_every must be a positive number of steps, got {self.x0_every}")
 
     def key(self) -> dict:
         return {"layer": str(self.layer), "pooling": self.pooling}
@@ -54,13 +63,27 @@ class Trace:
     """What a traced generation leaves behind.
 
     ``activations``: float32 [B, S, D], phi_t per sequence and step. ``canvas``: int64 [B, S, G], the
-    response tokens after every step (mask id where still masked), when requested. ``meta``: kind, layer,
-    pooling and the sampler settings.
+    response tokens after every step, when requested; G is always the full response length (``gen_length``
+    or ``max_new_tokens``). Diffusion: the mask id where still masked. AR: -1 at positions not generated yet,
+    the sampler's padding after a row ended (EOS), also in the steps after every row ended.
+
+    ``x0_tokens`` int32 / ``x0_probs`` float16 [B, S', G], when requested (diffusion): at the steps
+    ``x0_steps`` (S' of them, every ``x0_every``-th from 0), the sampler's x0 after that step's forward pass:
+    its argmax prediction at a masked position (the sampled token at temperature > 0) and the committed token
+    at a committed one, with the probability the model gives that token. The sampler computes logits only for
+    the positions the step may commit (the current block, and masked positions before it): elsewhere the
+    step made no prediction, the token is the canvas's (committed token, or the mask id) and the probability 0.
+    No logits are kept.
+
+    ``meta``: kind, layer, pooling and the sampler settings.
     """
 
     activations: torch.Tensor
     canvas: torch.Tensor | None = None
     meta: dict = field(default_factory=dict)
+    x0_tokens: torch.Tensor | None = None
+    x0_probs: torch.Tensor | None = None
+    x0_steps: list[int] | None = None
 
     @property
     def num_steps(self) -> int:
@@ -70,25 +93,51 @@ class Trace:
         return self.activations.numpy()
 
     def select(self, index) -> Trace:
+        def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t[index]
+
         return Trace(
             activations=self.activations[index],
-            canvas=None if self.canvas is None else self.canvas[index],
+            canvas=pick(self.canvas),
             meta=dict(self.meta),
+            x0_tokens=pick(self.x0_tokens),
+            x0_probs=pick(self.x0_probs),
+            x0_steps=None if self.x0_steps is None else list(self.x0_steps),
         )
 
     @staticmethod
     def concat(traces: list[Trace]) -> Trace:
+        """The traces of several batches, one after the other. Raises when they do not fit together (some
+        with a canvas or x0 and some without, different widths or x0 steps): nothing is dropped silently."""
         if not traces:
             raise SrilabError("no traces to concatenate")
         steps = {t.num_steps for t in traces}
         if len(steps) != 1:
             raise SrilabError(f"traces have different numbers of steps {sorted(steps)}: use one sampler config")
-        canvas = None
-        if all(t.canvas is not None for t in traces):
-            width = max(t.canvas.shape[-1] for t in traces)
-            if all(t.canvas.shape[-1] == width for t in traces):
-                canvas = torch.cat([t.canvas for t in traces])
-        return Trace(torch.cat([t.activations for t in traces]), canvas, dict(traces[0].meta))
+        x0_steps = {None if t.x0_steps is None else tuple(t.x0_steps) for t in traces}
+        if len(x0_steps) != 1:
+            raise SrilabError("traces kept x0 at different steps (or some did not): use one trace config")
+        return Trace(
+            activations=torch.cat([t.activations for t in traces]),
+            canvas=_cat([t.canvas for t in traces], "canvas"),
+            meta=dict(traces[0].meta),
+            x0_tokens=_cat([t.x0_tokens for t in traces], "x0_tokens"),
+            x0_probs=_cat([t.x0_probs for t in traces], "x0_probs"),
+            x0_steps=None if traces[0].x0_steps is None else list(traces[0].x0_steps),
+        )
+
+
+def _cat(parts: list[torch.Tensor | None], name: str) -> torch.Tensor | None:
+    """Concatenate along the batch; None if no part has the field; raise if only some have it or shapes differ."""
+    present = [p is not None for p in parts]
+    if not any(present):
+        return None
+    if not all(present):
+        raise SrilabError(f"only some traces have a {name}: use one trace config")
+    shapes = {tuple(p.shape[1:]) for p in parts}
+    if len(shapes) != 1:
+        raise SrilabError(f"the traces' {name} shapes differ {sorted(shapes)}: use one sampler config")
+    return torch.cat(parts)
 
 
 class Tracer:
@@ -113,6 +162,9 @@ class Tracer:
         self._current: torch.Tensor | None = None
         self._steps: list[torch.Tensor] = []
         self._canvas: list[torch.Tensor] = []
+        self._x0_tokens: list[torch.Tensor] = []
+        self._x0_probs: list[torch.Tensor] = []
+        self._x0_steps: list[int] = []
         self._ar_last: list[torch.Tensor] = []
         self._ar_active: list[torch.Tensor] = []
         self._ar_index: list[int] = []  # per AR step, which recorded state it shows (repeats point back)
@@ -151,10 +203,30 @@ class Tracer:
         return h
 
     # -------------------------------------------------------------------------------- recording
+    @property
+    def x0_due(self) -> bool:
+        """Whether the next :meth:`record_diffusion` keeps x0 (samplers compute it only then)."""
+        return self.config.x0 and len(self._steps) % self.config.x0_every == 0
+
     def record_diffusion(
-        self, canvas: torch.Tensor, prompt_len: int, mask_id: int, logits_shift: int = 0
+        self,
+        canvas: torch.Tensor,
+        prompt_len: int,
+        mask_id: int,
+        logits_shift: int = 0,
+        x0: torch.Tensor | None = None,
+        x0_p: torch.Tensor | None = None,
     ) -> None:
-        """Pool this step's output over the response of ``canvas`` [B, P+G] (the canvas after the step)."""
+        """Pool this step's output over the response of ``canvas`` [B, P+G] (the canvas after the step).
+
+        ``x0`` / ``x0_p`` [B, G]: the step's x0 over the response and its probability (see :class:`Trace`);
+        needed when :attr:`x0_due`, ignored otherwise."""
+        if self.x0_due:
+            if x0 is None or x0_p is None:
+                raise SrilabError("this trace keeps x0 but the sampler reported none (x0 needs a diffusion sampler)")
+            self._x0_steps.append(len(self._steps))
+            self._x0_tokens.append(x0.to(torch.int32))
+            self._x0_probs.append(x0_p.to(torch.float16))
         h = self._take()
         length = canvas.shape[1]
         # Dream: the output at position i predicts token i + 1, so response position p is read at p - 1.
@@ -178,6 +250,8 @@ class Tracer:
         Per step this only keeps the last position's vector and the active flags; the running means are
         computed once, vectorised, in :meth:`result` (so tracing costs the decoding loop almost nothing).
         """
+        if self.config.x0:
+            raise SrilabError("x0 traces need a diffusion sampler: an AR step has no masked positions to guess")
         h = self._take()
         last = h[:, -1]
         if h.shape[1] > 1:
@@ -221,8 +295,11 @@ class Tracer:
             self.remask_counts[row] += 1
         return requests
 
-    def repeat_last(self) -> None:
-        """A step in which no row is active (all ended): every row repeats its last state."""
+    def repeat_last(self, pad_token_id: int | None = None) -> None:
+        """A step in which no row is active (all ended): every row repeats its last state. An AR canvas still
+        grows by one position, the padding the AR sampler writes for ended rows (``pad_token_id``, by default
+        the model's, else 0, as :func:`srilab.sampling.generate` passes it), so that every step of a
+        configuration shows the same positions whichever batch the row ran in."""
         if self._ar_index:
             self._ar_index.append(self._ar_index[-1])
         elif self._steps:
@@ -230,7 +307,12 @@ class Tracer:
         else:
             raise SrilabError("repeat_last() before any recorded step")
         if self.config.canvas and self._canvas:
-            self._canvas.append(self._canvas[-1])
+            last = self._canvas[-1]
+            if self._ar_index:
+                if pad_token_id is None:
+                    pad_token_id = getattr(self.model, "pad_token_id", None) or 0
+                last = torch.cat([last, last.new_full((last.shape[0], 1), pad_token_id)], dim=1)
+            self._canvas.append(last)
 
     def result(self, meta: dict | None = None) -> Trace:
         if not self._steps and not self._ar_index:
@@ -251,6 +333,11 @@ class Tracer:
             canvas = torch.stack(
                 [torch.nn.functional.pad(c, (0, width - c.shape[-1]), value=-1) for c in self._canvas], dim=1
             ).cpu()
+        x0_tokens = x0_probs = x0_steps = None
+        if self._x0_steps:
+            x0_tokens = torch.stack(self._x0_tokens, dim=1).cpu()
+            x0_probs = torch.stack(self._x0_probs, dim=1).cpu()
+            x0_steps = list(self._x0_steps)
         info = {"kind": self.model.kind, **self.config.key(), **(meta or {})}
         if self.monitor is not None:
             for row in self.remask_rows:  # requested at the last step: nothing left to re-decide
@@ -258,4 +345,6 @@ class Tracer:
             self.remask_rows = {}
             info["stop_steps"] = list(self.stop_steps)
             info["remask_counts"] = list(self.remask_counts)
-        return Trace(activations=acts, canvas=canvas, meta=info)
+        return Trace(
+            activations=acts, canvas=canvas, meta=info, x0_tokens=x0_tokens, x0_probs=x0_probs, x0_steps=x0_steps
+        )
