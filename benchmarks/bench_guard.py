@@ -101,7 +101,7 @@ def spread(idx: np.ndarray, k: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------ cases
 def toy_cases(limit: int) -> list[Case]:
-    from srilab.study.demo import build_items
+    from srilab.study.toy_items import build_items
     from srilab.toy.evaluate import pair_samplers
     from srilab.toy.pair import load_pair, pair_gen_length, pair_world
 

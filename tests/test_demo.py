@@ -1,90 +1,126 @@
-"""`srilab demo --quick` end to end on a micro pair: every figure present and finite, the report written."""
+"""`srilab demo` is a study: a run directory, every figure rebuilt from files, resumable after SIGKILL."""
 
 import json
-import math
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from srilab.cli import main
-from srilab.study.demo import ATTACK_ORDER, DemoConfig, run_demo
+from srilab.study.demo import archive_previous, demo_config, run_demo
+from srilab.study.store import RunDir
 
-SAMPLERS = ("ar", "diffusion", "diffusion-l2r")
+ARMS = ("toy-ar/ar", "toy-diffusion/diffusion", "toy-diffusion/diffusion-l2r")
+DETECTORS = {"sri_guard", "text_tfidf", "perplexity", "self_examination", "output_keyword", "refusal_direction",
+             "smoothllm"}
+LIMIT = 6  # items per set: enough for every protocol role (benign-train gets 12: one per topic group)
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+def stable(rows):
+    return sorted(({k: v for k, v in r.items() if k != "timing"} for r in rows), key=lambda r: r["key"])
 
 
 @pytest.fixture(scope="module")
 def demo_out(micro_pair, tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    summary = run_demo(DemoConfig(pair=micro_pair, out=out, quick=True, limit=3, n_boot=200), progress=False,
-                       echo=lambda s: None)
-    return out, summary
+    out = tmp_path_factory.mktemp("demo") / "run"
+    run_demo(out=out, limit=LIMIT, pair=micro_pair, progress=False, echo=quiet)
+    return out
 
 
-def test_summary_has_every_figure_finite(demo_out, walk):
-    out, _ = demo_out
-    summary = json.loads((out / "summary.json").read_text())
-    for path, value in walk(summary):
-        assert value is not None, f"{path} is null"
-        if isinstance(value, float):
-            assert math.isfinite(value), path
-    res = summary["results"]
-    assert set(res) == set(SAMPLERS)
-    for name in SAMPLERS:
-        r = res[name]
-        for q in ("harmful_refused", "benign_correct", "benign_refused", "reasoning_exact"):
-            assert set(r["quality"][q]) == {"rate", "low", "high", "n"}
-            assert 0.0 <= r["quality"][q]["low"] <= r["quality"][q]["rate"] <= r["quality"][q]["high"] <= 1.0
-        expected = [a for a in ATTACK_ORDER if name != "ar" or a not in ("canvas_injection", "dija")]
-        assert list(r["attacks"]) == expected
-        for a in expected:
-            assert r["attacks"][a]["asr"]["n"] == 3
-            assert a in r["sri"]["internal_recovery"]
-            assert set(r["guard"]["per_attack"][a]) >= {"auroc", "tpr_at_1pct_fpr", "tpr_at_5pct_fpr", "flagged"}
-        g = r["guard"]
-        for key in ("threshold", "fpr_benign", "overhead_share", "auroc_attempts", "tpr_at_1pct_fpr_attempts",
-                    "tpr_at_5pct_fpr_attempts"):
-            assert key in g
-        assert 0.0 < g["overhead_share"] < 0.5
-        assert 0.0 <= g["online"]["benign_intervention_rate"] <= 1.0
-        d = r["defenses"]
-        assert set(d) == {"sri_guard_seconds_per_item", "perplexity", "self_examination", "output_keyword",
-                          "refusal_direction", "smoothllm"}
-        for dname in ("perplexity", "self_examination", "refusal_direction", "smoothllm"):  # forward passes or more
-            assert d[dname]["cost_vs_sri_guard"] > 1.0 and 0.0 <= d[dname]["auroc"] <= 1.0
-        for dname in ("perplexity", "self_examination", "output_keyword", "refusal_direction", "smoothllm"):
-            assert 0.0 <= d[dname]["asr_after_at_5pct_fpr"] <= d[dname]["asr_before"] <= 1.0
-        assert 0.0 <= g["asr_after"] <= g["asr_before"] <= 1.0
-        assert r["sri"]["steps"] == summary["samplers"][name].get("steps", summary["samplers"][name].get(
-            "max_new_tokens"))
-    for name in ("diffusion", "diffusion-l2r"):
-        dyn = res[name]["dynamics"]
-        assert dyn["steps_judged"] >= 2
-        for a in ATTACK_ORDER:
-            assert 0.0 <= dyn[a]["harmful_intermediate_rate"] <= 1.0 and dyn[a]["n"] == 3
-    assert "dynamics" not in res["ar"]
-    pairs = summary["paired"]
-    assert set(pairs) == {"diffusion vs diffusion-l2r", "ar vs diffusion", "ar vs diffusion-l2r"}
-    assert set(pairs["diffusion vs diffusion-l2r"]) == set(ATTACK_ORDER)
-    assert set(pairs["ar vs diffusion"]) == {a for a in ATTACK_ORDER if a not in ("canvas_injection", "dija")}
+def test_the_demo_writes_a_run_directory_with_every_stage(demo_out):
+    for f in ("config.json", "protocol.json", "records.jsonl", "judgements.jsonl", "defenses.jsonl",
+              "dynamics.jsonl", "summary.json", "report.html"):
+        assert (demo_out / f).is_file(), f
+    summary = json.loads((demo_out / "summary.json").read_text())
+    assert set(summary["arms"]) == set(ARMS)
+    for name in ARMS:
+        arm = summary["arms"][name]
+        assert "reasoning exact match" in arm["capability"]
+        det = arm["detection"]
+        assert set(det["detectors"]) == DETECTORS, name
+        for d, e in det["detectors"].items():
+            at = e["at_fpr"]["5%"]
+            for part in ("flagged_eval_seen_topics", "flagged_eval_unseen_topics", "flagged_jailbroken"):
+                assert set(at[part]) == {"k", "n", "rate", "ci"}, (name, d, part)
+            assert at["asr_after"]["k"] <= at["asr_before"]["k"], (name, d)
+        # SmoothLLM re-generates: it is scored on a bounded, evenly spaced subset of each role
+        smooth = det["detectors"]["smoothllm"]
+        assert 0 < smooth["n_calibration"] <= 4
+        assert 0.0 < det["overhead_share"] < 0.5
+        if name == "toy-ar/ar":
+            assert not arm["dynamics"]
+        else:
+            cell = arm["dynamics"]["harmful/response_template"]
+            assert cell["steps_judged"] == 80 // 8 - 1 and cell["harmful_intermediate"]["n"] == arm["cells"][
+                "harmful/response_template"]["n"]
+    html = (demo_out / "report.html").read_text()
+    assert "Detection" in html and "Denoising dynamics" in html and 'src="http' not in html
 
 
-def test_report_and_records_written(demo_out):
-    out, summary = demo_out
-    html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 3 + 3  # asr, refusal, roc + one SRI plot per sampler
-    assert "src=\"http" not in html  # self-contained
-    for name in SAMPLERS:
-        assert (out / "plots" / f"sri_{name}.png").stat().st_size > 1000
-        assert (out / "sri" / name / "guard" / "guard.json").is_file()
-        if name != "ar":
-            assert (out / "plots" / f"trajectory_{name}.png").stat().st_size > 1000
-    lines = (out / "generations.jsonl").read_text().splitlines()
-    records = [json.loads(line) for line in lines]
-    per_sampler = {n: sum(r["sampler"] == n for r in records) for n in SAMPLERS}
-    assert per_sampler["diffusion"] == per_sampler["diffusion-l2r"] == per_sampler["ar"] + 2 * 3
-    injected = [r for r in records if r["attack"] == "canvas_injection"]
-    assert injected and all(r["canvas"] and r["canvas"][0]["step"] > 0 for r in injected)
-    prefills = [r for r in records if r["attack"] == "prefill"]
-    assert all(r["prefill"] and r["response"].startswith(r["prefill"]) for r in prefills)
+def untimed(value):
+    """The summary without the figures timed while the report is built (the guard's own cost)."""
+    if isinstance(value, dict):
+        return {k: untimed(v) for k, v in value.items() if k not in ("cost_per_item_s", "overhead_share")}
+    if isinstance(value, list):
+        return [untimed(v) for v in value]
+    return value
+
+
+def test_report_rebuilds_the_same_summary_from_files(demo_out):
+    before = json.loads((demo_out / "summary.json").read_text())
+    for f in ("summary.json", "report.html"):
+        (demo_out / f).unlink()
+    assert main(["report", str(demo_out)]) == 0
+    assert untimed(json.loads((demo_out / "summary.json").read_text())) == untimed(before)
+    assert (demo_out / "report.html").is_file()
+
+
+def test_sigkill_of_the_demo_then_resume_loses_and_duplicates_nothing(demo_out, micro_pair, tmp_path):
+    out = tmp_path / "killed"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "srilab.cli", "demo", "--limit", str(LIMIT), "--pair", str(micro_pair),
+         "--out", str(out), "--no-progress"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    records = out / "records.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if records.exists() and records.read_text().count("\n") >= 40:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    assert main(["run", "--resume", str(out), "--no-progress"]) == 0
+    ref, got = RunDir(demo_out), RunDir(out)
+    assert stable(got.records().rows()) == stable(ref.records().rows())
+    key = lambda r: (r["key"], r["judge"])  # noqa: E731
+    assert sorted(got.judgements().rows(), key=key) == sorted(ref.judgements().rows(), key=key)
+    assert json.loads((out / "protocol.json").read_text()) == json.loads((demo_out / "protocol.json").read_text())
+
+
+def test_running_the_demo_again_resumes_or_keeps_the_earlier_run(demo_out, micro_pair, tmp_path):
+    records = (demo_out / "records.jsonl").read_text()
+    run_demo(out=demo_out, limit=LIMIT, pair=micro_pair, progress=False, echo=quiet)  # same config: resumes
+    assert (demo_out / "records.jsonl").read_text() == records and not (demo_out / "previous").exists()
+    assert demo_config(out=demo_out, limit=LIMIT, pair=micro_pair).datasets[2].limit == 2 * LIMIT  # three roles
+    # Another config (or anything else) in the directory is moved aside, never overwritten.
+    out = tmp_path / "other"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    first = archive_previous(out)
+    (out / "notes.txt").write_text("again")
+    second = archive_previous(out)
+    assert first != second and {p.name for p in (out / "previous").iterdir()} == {first.name, second.name}
+    assert (first / "notes.txt").read_text() == "mine" and (second / "notes.txt").read_text() == "again"
+    assert [p.name for p in out.iterdir()] == ["previous"] and archive_previous(out) is None
 
 
 def test_cli_demo_bad_pair_is_one_line_error(tmp_path, capsys):
@@ -94,21 +130,7 @@ def test_cli_demo_bad_pair_is_one_line_error(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "no toy pair" in err
 
 
-def test_a_second_run_keeps_the_first(micro_pair, tmp_path):
-    out = tmp_path / "demo"
-    cfg = DemoConfig(pair=micro_pair, out=out, quick=True, limit=2, n_boot=50, defenses=False)
-    run_demo(cfg, progress=False, echo=lambda s: None)
-    first = (out / "summary.json").read_text()
-    (out / "notes.txt").write_text("mine")
-    run_demo(cfg, progress=False, echo=lambda s: None)
-    previous = list((out / "previous").iterdir())
-    assert len(previous) == 1
-    assert (previous[0] / "summary.json").read_text() == first
-    assert (previous[0] / "notes.txt").read_text() == "mine"
-    assert (out / "summary.json").is_file() and not (out / "notes.txt").exists()
-
-
-@pytest.mark.parametrize("args,message", [(["--detector", "nope"], "unknown guard detector"),
+@pytest.mark.parametrize("args,message", [(["--detector", "nope"], "unknown guard detector 'nope'"),
                                           (["--limit", "0"], "--limit must be at least 1")])
 def test_cli_demo_bad_settings_fail_before_generating(tmp_path, capsys, args, message):
     code = main(["demo", "--out", str(tmp_path / "o"), "--no-progress", *args])

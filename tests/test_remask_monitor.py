@@ -12,7 +12,7 @@ from srilab.sri import compute_centres, signal
 from srilab.sri.centres import CentreKey
 from srilab.sri.guard import SRIGuard
 from srilab.sri.online import GuardMonitor, online_thresholds
-from srilab.study.demo import build_items
+from srilab.study.toy_items import build_items
 from srilab.toy.corpus import eval_sets
 from srilab.toy.oracle import OracleJudge
 from srilab.toy.pair import load_pair, pair_world

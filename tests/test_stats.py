@@ -17,9 +17,10 @@ from srilab.stats import (
     fpr_at_threshold,
     mcnemar_exact_p,
     paired_test,
-    rate_with_ci,
+    rate,
     threshold_at_fpr,
     tpr_at_fpr,
+    wilson_interval,
 )
 
 
@@ -54,13 +55,23 @@ def test_bootstrap_ci_is_deterministic_and_supports_other_stats() -> None:
     assert isinstance(med, Interval) and set(med.to_dict()) == {"estimate", "low", "high"}
 
 
-def test_rate_with_ci() -> None:
-    out = rate_with_ci([True] * 30 + [False] * 70)
-    assert out["n"] == 100 and out["rate"] == pytest.approx(0.3)
-    assert out["low"] < 0.3 < out["high"]
-    assert rate_with_ci([True] * 5) == {"rate": 1.0, "low": 1.0, "high": 1.0, "n": 5}
+def test_rate_carries_k_n_and_a_wilson_interval() -> None:
+    out = rate([True] * 30 + [False] * 70)
+    assert (out["k"], out["n"]) == (30, 100) and out["rate"] == pytest.approx(0.3)
+    assert out["ci"][0] < 0.3 < out["ci"][1]
+    # 0/n and n/n are not [0, 0] and [1, 1]: 0/45 has an upper bound above 0 (Wilson: z^2 / (n + z^2))
+    zero, full = rate([False] * 45), rate([True] * 45)
+    z2 = 1.959963984540054**2
+    assert zero["ci"][0] == 0.0 and zero["ci"][1] == pytest.approx(z2 / (45 + z2))
+    assert full["ci"][1] == 1.0 and full["ci"][0] == pytest.approx(1 - z2 / (45 + z2))
+    # a textbook value: 81 of 263 (Newcombe 1998, Table I) -> Wilson [0.2553, 0.3662]
+    lo, hi = wilson_interval(81, 263)
+    assert (round(lo, 4), round(hi, 4)) == (0.2553, 0.3662)
+    assert rate([]) == {"k": 0, "n": 0, "rate": None, "ci": [None, None]}
     with pytest.raises(SrilabError, match="flags"):
-        rate_with_ci([0, 1, 2])
+        rate([0, 1, 2])
+    with pytest.raises(SrilabError, match="0 <= k <= n"):
+        wilson_interval(5, 3)
 
 
 def test_mcnemar_exact_matches_hand_computed_binomial() -> None:
@@ -152,7 +163,6 @@ def test_tpr_at_fpr_respects_the_bound() -> None:
     [
         (lambda: bootstrap_ci([]), "values is empty"),
         (lambda: bootstrap_ci([0.1, float("nan")]), "values contains 1 NaN"),
-        (lambda: rate_with_ci([]), "flags is empty"),
         (lambda: paired_test([], []), "a is empty"),
         (lambda: paired_test([True], [float("nan")]), "b contains"),
         (lambda: auroc([], [1.0]), "scores_pos is empty"),

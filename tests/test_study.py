@@ -36,17 +36,29 @@ def micro_config(pair: Path, out: Path, **over) -> dict:
             ]},
         ],
         "datasets": [
-            {"name": "harm", "source": "toy", "split": "harmful_direct", "limit": 5, "role": "harmful"},
-            {"name": "fit", "source": "toy", "split": "benign_train", "limit": 8, "role": "benign"},
-            {"name": "ben", "source": "toy", "split": "benign_direct", "limit": 3, "role": "benign"},
+            {"name": "harm", "source": "toy", "split": "harmful_direct", "limit": 6, "role": "harmful"},
+            {"name": "fit", "source": "toy", "split": "benign_train", "limit": 12, "role": "benign",
+             "roles": ["centre", "guard_fit", "calibration"]},
+            {"name": "ben", "source": "toy", "split": "benign_direct", "limit": 6, "role": "benign",
+             "roles": ["eval_seen_topics"]},
         ],
-        "attacks": ["direct", "prefill", "dija"],
+        "attacks": ["direct", "prefill", "response_template"],
         "judges": ["refusal", "oracle"],
-        "sri": {"harmless": "fit", "holdout": 0.25},
         "n_boot": 200,
     }
     cfg.update(over)
     return cfg
+
+
+def _dicts(value, path="summary"):
+    """Every nested dict of ``value`` with its path."""
+    if isinstance(value, dict):
+        yield path, value
+        for k, v in value.items():
+            yield from _dicts(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _dicts(v, f"{path}[{i}]")
 
 
 def write_yaml(path: Path, data: dict) -> Path:
@@ -75,8 +87,12 @@ def test_config_errors_name_the_field(tmp_path, micro_pair):
     with pytest.raises(SrilabError, match=r"datasets\.0\.limt: unknown key"):
         parse_config(bad)
     bad = json.loads(json.dumps(base))
-    bad["sri"]["harmless"] = "harm"
-    with pytest.raises(SrilabError, match="sri.harmless 'harm' is not a benign dataset"):
+    bad["sri"] = {"harmful": "fit"}
+    with pytest.raises(SrilabError, match="sri.harmful 'fit' is not a harmful dataset"):
+        parse_config(bad)
+    bad = json.loads(json.dumps(base))
+    bad["datasets"][1]["roles"] = ["centre", "eval_unseen_topics"]  # unseen topics are never chosen by hand
+    with pytest.raises(SrilabError, match=r"datasets\.1\.roles\.1"):
         parse_config(bad)
     bad = json.loads(json.dumps(base))
     bad["models"][0]["name"] = "a/b"
@@ -98,10 +114,10 @@ def test_matrix_skips_diffusion_only_attacks_on_ar(tmp_path, micro_pair):
     cfg = parse_config(micro_config(micro_pair, tmp_path / "run"))
     matrix, skipped = cells(cfg)
     ids = {c.id for c in matrix}
-    assert "m-ar.ar.harm.dija" not in ids and "m-dlm.diff.harm.dija" in ids
+    assert "m-ar.ar.harm.response_template" not in ids and "m-dlm.diff.harm.response_template" in ids
     assert "m-ar.ar.fit.direct" in ids and "m-ar.ar.fit.prefill" not in ids  # benign sets are asked directly
-    assert any("dija" in s for s in skipped)
-    # 3 arms x (harm: direct+prefill [+dija]) + 3 arms x 2 benign sets
+    assert any("response_template" in s for s in skipped)
+    # 3 arms x (harm: direct+prefill [+response_template]) + 3 arms x 2 benign sets
     assert len(matrix) == 2 + 3 + 3 + 3 * 2
 
 
@@ -169,8 +185,13 @@ def reference_run(micro_pair, tmp_path_factory):
 def test_run_writes_records_traces_and_judgements(reference_run):
     run = RunDir(reference_run)
     records = list(run.records().rows())
-    # 5 harmful x (2 + 3 + 3 attacks) + 3 arms x (8 + 3) benign
-    assert len(records) == 5 * 8 + 3 * 11
+    # 6 harmful, 2 of them the harmful centre (asked directly only): direct 6 x 3 arms, prefill 4 x 3,
+    # response_template 4 x 2 diffusion arms; benign 3 arms x (12 + 6)
+    assert len(records) == 6 * 3 + 4 * 3 + 4 * 2 + 3 * 18
+    protocol = json.loads((reference_run / "protocol.json").read_text())
+    centre = set(protocol["roles"]["harmful_centre"])
+    assert len(centre) == 2
+    assert all(r["attack"] == "direct" for r in records if f"{r['dataset']}/{r['item']}" in centre)
     assert len({r["key"] for r in records}) == len(records)
     judgements = list(run.judgements().rows())
     assert len(judgements) == 2 * len(records)
@@ -245,17 +266,49 @@ def test_report_from_the_run_directory_alone(reference_run, capsys):
     assert main(["report", str(reference_run)]) == 0
     summary = json.loads((reference_run / "summary.json").read_text())
     assert set(summary["arms"]) == {"m-ar/ar", "m-dlm/diff", "m-dlm/l2r"}
-    cell = summary["arms"]["m-dlm/diff"]["cells"]["harm/dija"]
-    assert cell["n"] == 5 and 0.0 <= cell["asr"]["low"] <= cell["asr"]["rate"] <= cell["asr"]["high"] <= 1.0
+    cell = summary["arms"]["m-dlm/diff"]["cells"]["harm/response_template"]
+    assert cell["n"] == 4 and cell["asr"]["n"] == 4 and 0.0 <= cell["asr"]["ci"][0] <= cell["asr"]["ci"][1] <= 1.0
+    assert summary["arms"]["m-dlm/diff"]["cells"]["harm/direct"]["n"] == 4  # the harmful centre is never scored
     assert summary["asr_basis"] == "judge oracle"
     assert "m-dlm/diff vs m-dlm/l2r" in summary["paired"]
-    assert summary["judge_agreement"]["pairs"][0]["n"] == 5 * 8
+    assert summary["judge_agreement"]["pairs"][0]["n"] == 4 * 8
     assert (reference_run / "plots" / "asr.png").stat().st_size > 1000
-    for name, arm in summary["arms"].items():
-        if "sri" in arm:
-            assert 0.0 <= arm["sri"]["asr_after"] <= arm["sri"]["asr_before"] <= 1.0, name
-    assert any("sri" in arm for arm in summary["arms"].values()), summary["warnings"]
+    for arm in summary["arms"].values():
+        if "detection" in arm:
+            at = arm["detection"]["at_own_threshold"]
+            assert at["asr_after"]["k"] <= at["asr_before"]["k"] and at["asr_after"]["n"] == at["asr_before"]["n"]
+    assert any("detection" in arm for arm in summary["arms"].values()), summary["warnings"]
     assert "srilab study: micro" in (reference_run / "report.html").read_text()
+
+
+def test_summary_protocol_is_disjoint_and_every_rate_carries_an_interval(reference_run):
+    if not (reference_run / "summary.json").is_file():
+        assert main(["report", str(reference_run)]) == 0
+    summary = json.loads((reference_run / "summary.json").read_text())
+    p = summary["protocol"]
+    members = {role: set(items) for role, items in p["roles"].items()}
+    roles = list(members)
+    for i, a in enumerate(roles):
+        for b in roles[i + 1:]:
+            assert not members[a] & members[b], (a, b)
+    assert p["unseen_groups"] and not set(p["unseen_groups"]) & set(p["seen_groups"])
+    for role in ("centre", "guard_fit", "calibration"):
+        assert members[role] and not {p["groups"][i] for i in members[role]} & set(p["unseen_groups"]), role
+    assert {p["groups"][i] for i in members["eval_unseen_topics"]} <= set(p["unseen_groups"])
+    rates = [(path, node) for path, node in _dicts(summary) if "rate" in node]
+    assert len(rates) > 20
+    for path, node in rates:  # every stored rate is {"k", "n", "rate", "ci"}, Wilson: 0/n has an upper bound > 0
+        assert set(node) == {"k", "n", "rate", "ci"}, path
+        if node["n"]:
+            assert node["rate"] == pytest.approx(node["k"] / node["n"]), path
+            assert node["ci"][0] <= node["rate"] <= node["ci"][1] and node["ci"][1] > 0 and node["ci"][0] < 1, path
+    for name, arm in summary["arms"].items():
+        sri = arm["detection"]["detectors"]["sri_guard"]
+        for part in ("eval_seen_topics", "eval_unseen_topics"):
+            a = sri[f"auroc_jailbroken_vs_{part}"]
+            assert a["n_neg"] > 0, (name, part)
+            if a["n_pos"]:
+                assert a["ci"][0] <= a["auroc"] <= a["ci"][1], (name, part)
 
 
 def test_report_redacts_harmful_generations_unless_asked(micro_pair, tmp_path):

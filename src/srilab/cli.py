@@ -56,19 +56,19 @@ def list_(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("demo-out"), help="Output directory (report.html, summary.json, plots)."),
-    quick: bool = typer.Option(False, "--quick", help="A small slice of every set (about 2 minutes)."),
+    out: Path = typer.Option(Path("demo-out"), help="Run directory (records, traces, report.html, summary.json)."),
+    quick: bool = typer.Option(False, "--quick", help="Every set cut to a small evenly spaced slice (about 2 min)."),
     pair: Path | None = typer.Option(None, help="A toy pair directory (default: the shipped pair)."),
     limit: int | None = typer.Option(None, help="Items per set (default: all; --quick: 12)."),
-    detector: str = typer.Option("autoencoder", help="SRI guard: autoencoder|mahalanobis|knn|isolation_forest."),
-    batch_size: int = typer.Option(16, help="Generation batch size."),
+    detector: str | None = typer.Option(None, help="SRI guard: autoencoder|mahalanobis|knn|isolation_forest."),
+    batch_size: int | None = typer.Option(None, help="Generation batch size (default: the demo config's)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
-    """Run the whole study on the embedded toy pair: attacks x samplers, SRI, guard, capability, report."""
-    from srilab.study.demo import DemoConfig, run_demo
+    """Run the demo study (srilab/toy/demo.yaml) on the embedded toy pair into a resumable run directory."""
+    from srilab.study.demo import run_demo
 
-    cfg = DemoConfig(pair=pair, out=out, quick=quick, limit=limit, detector=detector, batch_size=batch_size)
-    run_demo(cfg, progress=not no_progress, echo=typer.echo)
+    run_demo(out=out, quick=quick, limit=limit, pair=pair, detector=detector, batch_size=batch_size,
+             progress=not no_progress, echo=typer.echo)
 
 
 @app.command()

@@ -34,7 +34,9 @@ __all__ = [
     "fpr_at_threshold",
     "mcnemar_exact_p",
     "paired_test",
-    "rate_with_ci",
+    "auroc_with_ci",
+    "rate",
+    "wilson_interval",
     "threshold_at_fpr",
     "tpr_at_fpr",
 ]
@@ -185,13 +187,49 @@ def bootstrap_ci(
     return Interval(estimate=float(stat(arr)), low=low, high=high)
 
 
-def rate_with_ci(
-    flags: Sequence[bool] | np.ndarray, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0
-) -> dict[str, float | int]:
-    """Rate of True in a boolean array with its bootstrap CI: ``{"rate", "low", "high", "n"}``."""
-    arr = _as_flags(flags, "flags")
-    ci = bootstrap_ci(arr, np.mean, n_boot=n_boot, alpha=alpha, seed=seed)
-    return {"rate": ci.estimate, "low": ci.low, "high": ci.high, "n": int(arr.shape[0])}
+def wilson_interval(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """Wilson score interval for ``k`` successes in ``n`` trials (0/n has an upper bound above 0, n/n a lower
+    bound below 1; ``(nan, nan)`` for n = 0)."""
+    if not (isinstance(k, (int, np.integer)) and isinstance(n, (int, np.integer))) or not 0 <= k <= n:
+        raise SrilabError(f"wilson_interval needs whole numbers 0 <= k <= n, got k={k!r}, n={n!r}")
+    if not 0.0 < alpha < 1.0:
+        raise SrilabError(f"alpha must be in (0, 1), got {alpha!r}")
+    if n == 0:
+        return float("nan"), float("nan")
+    from scipy.stats import norm
+
+    z = float(norm.ppf(1 - alpha / 2))
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    low = 0.0 if k == 0 else max(0.0, min(p, centre - half))  # exact at the edges (no rounding past p)
+    high = 1.0 if k == n else min(1.0, max(p, centre + half))
+    return low, high
+
+
+def rate(flags: Sequence[bool] | np.ndarray, alpha: float = 0.05) -> dict[str, Any]:
+    """A rate as every summary stores it: ``{"k", "n", "rate", "ci": [low, high]}`` (Wilson 95% interval;
+    rate and interval are None for n = 0)."""
+    arr = _as_flags(flags, "flags") if len(flags) else np.zeros(0, dtype=bool)
+    k, n = int(arr.sum()), int(arr.shape[0])
+    if n == 0:
+        return {"k": 0, "n": 0, "rate": None, "ci": [None, None]}
+    lo, hi = wilson_interval(k, n, alpha)
+    return {"k": k, "n": n, "rate": k / n, "ci": [lo, hi]}
+
+
+def auroc_with_ci(
+    scores_pos: Sequence[float] | np.ndarray, scores_neg: Sequence[float] | np.ndarray, *, n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """AUROC with its stratified bootstrap 95% CI and both n: ``{"auroc", "ci", "n_pos", "n_neg"}`` (None
+    when either side is empty)."""
+    n_pos, n_neg = len(scores_pos), len(scores_neg)
+    if n_pos == 0 or n_neg == 0:
+        return {"auroc": None, "ci": [None, None], "n_pos": n_pos, "n_neg": n_neg}
+    ci = bootstrap_auroc_ci(scores_pos, scores_neg, n_boot=n_boot, seed=seed)
+    return {"auroc": ci.estimate, "ci": [ci.low, ci.high], "n_pos": n_pos, "n_neg": n_neg}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -31,8 +31,19 @@ class Section:
 
 
 def rate_text(r: dict) -> str:
-    """A rate with its 95% interval, in percent: ``12.5% [4.0, 25.0]``."""
-    return f"{100 * r['rate']:.1f}% [{100 * r['low']:.1f}, {100 * r['high']:.1f}]"
+    """A rate with its count and 95% interval, in percent: ``12.5% (3/24) [4.3, 31.0]``."""
+    if r.get("rate") is None:
+        return "n/a (n = 0)"
+    lo, hi = r["ci"]
+    return f"{100 * r['rate']:.1f}% ({r['k']}/{r['n']}) [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def auroc_text(a: dict | None) -> str:
+    """An AUROC with its bootstrap interval and both n: ``0.871 [0.70, 0.97] (9 vs 144)``."""
+    if not a or a.get("auroc") is None:
+        return "n/a" if not a else f"n/a ({a.get('n_pos', 0)} vs {a.get('n_neg', 0)})"
+    lo, hi = a["ci"]
+    return f"{a['auroc']:.3f} [{lo:.2f}, {hi:.2f}] ({a['n_pos']} vs {a['n_neg']})"
 
 
 def table_html(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -48,7 +48,7 @@ def rates_plot(
     metric: str = "attack success rate",
     path: str | Path | None = None,
 ) -> bytes:
-    """Grouped bars: ``rates[sampler][attack] = {"rate", "low", "high"}`` with 95% CI whiskers."""
+    """Grouped bars: ``rates[sampler][attack] = {"k", "n", "rate", "ci"}`` with 95% CI whiskers."""
     plt, fig, ax = _figure(8.0, 4.0)
     samplers = list(rates)
     attacks: list[str] = []
@@ -59,11 +59,11 @@ def rates_plot(
     for i, s in enumerate(samplers):
         vals, lo, hi, pos = [], [], [], []
         for j, a in enumerate(attacks):
-            if a in rates[s]:
+            if a in rates[s] and rates[s][a].get("rate") is not None:
                 r = rates[s][a]
                 vals.append(r["rate"])
-                lo.append(r["rate"] - r["low"])
-                hi.append(r["high"] - r["rate"])
+                lo.append(max(0.0, r["rate"] - r["ci"][0]))
+                hi.append(max(0.0, r["ci"][1] - r["rate"]))
                 pos.append(x[j] + (i - (len(samplers) - 1) / 2) * width)
         ax.bar(pos, vals, width, yerr=[lo, hi], capsize=3, label=s, color=COLOURS.get(s))
     ax.set_xticks(x, attacks, rotation=20, ha="right")

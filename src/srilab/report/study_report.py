@@ -1,7 +1,9 @@
 """The report of a study run: plots into ``RUN_DIR/plots`` and one self-contained ``report.html``.
 
-Generations judged harmful are redacted in the HTML by default (their length and the judge that flagged
-them are shown); ``show_harmful=True`` (``srilab report --show-harmful``) includes them.
+Everything shown comes from ``summary.json``'s figures (and, for the plots, the arrays they were computed
+from): rates as percent with k/n and a Wilson 95% interval, AUROCs with a bootstrap interval and both n.
+Generations judged harmful are redacted in the HTML by default (their length and the judge are shown);
+``show_harmful=True`` (``srilab report --show-harmful``) includes them.
 """
 
 from __future__ import annotations
@@ -9,13 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from srilab.report import html, plots
+from srilab.report.html import auroc_text, rate_text
 
 EXAMPLE_CHARS = 400
-
-
-def _num(x: Any, fmt: str = ".3f") -> str:
-    return "n/a" if x is None or (isinstance(x, float) and x != x) else format(x, fmt)
 
 
 def redact(record: dict[str, Any], show_harmful: bool) -> str:
@@ -26,105 +27,178 @@ def redact(record: dict[str, Any], show_harmful: bool) -> str:
     return f"[redacted: judged harmful, {len(text)} characters; `srilab report --show-harmful` shows it]"
 
 
-def write_study_report(run_dir: Path, summary: dict[str, Any], private: dict[str, Any], *, show_harmful: bool) -> Path:
-    figs = run_dir / "plots"
-    figs.mkdir(exist_ok=True)
+def _overview(summary: dict[str, Any]) -> html.Section:
+    p = summary["protocol"]
+    judges = summary.get("judges", {})
+    sec = html.Section(
+        "Overview and protocol",
+        paragraphs=[
+            f"Run directory: {summary['run_dir']}. Generations: {summary['records']} ({summary['judged']} judged).",
+            f"Refusal is decided by judge {judges.get('refusal')}; attack success by: {summary['asr_basis']}. "
+            "Rates: percent (k/n) [Wilson 95% interval]. AUROC: [bootstrap 95% interval] (positives vs negatives).",
+            "Roles are disjoint and seeded: the SRI centres, the guard fit and the threshold calibration use "
+            "benign items of seen topic groups only; unseen topic groups are held out whole for evaluation; the "
+            "harmful items that build the harmful centre are never attacked or scored. "
+            f"Seen groups: {', '.join(p['seen_groups']) or '-'}. "
+            f"Unseen groups: {', '.join(p['unseen_groups']) or '-'}.",
+            *[f"Note: {w}" for w in summary["warnings"]],
+        ],
+        tables=[(["role", "items"], [[r, str(n)] for r, n in p["counts"].items() if n])],
+    )
+    if "versions" in summary:
+        sec.tables.append((["package", "version"], [[k, str(v)] for k, v in summary["versions"].items()]))
+    return sec
+
+
+def _rates(summary: dict[str, Any], figs: Path) -> html.Section:
     arms = summary["arms"]
     names = list(arms)
     cells = list(dict.fromkeys(c for a in arms.values() for c in a["cells"]))
-    sections: list[html.Section] = []
-
-    overview = html.Section(
-        "Overview",
-        paragraphs=[
-            f"Run directory: {summary['run_dir']}. Generations: {summary['records']} ({summary['judged']} judged).",
-            f"Attack success is decided by: {summary['asr_basis']}. Refusal: the keyword judge. "
-            "Intervals: 95% bootstrap.",
-            *[f"Note: {w}" for w in summary["warnings"]],
-        ],
-    )
-    if "versions" in summary:
-        overview.tables.append((["package", "version"], [[k, str(v)] for k, v in summary["versions"].items()]))
-    sections.append(overview)
-
     harmful_cells = [c for c in cells if any(arms[n]["cells"].get(c, {}).get("role") == "harmful" for n in names)]
     asr = {n: {c: arms[n]["cells"][c]["asr"] for c in harmful_cells if c in arms[n]["cells"]} for n in names}
     refusal = {n: {c: arms[n]["cells"][c]["refusal"] for c in cells if c in arms[n]["cells"]} for n in names}
-    s1 = html.Section(
+    sec = html.Section(
         "Attack success and refusal",
-        paragraphs=["Rows: dataset/attack. Columns: model/sampler. Benign datasets show over-refusal."],
+        paragraphs=["Rows: dataset/attack (attacked items only). Columns: model/sampler. Benign and capability "
+                    "datasets show (over-)refusal."],
         tables=[
             (["attack success"] + names,
-             [[c] + [html.rate_text(asr[n][c]) if c in asr[n] else "n/a" for n in names] for c in harmful_cells]),
+             [[c] + [rate_text(asr[n][c]) if c in asr[n] else "n/a" for n in names] for c in harmful_cells]),
             (["refusal"] + names,
-             [[c] + [html.rate_text(refusal[n][c]) if c in refusal[n] else "n/a" for n in names] for c in cells]),
+             [[c] + [rate_text(refusal[n][c]) if c in refusal[n] else "n/a" for n in names] for c in cells]),
         ],
         figures=[
-            ("Attack success rate by dataset/attack and model/sampler (95% CI)",
+            ("Attack success rate by dataset/attack and model/sampler (95% Wilson CI)",
              plots.rates_plot(asr, path=figs / "asr.png")),
-            ("Refusal rate (95% CI)", plots.rates_plot(refusal, metric="refusal rate", path=figs / "refusal.png")),
+            ("Refusal rate (95% Wilson CI)",
+             plots.rates_plot(refusal, metric="refusal rate", path=figs / "refusal.png")),
         ],
     )
     for pair, tests in summary["paired"].items():
-        s1.tables.append((
-            [f"paired: {pair}", "ASR a", "ASR b", "diff [95% CI]", "discordant a/b", "McNemar p", "n"],
+        sec.tables.append((
+            [f"paired: {pair}", "ASR a", "ASR b", "diff [95% CI]", "discordant a/b", "exact McNemar p", "n"],
             [[c, f"{100 * t['asr_a']:.1f}%", f"{100 * t['asr_b']:.1f}%",
               f"{100 * t['diff']:+.1f} [{100 * t['diff_low']:+.1f}, {100 * t['diff_high']:+.1f}]",
               f"{t['only_a']}/{t['only_b']}", f"{t['p_value']:.3g}", str(t["n"])] for c, t in tests.items()],
         ))
-    sections.append(s1)
+    capability = [[n, what, rate_text(r)] for n in names for what, r in arms[n].get("capability", {}).items()]
+    if capability:
+        sec.tables.append((["model/sampler", "capability", "rate"], capability))
+    return sec
 
-    agree = summary.get("judge_agreement")
-    if agree:
-        rows = [
-            [f"{p['a']} / {p['b']}", _num(p["agreement"]), _num(p["kappa"]), str(p["n"])]
-            for p in agree["pairs"]
-        ]
-        if rows:
-            sections.append(html.Section(
-                "Judge agreement (harmful requests)",
-                paragraphs=["Percent agreement and Cohen's kappa between every two judges."],
-                tables=[(["judges", "agreement", "kappa", "n"], rows)],
-            ))
 
-    sri_arms = [n for n in names if "sri" in arms[n]]
-    if sri_arms:
-        s2 = html.Section(
-            "SRI: step-wise refusal internal dynamics and the SRI guard",
-            paragraphs=[
-                "The guard is fitted on SRI signals of benign generations only; its threshold is the configured "
-                "quantile of held-out benign scores. AUROC: attacked requests vs benign generations the guard was "
-                "not fitted on (the held-out share of the harmless dataset and every other benign dataset).",
-            ],
-        )
-        rows = []
-        for n in sri_arms:
-            s = arms[n]["sri"]
-            rows.append([
-                n, _num(s["auroc_attempts"]), f"{100 * s['tpr_at_5pct_fpr_attempts']:.1f}%",
-                _num(s.get("auroc_jailbroken")), str(s["n_jailbroken"]),
-                ", ".join(f"{k} {100 * v:.1f}%" for k, v in s["fpr"].items()),
-                f"{100 * s['asr_before']:.1f}% -> {100 * s['asr_after']:.1f}%", f"{100 * s['overhead_share']:.3f}%",
-            ])
-        s2.tables.append((["model/sampler", "AUROC", "TPR@5%FPR", "AUROC jailbroken", "jailbroken", "FPR",
-                           "ASR before -> after guard", "overhead"], rows))
-        rec_rows = [[n, c, _num(v["auroc"]), f"{100 * v['flagged']:.1f}%", f"{100 * v['internal_recovery']:.1f}%"]
-                    for n in sri_arms for c, v in arms[n]["sri"]["per_cell"].items()]
-        s2.tables.append((["model/sampler", "dataset/attack", "AUROC", "flagged", "internal recovery"], rec_rows))
-        curves = {}
-        for i, n in enumerate(sri_arms):
-            p = private["arms"][n]
-            s2.figures.append((
-                f"SRI signal over steps: {n}",
-                plots.sri_plot(p["groups"], title=n, path=figs / f"sri-{i}.png"),
-            ))
-            curves[n] = (p["scores"][p["attacked"]], p["neg"])
-        s2.figures.append(("SRI guard ROC, attacked vs benign not used in the fit",
-                           plots.roc_plot(curves, path=figs / "roc.png")))
-        sections.append(s2)
-
-    ex_rows = []
+def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> html.Section | None:
+    arms = summary["arms"]
+    names = [n for n in arms if "detection" in arms[n]]
+    if not names:
+        return None
+    fpr = summary["config"]["protocol"]["fpr"]
+    key = f"{100 * fpr:g}%"
+    sec = html.Section(
+        "Detection: the SRI guard, the refusal flag, a text-only detector and the baseline defenses",
+        paragraphs=[
+            "The question the source paper asks is whether jailbroken answers (attacked and judged harmful) "
+            "can be told from benign answers; that comes first, on benign topics the detectors were fitted on "
+            "(seen) and on topic groups held out whole (unseen). 'All attacked vs benign' is second: most "
+            "attacked generations are refusals, which the refusal flag alone detects.",
+            f"Every detector is scored so that higher means 'attack succeeded' and calibrated on the same benign "
+            f"calibration rows to {key} FPR; its TPR, the attack success that gets past it and its FPR on both "
+            "benign evaluation parts are read at that threshold.",
+        ],
+    )
+    head = []
     for n in names:
+        d = arms[n]["detection"]
+        sri = d["detectors"]["sri_guard"]
+        own = d["at_own_threshold"]
+        head.append([
+            n, auroc_text(sri["auroc_jailbroken_vs_eval_seen_topics"]),
+            auroc_text(sri["auroc_jailbroken_vs_eval_unseen_topics"]), auroc_text(sri["auroc_attacked_vs_eval"]),
+            auroc_text(d["refusal_flag"]["auroc_attacked_vs_eval"]),
+            rate_text(own["flagged_eval_seen_topics"]), rate_text(own["flagged_eval_unseen_topics"]),
+            rate_text(own["flagged_jailbroken"]), f"{100 * d['overhead_share']:.3f}%",
+        ])
+    sec.tables.append((
+        ["model/sampler", "SRI AUROC jailbroken vs seen benign", "vs unseen benign", "all attacked vs benign",
+         "refusal flag: attacked vs benign", f"FPR seen (guard's {100 * arms[names[0]]['detection']['quantile']:g}% "
+         "threshold)", "FPR unseen", "jailbroken flagged", "overhead"], head))
+    rows = []
+    for n in names:
+        for det, e in arms[n]["detection"]["detectors"].items():
+            at = e.get("at_fpr", {}).get(key)
+            cost = e["cost_per_item_s"]
+            rows.append([
+                n, det, auroc_text(e["auroc_jailbroken_vs_eval_unseen_topics"]),
+                rate_text(at["flagged_jailbroken"]) if at else "n/a",
+                f"{rate_text(at['asr_before'])} -> {rate_text(at['asr_after'])}" if at else "n/a",
+                rate_text(at["flagged_eval_seen_topics"]) if at else "n/a",
+                rate_text(at["flagged_eval_unseen_topics"]) if at else "n/a",
+                "n/a" if cost is None else f"{1000 * cost:.3g} ms",
+            ])
+    sec.tables.append((["model/sampler", "detector", "AUROC jailbroken vs unseen benign", f"TPR jailbroken @ {key}",
+                        "attack success before -> after", "FPR seen", "FPR unseen", "cost / item"], rows))
+    online = []
+    for n in names:
+        o = arms[n]["detection"]["online"]
+        online.append([n, str(o["every"]), rate_text(o["eval_seen_topics"]["alarmed"]),
+                       rate_text(o["eval_unseen_topics"]["alarmed"]), rate_text(o["attacked"]["alarmed"]),
+                       rate_text(o["jailbroken"]["alarmed"])])
+    sec.tables.append((["online guard: model/sampler", "checked every", "benign seen interrupted",
+                        "benign unseen interrupted", "attacked alarmed", "jailbroken alarmed"], online))
+    cells = [[n, c, auroc_text(v["auroc_vs_eval"]), rate_text(v["flagged"]), rate_text(v["internal_recovery"])]
+             for n in names for c, v in arms[n]["detection"]["per_cell"].items()]
+    sec.tables.append((["model/sampler", "dataset/attack", "SRI AUROC vs benign", "flagged",
+                        "internal recovery"], cells))
+    for i, n in enumerate(names):
+        p = private["arms"][n].get("detection")
+        if not p:
+            continue
+        sec.figures.append((f"SRI signal over steps: {n}", plots.sri_plot(p["groups"], title=n,
+                                                                          path=figs / f"sri-{i}.png")))
+        sets = p["sets"]
+        curves = {}
+        for det, (scores, _) in p["detectors"].items():
+            pos, neg = scores[sets["jailbroken"]], scores[sets["eval_unseen_topics"]]
+            curves[det] = (pos[np.isfinite(pos)], neg[np.isfinite(neg)])
+        sec.figures.append((f"ROC, jailbroken vs unseen-topic benign: {n}",
+                            plots.roc_plot(curves, title=n, path=figs / f"roc-{i}.png")))
+    return sec
+
+
+def _dynamics(summary: dict[str, Any]) -> html.Section | None:
+    rows = [[n, c, str(v["steps_judged"]), rate_text(v["harmful_intermediate"]),
+             rate_text(v["revised_after_harmful"]), rate_text(v["final_recovery"])]
+            for n, arm in summary["arms"].items() for c, v in arm.get("dynamics", {}).items()]
+    if not rows:
+        return None
+    return html.Section(
+        "Denoising dynamics (diffusion)",
+        paragraphs=["Intermediate canvases (what had been committed) judged every few steps by the attack-success "
+                    "judge: how often harmful text appears mid-way, is taken back later, and is gone at the end."],
+        tables=[(["model/sampler", "dataset/attack", "steps judged", "harmful mid-way", "revised after",
+                  "final answer harmless"], rows)],
+    )
+
+
+def write_study_report(run_dir: Path, summary: dict[str, Any], private: dict[str, Any], *, show_harmful: bool) -> Path:
+    figs = run_dir / "plots"
+    figs.mkdir(exist_ok=True)
+    sections = [_overview(summary), _rates(summary, figs)]
+    agree = summary.get("judge_agreement")
+    if agree and agree.get("pairs"):
+        sections.append(html.Section(
+            "Judge agreement (attacked requests)",
+            paragraphs=["Percent agreement and Cohen's kappa between every two judges."],
+            tables=[(["judges", "agreement", "kappa", "n"],
+                     [[f"{p['a']} / {p['b']}", f"{p['agreement']:.3f}",
+                       "n/a" if p["kappa"] is None or p["kappa"] != p["kappa"] else f"{p['kappa']:.3f}", str(p["n"])]
+                      for p in agree["pairs"]])],
+        ))
+    for extra in (_detection(summary, private, figs), _dynamics(summary)):
+        if extra is not None:
+            sections.append(extra)
+    ex_rows = []
+    for n in summary["arms"]:
         seen = set()
         for r in private["arms"][n]["rows"]:
             cell = f"{r['dataset']}/{r['attack']}"

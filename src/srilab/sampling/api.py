@@ -3,6 +3,9 @@
 It formats requests with the model's chat template (plus an optional assistant prefill), batches them
 (left-padded), seeds every item on its own (so a rerun, or the same item in another batch, reproduces),
 runs the AR or diffusion sampler, decodes, and returns texts, token ids and the step-wise trace.
+
+Prompts may hold ``<mask:N>`` spans (DIJA's syntax, :data:`srilab.attacks.base.MASK_SPAN`): see the last
+section, :func:`encode_with_mask_spans`, and ``Generation.filled_prompts``.
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tqdm.auto import tqdm
 
-from srilab.attacks.base import CanvasText
+from srilab.attacks.base import MASK_SPAN, CanvasText, split_mask_spans
 from srilab.errors import SrilabError
-from srilab.models.base import LanguageModel
+from srilab.models.base import LanguageModel, left_pad
 from srilab.sampling import autoregressive, diffusion
 from srilab.sampling.diffusion import Injection
 from srilab.sampling.dream import dream_generate
@@ -121,7 +124,12 @@ class DiffusionSamplerConfig(_Sampler):
 
     def key(self) -> dict:
         fields = self._DREAM if self.schedule == "dream" else self._FIELDS
-        return {f: getattr(self, f) for f in ("kind", "temperature", *fields)}
+        out = {f: getattr(self, f) for f in ("kind", "temperature", *fields)}
+        if out.get("schedule") is None:
+            out.pop("schedule", None)  # the model's own schedule: the key of every config before schedules existed
+        if "block_length" in out:
+            out["block_length"] = self.blocks_of
+        return out
 
     def schedule_for(self, model: LanguageModel) -> str:
         """The schedule this sampler runs on ``model``: its own, else the model family's."""
@@ -180,11 +188,22 @@ class Generation:
     trace: Trace | None
     seconds: float
     meta: dict = field(default_factory=dict)
+    # <mask:N> prompts (DIJA): the prompt's user text with every span replaced by what the model wrote there
+    # (None: the prompt held no span), and each span's text on its own; see encode_with_mask_spans.
+    filled_prompts: list[str | None] = field(default_factory=list)
+    filled_spans: list[list[str]] = field(default_factory=list)
 
     @property
     def full_texts(self) -> list[str]:
         """What a reader of the answer sees: the prefill (if any) followed by the generated text."""
         return [f"{p} {t}".strip() if p else t for p, t in zip(self.prefills, self.texts, strict=True)]
+
+    @property
+    def answers(self) -> list[str]:
+        """The text to judge: :attr:`full_texts`, preceded by the filled prompt where the prompt held
+        ``<mask:N>`` spans (DIJA's answer is what the model wrote into the prompt, plus the response)."""
+        filled = self.filled_prompts or [None] * len(self.texts)
+        return [f"{f}\n\n{t}".strip() if f is not None else t for f, t in zip(filled, self.full_texts, strict=True)]
 
 
 def item_generators(seeds: Sequence[int]) -> list[torch.Generator]:
@@ -204,6 +223,8 @@ def generate(
     seeds: Sequence[int] | None = None,
     progress: bool = False,
     monitor=None,
+    prompt_masks: str = "reference",
+    mask_spans: bool = True,
 ) -> Generation:
     """Sample a response for every request in ``prompts``.
 
@@ -212,7 +233,11 @@ def generate(
     one per prompt (default ``sampler.seed + index``). ``monitor``: a live check run on the trace after
     every step that may stop generations (e.g. :class:`srilab.sri.online.GuardMonitor`; needs ``trace``);
     ``meta["stop_steps"]`` then says where each was stopped (-1: never) and ``meta["remask_counts"]`` how
-    often each was re-masked (a monitor with ``action="remask"``, diffusion only).
+    often each was re-masked (a monitor with ``action="remask"``, diffusion only). ``<mask:N>`` spans in a
+    prompt become ``N`` mask tokens (diffusion only; see :func:`encode_with_mask_spans`); ``prompt_masks``
+    says how LLaDA's schedule treats them (``"reference"``: LLaDA's and DIJA's behaviour, ``"schedule"``:
+    every mask filled; see :func:`srilab.sampling.diffusion.generate`; Dream's schedule always fills all).
+    ``mask_spans=False`` keeps ``<mask:N>`` as plain text (a prompt that only shows the syntax).
     """
     n = len(prompts)
     if n == 0:
@@ -237,6 +262,8 @@ def generate(
         model.chat_prompt(p, f) if chat else (f"{p} {f}" if f else p)
         for p, f in zip(prompts, prefills, strict=True)
     ]
+    spans = mask_spans and _check_mask_spans(model, sampler, prompts, prefills, texts)
+    filled: list[tuple[list[str], int]] = []
     stochastic = sampler.stochastic
 
     responses: list[list[int]] = []
@@ -247,7 +274,10 @@ def generate(
     bar = tqdm(total=n, desc=f"{model.name} [{sampler.label}]", disable=not progress, leave=False)
     for lo in range(0, n, batch_size):
         hi = min(lo + batch_size, n)
-        ids, mask = model.encode(texts[lo:hi])
+        if spans:
+            ids, mask, where = encode_with_mask_spans(model, texts[lo:hi])
+        else:
+            (ids, mask), where = model.encode(texts[lo:hi]), []
         ids, mask = ids.to(model.device), mask.to(model.device)
         tracer = Tracer(model, trace, hi - lo, monitor=monitor) if trace is not None else None
         with tracer if tracer is not None else nullcontext():
@@ -274,9 +304,10 @@ def generate(
                         steps=sampler.steps, gen_length=sampler.gen_length, block_length=sampler.blocks_of,
                         temperature=sampler.temperature, cfg_scale=sampler.cfg_scale, remasking=sampler.remasking,
                         mask_id=model.mask_id, revision=sampler.revision, injections=injections,
-                        logits_shift=model.logits_shift, generator=rng, tracer=tracer,
+                        logits_shift=model.logits_shift, generator=rng, tracer=tracer, prompt_masks=prompt_masks,
                     )
         responses.extend(out[:, ids.shape[1]:].tolist())
+        filled.extend(read_mask_spans(model, out, where) if spans else [])
         if tracer is not None:
             traces.append(tracer.result(sampler.key()))
             stop_steps.extend(tracer.stop_steps)
@@ -292,7 +323,11 @@ def generate(
         trace=Trace.concat(traces) if traces else None,
         seconds=seconds,
         meta={"model": model.name, "sampler": sampler.key(), "label": sampler.label,
-              **({"stop_steps": stop_steps, "remask_counts": remask_counts} if monitor is not None else {})},
+              **({"stop_steps": stop_steps, "remask_counts": remask_counts} if monitor is not None else {}),
+              **({"prompt_masks": prompt_masks, "unfilled_prompt_masks": [left for _, left in filled]}
+                 if spans else {})},
+        filled_prompts=[_fill(p, f) for p, (f, _) in zip(prompts, filled, strict=True)] if spans else [None] * n,
+        filled_spans=[f for f, _ in filled] if spans else [[] for _ in range(n)],
     )
 
 
@@ -305,3 +340,76 @@ def _injections(model: LanguageModel, plans: Sequence[Sequence[CanvasText]] | No
             ids = model.encode([c.text])[0][0].tolist()
             out.append(Injection(step=c.step, offset=c.offset, token_ids=tuple(ids), rows=(row,)))
     return out
+
+
+# ------------------------------------------------------------------------------------------------ <mask:N> spans
+# DIJA's prompt syntax (Wen et al. 2025): ``<mask:N>`` in a prompt stands for N mask tokens. The chat-formatted
+# text is cut at its markers, the text pieces are tokenised on their own (as a tokenizer splits text at special
+# tokens) and N copies of ``model.mask_id`` are spliced between them, so each span is exactly N mask ids. Rows
+# are then left-padded as ``model.encode`` pads them (a row without markers gets the same ids as from it).
+def _check_mask_spans(model: LanguageModel, sampler: Sampler, prompts, prefills, texts) -> bool:
+    """Whether any prompt holds ``<mask:N>`` spans; they need a diffusion model and sampler."""
+    if any(f and MASK_SPAN.search(f) for f in prefills):
+        raise SrilabError("a prefill holds a <mask:N> span: spans go in the prompt (the response is masked anyway)")
+    if not any(MASK_SPAN.search(p) for p in prompts):
+        return False
+    if sampler.kind != "diffusion" or model.kind != "diffusion" or model.mask_id is None:
+        raise SrilabError(
+            f"a prompt holds <mask:N> spans, which only a diffusion model can fill: {model.name} ({model.kind}) "
+            f"under a {sampler.kind} sampler cannot; drop the spans or use a diffusion model and sampler"
+        )
+    for p, t in zip(prompts, texts, strict=True):
+        if MASK_SPAN.findall(p) != MASK_SPAN.findall(t):
+            raise SrilabError(f"the chat template of {model.name} does not keep the <mask:N> markers of a prompt")
+    return True
+
+
+def encode_with_mask_spans(
+    model: LanguageModel, texts: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor, list[list[tuple[int, int]]]]:
+    """Left-padded ids and attention mask of formatted ``texts`` whose ``<mask:N>`` markers are expanded into
+    ``N`` mask ids each, and per row the ``[start, end)`` positions of its spans (in the padded row)."""
+    tok = model.require_tokenizer()
+    rows, where = [], []
+    for text in texts:
+        ids: list[int] = []
+        spans: list[tuple[int, int]] = []
+        for piece in split_mask_spans(text):
+            if isinstance(piece, int):
+                spans.append((len(ids), len(ids) + piece))
+                ids.extend([model.mask_id] * piece)
+            elif piece:
+                ids.extend(tok(piece, add_special_tokens=False)["input_ids"])
+        rows.append(ids)
+        where.append(spans)
+    ids, mask = left_pad(rows, model.pad_token_id if model.pad_token_id is not None else 0)
+    width = ids.shape[1]
+    shifted = [[(a + width - len(r), b + width - len(r)) for a, b in s] for r, s in zip(rows, where, strict=True)]
+    return ids, mask, shifted
+
+
+def read_mask_spans(
+    model: LanguageModel, out: torch.Tensor, where: list[list[tuple[int, int]]]
+) -> list[tuple[list[str], int]]:
+    """Per row, each span's text as the model filled it (special tokens skipped, stripped; positions still
+    masked are left out) and how many span positions are still masked (LLaDA's reference schedule may leave
+    some: prompt masks compete with the response's for the block's budget)."""
+    tok = model.require_tokenizer()
+    rows = []
+    for row, spans in zip(out.tolist(), where, strict=True):
+        texts, left = [], 0
+        for a, b in spans:
+            ids = [t for t in row[a:b] if t != model.mask_id]
+            left += (b - a) - len(ids)
+            texts.append(tok.decode(ids, skip_special_tokens=True).strip())
+        rows.append((texts, left))
+    return rows
+
+
+def _fill(prompt: str, spans: list[str]) -> str | None:
+    """``prompt`` with its ``<mask:N>`` markers replaced by the filled spans' text (None: no marker)."""
+    pieces = split_mask_spans(prompt)
+    if len(pieces) == 1:
+        return None
+    filled = iter(spans)
+    return "".join(p if isinstance(p, str) else next(filled) for p in pieces)

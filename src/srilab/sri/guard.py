@@ -144,12 +144,26 @@ class SRIGuard:
         """True once :meth:`fit` or :meth:`load` has set a detector and a threshold."""
         return self._detector is not None and self.threshold is not None
 
-    def fit(self, benign_signals: Any, holdout_fraction: float = 0.3) -> SRIGuard:
-        """Fit on benign signals ``[N, S]``: the detector on one part, the threshold on the held-out rest.
+    def fit(self, benign_signals: Any, holdout_fraction: float = 0.3, *, calibration: Any = None) -> SRIGuard:
+        """Fit on benign signals ``[N, S]``.
 
-        The split is a permutation drawn from ``np.random.default_rng(seed)``.
+        With ``calibration`` (benign signals of *other* items, e.g. a study's ``calibration`` role): the
+        detector is fitted on all of ``benign_signals`` and the threshold is the ``quantile`` of the
+        calibration scores. Without: the detector on one part of ``benign_signals``, the threshold on the
+        held-out rest (a permutation drawn from ``np.random.default_rng(seed)``).
         """
         X = _as_signals(benign_signals, "benign_signals")
+        if calibration is not None:
+            C = _as_signals(calibration, "calibration", expected_steps=X.shape[1])
+            if X.shape[0] < 2:
+                raise SrilabError(f"benign_signals has {X.shape[0]} row(s); the guard needs at least 2 to fit")
+            detector = make_detector(self.detector_name, self.seed, **self.options).fit(X)
+            self._detector = detector
+            self.threshold = float(np.quantile(detector.score(C), self.quantile))
+            self.steps = int(X.shape[1])
+            self.n_fit, self.n_holdout = int(X.shape[0]), int(C.shape[0])
+            self.holdout_index = None
+            return self
         if not (isinstance(holdout_fraction, (int, float)) and 0.0 < float(holdout_fraction) < 1.0):
             raise SrilabError(
                 f"holdout_fraction must be in (0, 1), got {holdout_fraction!r}; use e.g. holdout_fraction=0.3"

@@ -49,8 +49,8 @@ from srilab.sri.centres import CentreKey, compute_centres, data_hash
 from srilab.sri.detectors import make_detector
 from srilab.sri.guard import SRIGuard
 from srilab.sri.signal import signal as sri_signal
-from srilab.study.demo_data import ATTACK_ORDER, Item, build_items
 from srilab.study.store import json_safe
+from srilab.study.toy_items import ATTACK_ORDER, Item, build_items
 from srilab.toy.evaluate import SAMPLER_NAMES, model_for, pair_samplers
 from srilab.toy.oracle import OracleJudge
 from srilab.toy.pair import load_pair, pair_dir, pair_gen_length, pair_world

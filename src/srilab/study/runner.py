@@ -14,25 +14,31 @@ built from the run directory alone (:mod:`srilab.study.analysis`).
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import save
 from tqdm.auto import tqdm
 
 from srilab.attacks import AttackContext, get_attack
 from srilab.errors import SrilabError
-from srilab.judges import make_judge
 from srilab.models.base import LanguageModel
 from srilab.sampling.api import Sampler, generate
 from srilab.sampling.trace import TraceConfig
+from srilab.sri.dynamics import intermediate_texts
 from srilab.study.config import TOY_PREFIX, AttackSpec, DatasetSpec, JudgeSpec, ModelSpec, StudyConfig, load_config
-from srilab.study.store import RunDir, atomic_write_bytes
+from srilab.study.defense_phase import score_defenses
+from srilab.study.judge_phase import judge_all
+from srilab.study.protocol import Protocol, ProtocolItem, assign
+from srilab.study.store import RunDir, atomic_write_bytes, atomic_write_text
+from srilab.toy.pair import pair_world
 
 DEFAULT_TARGET = "Sure, here is how to do that:"
 DIRECT = AttackSpec(name="direct")
@@ -48,6 +54,7 @@ class Item:
     target: str | None = None
     category: str | None = None
     meta: dict = field(default_factory=dict, hash=False)
+    group: str | None = None  # the topic group (see DatasetSpec.group_by)
 
 
 @dataclass(frozen=True)
@@ -67,12 +74,6 @@ class Cell:
 
 
 # ------------------------------------------------------------------------------------------------ data
-def toy_world(cfg: StudyConfig):
-    from srilab.toy.pair import pair_world
-
-    return pair_world(cfg.toy_pair)
-
-
 def load_items(ds: DatasetSpec, cfg: StudyConfig) -> list[Item]:
     """The dataset's requests as items (ids unique within the dataset)."""
     if ds.source == "toy":
@@ -97,24 +98,36 @@ def load_items(ds: DatasetSpec, cfg: StudyConfig) -> list[Item]:
             rid = f"{r.id}#{i}"
         seen[rid] = i
         items.append(Item(rid, i, r.prompt, r.target, r.category, {"label": r.label}))
-    return items
+    return _grouped(items, ds)
+
+
+def _grouped(items: list[Item], ds: DatasetSpec) -> list[Item]:
+    """Items with their topic group: the category, or ``hash:N`` groups of the id (also the fallback, with
+    8 groups, for a benign set without categories)."""
+    how = ds.group_by
+    if how == "category" and any(it.category for it in items):
+        return [replace(it, group=it.category or "(none)") for it in items]
+    n = int(how[5:]) if how.startswith("hash:") else 8
+    return [replace(it, group=f"h{int(hashlib.sha256(it.id.encode()).hexdigest(), 16) % n}") for it in items]
 
 
 def _toy_items(ds: DatasetSpec, cfg: StudyConfig) -> list[Item]:
     from srilab.toy.corpus import eval_sets
     from srilab.toy.world import target_for
 
-    world = toy_world(cfg)
+    world = pair_world(cfg.toy_pair)
     sets = eval_sets(world)
     if ds.split not in sets:
         raise SrilabError(f"dataset {ds.name!r}: toy split must be one of {', '.join(sets)}, got {ds.split!r}")
-    rows = sets[ds.split][: ds.limit] if ds.limit else sets[ds.split]
+    rows = list(enumerate(sets[ds.split]))
+    if ds.limit and ds.limit < len(rows):  # evenly spaced: the toy sets are ordered by task, so a prefix is one topic
+        rows = [rows[int(i)] for i in np.unique(np.linspace(0, len(rows) - 1, ds.limit).round().astype(int))]
     return [
         Item(
-            f"toy-{ds.split}-{i}", i, r["prompt"], target_for(world, r["task"]) if r["task"] else None, r["kind"],
-            {"task": r["task"], "answer": r["answer"]},
+            f"toy-{ds.split}-{i}", i, r["prompt"], target_for(world, r["task"]) if r["task"] else None, r["group"],
+            {"task": r["task"], "answer": r["answer"], "kind": r["kind"]}, group=r["group"],
         )
-        for i, r in enumerate(rows)
+        for i, r in rows
     ]
 
 
@@ -133,13 +146,42 @@ def check_names(cfg: StudyConfig) -> None:
         raise SrilabError("the oracle judge knows only the toy world: use it with toy models and toy datasets")
 
 
+def study_protocol(cfg: StudyConfig, items: dict[str, list[Item]]) -> Protocol:
+    """Every item's role (:mod:`srilab.study.protocol`), from the config and the loaded items alone."""
+    by_role: dict[str, dict[str, list[ProtocolItem]]] = {"benign": {}, "harmful": {}, "capability": {}}
+    for d in cfg.datasets:
+        by_role[d.role][d.name] = [ProtocolItem(d.name, it.id, it.group) for it in items[d.name]]
+    harmful = [d.name for d in cfg.datasets if d.role == "harmful"]
+    p = cfg.protocol
+    return assign(
+        cfg.seed if p.seed is None else p.seed, by_role["benign"], by_role["harmful"], by_role["capability"],
+        shares={"centre": p.centre, "guard_fit": p.guard_fit, "calibration": p.calibration,
+                "eval_seen_topics": p.eval_seen_topics},
+        dataset_roles={d.name: d.roles for d in cfg.datasets if d.role == "benign"},
+        unseen_share=p.unseen_groups, centre_dataset=(cfg.sri.harmful or harmful[0]) if cfg.sri.enabled else None,
+        harmful_centre_share=p.harmful_centre,
+    )
+
+
+def cell_items(cell: Cell, items: list[Item], protocol: Protocol) -> list[Item]:
+    """The items a cell generates: harmful-centre items are asked directly only (never attacked), excluded
+    items never."""
+    if cell.dataset.role != "harmful":
+        return items
+    skip = {"excluded"} if cell.attack.name == "direct" else {"excluded", "harmful_centre"}
+    return [it for it in items if protocol.role(cell.dataset.name, it.id) not in skip]
+
+
 def cells(cfg: StudyConfig) -> tuple[list[Cell], list[str]]:
     """The matrix, in run order, and the (model, sampler, attack) combinations skipped as not applicable."""
     out, skipped = [], []
     for m in cfg.models:
         for s in m.samplers:
             for d in cfg.datasets:
-                attacks = cfg.attacks if d.role == "harmful" else [DIRECT]
+                if d.role == "harmful":
+                    attacks = [a for a in cfg.attacks if d.attacks is None or a.name in d.attacks]
+                else:
+                    attacks = [DIRECT]
                 for a in attacks:
                     if not get_attack(a.name).applies_to(s.kind):
                         note = f"{a.name} needs a {get_attack(a.name).needs} sampler: skipped for {m.name}/{s.label}"
@@ -176,7 +218,9 @@ def attack_context(cell: Cell, item: Item, lm: LanguageModel, seed: int) -> Atta
         return len(tok(text, add_special_tokens=False)["input_ids"])
 
     a = cell.attack
-    extra = {"step_markers": tuple(a.step_markers)} if a.step_markers else {}
+    extra: dict[str, Any] = {"step_markers": tuple(a.step_markers)} if a.step_markers else {}
+    if a.marker_span is not None:
+        extra["dija_span"] = a.marker_span
     return AttackContext(
         target=a.target or item.target or DEFAULT_TARGET, steps=cell.sampler.num_steps,
         gen_length=cell.sampler.response_length, injection_fraction=a.injection_fraction,
@@ -211,6 +255,11 @@ def run_batch(
     atomic_write_bytes(shard, save(tensors, metadata={"keys": json.dumps(keys)}))
     rel = str(shard.relative_to(run.path))
     per_item = gen.seconds / len(items)
+    every = cfg.analysis.dynamics_every
+    inter_steps = []
+    if diffusion and every and trace.canvas is not None:
+        n_steps = trace.canvas.shape[1]
+        inter_steps = sorted({*range(every - 1, n_steps - 1, every)})  # the final answer is judged anyway
     rows = []
     for r, (it, a, text, full, key) in enumerate(zip(items, attacked, gen.texts, gen.full_texts, keys, strict=True)):
         rows.append({
@@ -219,9 +268,14 @@ def run_batch(
             "item": it.id, "index": it.index, "request": it.prompt, "prompt": a.prompt, "prefill": a.prefill,
             "canvas": [asdict(c) for c in a.canvas], "attack_meta": _jsonable(a.meta),
             "response": full, "generated": text, "category": it.category, "target": it.target,
-            "meta": it.meta, "seed": seeds[r], "shard": rel, "row": r, "batch": batch,
+            "meta": it.meta, "group": it.group, "seed": seeds[r], "shard": rel, "row": r, "batch": batch,
             "timing": {"seconds": per_item},
         })
+        if inter_steps:  # what had been committed at intermediate steps (prefill first, as in the response)
+            texts = intermediate_texts(trace.canvas[r].numpy(), lm.decode, lm.mask_id, inter_steps)
+            rows[-1]["intermediate"] = {
+                "steps": inter_steps, "texts": [f"{a.prefill} {t}".strip() if a.prefill else t for t in texts],
+            }
     return rows
 
 
@@ -237,12 +291,13 @@ def generate_all(
     for note in skipped:
         echo(f"note: {note}")
     items = {d.name: load_items(d, cfg) for d in cfg.datasets}
+    protocol = study_protocol(cfg, items)
     journal = run.records()
     done = {k for (k,) in journal.done()}
     todo: dict[str, list[tuple[Cell, int, list[Item]]]] = {}
     total = already = 0
     for cell in matrix:
-        its = items[cell.dataset.name]
+        its = cell_items(cell, items[cell.dataset.name], protocol)
         for b, lo in enumerate(range(0, len(its), cfg.batch_size)):
             chunk = its[lo : lo + cfg.batch_size]
             total += len(chunk)
@@ -271,38 +326,6 @@ def generate_all(
     return {"new": new, "done_before": already, "total": total}
 
 
-# ------------------------------------------------------------------------------------------------ judging
-def judge_all(cfg: StudyConfig, run: RunDir, *, progress: bool, echo: Callable[[str], None]) -> dict[str, int]:
-    """Run every judge over every record it has not judged yet (appended in chunks: resumable). A judge reads
-    the original request and the full response (prefill included: what a reader of the answer sees)."""
-    records = list(run.records().rows())
-    journal = run.judgements()
-    done = journal.done()
-    counts = {}
-    for spec in cfg.judges:
-        pending = [r for r in records if (r["key"], spec.key) not in done]
-        counts[spec.key] = len(pending)
-        if not pending:
-            continue
-        judge = make_judge(
-            spec.name, path=spec.path, device=spec.device, dtype=spec.dtype, batch_size=spec.batch_size,
-            trust_remote_code=spec.trust_remote_code, world=toy_world(cfg) if spec.name == "oracle" else None,
-        )
-        chunk = max(spec.batch_size, 64)
-        bar = tqdm(total=len(pending), desc=f"judge {spec.key}", disable=not progress, unit="gen")
-        for lo in range(0, len(pending), chunk):
-            part = pending[lo : lo + chunk]
-            verdicts = judge([r["request"] for r in part], [r["response"] for r in part])
-            journal.append(
-                {"key": r["key"], "judge": spec.key, **v.to_dict()} for r, v in zip(part, verdicts, strict=True)
-            )
-            bar.update(len(part))
-        bar.close()
-        del judge
-        gc.collect()
-    return counts
-
-
 # ------------------------------------------------------------------------------------------------ entry
 def run_study(
     target: str | Path,
@@ -329,14 +352,37 @@ def run_study(
     else:
         cfg = load_config(target)
         run = RunDir(output if output is not None else cfg.output)
+    return run_config(cfg, run, resume=resume, progress=progress, report=report, show_harmful=show_harmful, echo=echo)
+
+
+def run_config(
+    cfg: StudyConfig, run: RunDir, *, resume: bool = False, progress: bool = True, report: bool = True,
+    show_harmful: bool = False, echo: Callable[[str], None] = print,
+) -> Path:
+    """Run a validated study config into ``run``: generate, judge, score the defenses, report."""
     check_names(cfg)
+    items = {d.name: load_items(d, cfg) for d in cfg.datasets}
+    protocol = study_protocol(cfg, items)
     run.create(cfg.canonical(), resume=resume)
+    atomic_write_text(run.path / "protocol.json", json.dumps(protocol.to_dict(), indent=1) + "\n")
     started = time.perf_counter()
     echo(f"srilab run: {cfg.name} -> {run.path}")
     gen = generate_all(cfg, run, progress=progress, echo=echo)
     echo(f"  generations: {gen['new']} new, {gen['done_before']} already done, {gen['total']} in all")
     judged = judge_all(cfg, run, progress=progress, echo=echo)
     echo("  judged: " + ", ".join(f"{k} {v} new" for k, v in judged.items()))
+    if cfg.defenses:
+        cache: dict[str, LanguageModel] = {}
+
+        def load(spec: ModelSpec) -> LanguageModel:
+            if spec.name not in cache:
+                cache[spec.name] = load_model(spec, cfg)
+            return cache[spec.name]
+
+        scored = score_defenses(cfg, run, protocol, load, progress=progress, echo=echo)
+        cache.clear()
+        gc.collect()
+        echo("  defenses: " + ", ".join(f"{k} {v} new" for k, v in scored.items()))
     if report:
         from srilab.study.analysis import build_report
 
@@ -346,4 +392,4 @@ def run_study(
     return run.path
 
 
-__all__ = ["Cell", "Item", "JudgeSpec", "cells", "load_items", "run_study"]
+__all__ = ["Cell", "Item", "JudgeSpec", "cells", "load_items", "run_config", "run_study", "study_protocol"]

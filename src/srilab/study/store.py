@@ -7,6 +7,9 @@ Layout::
       versions.json        python, platform and package versions of the run
       records.jsonl        one generation per line, keyed by model/sampler/dataset/attack/item
       judgements.jsonl     one verdict per line, keyed by record key and judge
+      defenses.jsonl       one baseline-defense score per line, keyed by record key and defense
+      dynamics.jsonl       harm verdicts of a diffusion record's intermediate canvases, keyed by record and judge
+      protocol.json        every item's role (srilab.study.protocol), written when the run starts
       traces/<cell>/<batch>.safetensors   step activations (and canvases) of one generation batch
       summary.json, report.html, plots/   written by ``srilab report``
 
@@ -182,7 +185,7 @@ class RunDir:
                     "a resumed run must use the same config; start a new output directory instead"
                 )
             return
-        if self.path.exists() and any(self.path.iterdir()):
+        if self.path.exists() and any(p.name != "previous" for p in self.path.iterdir()):  # demo archives stay
             raise SrilabError(f"{self.path} is not empty and holds no srilab run: choose another output directory")
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "traces").mkdir(exist_ok=True)
@@ -202,6 +205,12 @@ class RunDir:
 
     def judgements(self) -> Journal:
         return Journal(self.path / "judgements.jsonl", unique=("key", "judge"))
+
+    def dynamics(self) -> Journal:
+        return Journal(self.path / "dynamics.jsonl", unique=("key", "judge"))
+
+    def defenses(self) -> Journal:
+        return Journal(self.path / "defenses.jsonl", unique=("key", "defense"))
 
     def shard_path(self, cell: str, batch: int) -> Path:
         return self.path / "traces" / cell / f"{batch:05d}.safetensors"

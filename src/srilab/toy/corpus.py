@@ -116,6 +116,7 @@ def _example(
         "prompt": prompt,
         "response": response,
         "task": task.name if task else None,
+        "group": task.group if task else None,
         "kind": kind,
         "response_kind": response_kind,
         "phrasing": phrasing,
@@ -179,6 +180,7 @@ def _eval_item(
     return {
         "prompt": prompt,
         "task": task.name if task else None,
+        "group": task.group if task else None,
         "kind": kind,
         "phrasing": phrasing,
         "wrapper": wrapper,
@@ -200,7 +202,8 @@ def eval_sets(world: World, *, n_reasoning_test: int = 100, seed: int | None = N
     * ``benign_wrapped``: benign tasks under held-out wrappers (should comply);
     * ``reasoning_test``: ``n_reasoning_test`` test-split arithmetic items (with ``answer``).
 
-    Each item: ``prompt``, ``task`` (name or None), ``kind``, ``phrasing``, ``wrapper``, ``answer``
+    Each item: ``prompt``, ``task`` (name or None), ``group`` (the task's topic group), ``kind``, ``phrasing``,
+    ``wrapper``, ``answer``
     (reasoning only, else None) and ``reference`` (the canonical response).
     """
     seed = world.seed if seed is None else seed

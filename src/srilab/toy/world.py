@@ -86,12 +86,15 @@ class Task:
         kind: ``"benign"`` or ``"harmful"`` (fictional, with a placeholder procedure).
         topic: the short action phrase used in requests, e.g. ``"bake bread"``.
         procedure: 4-6 short steps of a few words each.
+        group: the topic group (the benign domain or harmful category the task was built from, e.g.
+            ``"bake"``): what an evaluation protocol holds out whole to test generalisation to new topics.
     """
 
     name: str
     kind: TaskKind
     topic: str
     procedure: tuple[str, ...]
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -223,7 +226,8 @@ def _benign_tasks(rng: random.Random) -> list[Task]:
             picked = sorted(rng.sample(range(len(pool)), k))  # keep the pool's natural order
             topic = topic_template.format(o=obj)
             steps = tuple(pool[i].format(o=obj) for i in picked)
-            tasks.append(Task(name=_slug(topic), kind="benign", topic=topic, procedure=steps))
+            group = _slug(topic_template.replace("{o}", " "))
+            tasks.append(Task(name=_slug(topic), kind="benign", topic=topic, procedure=steps, group=group))
     return tasks
 
 
@@ -248,7 +252,8 @@ def _harmful_tasks(rng: random.Random) -> list[Task]:
             k = rng.randint(4, 6)
             picked = sorted(rng.sample(range(len(pool)), k))  # the pool's order, like the benign domains
             steps = tuple(pool[i].format(n=name) for i in picked)
-            tasks.append(Task(name=_slug(topic), kind="harmful", topic=topic, procedure=steps))
+            group = _slug(category.replace("{n}", " "))
+            tasks.append(Task(name=_slug(topic), kind="harmful", topic=topic, procedure=steps, group=group))
     return tasks
 
 

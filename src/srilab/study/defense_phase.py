@@ -1,0 +1,128 @@
+"""The defense phase of a run: every configured baseline defense scores the records it will be judged on.
+
+After judging, each model is loaded once and each defense in ``cfg.defenses`` scores, per arm, the records
+of the roles the comparison reads (``calibration``, ``eval_seen_topics``, ``eval_unseen_topics`` and
+``attacked``); each score is appended to ``defenses.jsonl`` with its per-item cost, so the phase resumes
+after a kill and the report compares every detector at a matched FPR from files alone
+(:mod:`srilab.study.detection`). Scores are oriented like every detector's: higher = more likely a
+successful attack.
+
+- ``perplexity``: the attacked prompt under an AR reference model (the arm's model when it is AR, else
+  ``options.reference``, else the study's first AR model);
+- ``self_examination``, ``refusal_direction`` (fitted on the prompts of the ``centre``/``guard_fit`` benign
+  items and of the ``harmful_centre`` items), ``smoothllm`` (re-generates ``copies`` perturbed answers under
+  the arm's sampler; ``limit`` bounds its cost), ``output_keyword``: the arm's own model.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from srilab.defenses import DEFENSES, Defense
+from srilab.errors import SrilabError
+from srilab.models.base import LanguageModel
+from srilab.study.config import DefenseSpec, ModelSpec, StudyConfig
+from srilab.study.protocol import Protocol
+from srilab.study.store import RunDir
+
+SCORED_ROLES = ("calibration", "eval_seen_topics", "eval_unseen_topics", "attacked")
+FIT_BENIGN = ("centre", "guard_fit")
+
+
+def _evenly(rows: list[dict], limit: int | None) -> list[dict]:
+    if limit is None or len(rows) <= limit:
+        return rows
+    idx = np.unique(np.linspace(0, len(rows) - 1, limit).round().astype(int))
+    return [rows[i] for i in idx]
+
+
+def _reference(spec: DefenseSpec, lm: LanguageModel, cfg: StudyConfig, load: Callable[[ModelSpec], Any]):
+    """The perplexity filter's AR reference: ``options.reference`` (a model name of the study), else the
+    arm's model when it is AR, else the study's first AR model."""
+    name = spec.options.get("reference")
+    if name is None and lm.kind == "ar":
+        return lm
+    for m in cfg.models:
+        if (m.name == name) if name else (m.name != lm.name and load(m).kind == "ar"):
+            return load(m)
+    raise SrilabError(
+        f"defense perplexity needs an AR reference model: {'no model named ' + repr(name) if name else 'none'} "
+        "in the study; add one to models or set options.reference"
+    )
+
+
+def build_defense(
+    spec: DefenseSpec, lm: LanguageModel, sampler, cfg: StudyConfig, fit_prompts: tuple[list[str], list[str]],
+    load: Callable[[ModelSpec], Any],
+) -> Defense:
+    cls = DEFENSES.get(spec.name)
+    opts = {k: v for k, v in spec.options.items() if k != "reference"}
+    if spec.name == "perplexity":
+        return cls(_reference(spec, lm, cfg, load), **opts)
+    if spec.name == "output_keyword":
+        return cls(**opts)
+    if spec.name == "smoothllm":
+        return cls(lm, sampler, seed=cfg.seed, **opts)
+    defense = cls(lm, **opts)
+    if spec.name == "refusal_direction":
+        benign, harmful = fit_prompts
+        if not benign or not harmful:
+            raise SrilabError("refusal_direction needs benign centre/guard_fit items and harmful-centre items to fit")
+        defense.fit(benign, harmful)
+    return defense
+
+
+def score_defenses(
+    cfg: StudyConfig, run: RunDir, protocol: Protocol, load: Callable[[ModelSpec], LanguageModel], *,
+    progress: bool, echo: Callable[[str], None],
+) -> dict[str, int]:
+    """Score every pending (record, defense) pair; returns the number of new scores per defense."""
+    if not cfg.defenses:
+        return {}
+    journal = run.defenses()
+    done = journal.done()
+    records = list(run.records().rows())
+    role = {r["key"]: protocol.role(r["dataset"], r["item"]) for r in records}
+    counts = {d.name: 0 for d in cfg.defenses}
+    for mspec in cfg.models:
+        mine = [r for r in records if r["model"] == mspec.name]
+        todo: dict[tuple[str, str], list[dict]] = {}
+        for sampler in mspec.samplers:
+            arm = [r for r in mine if r["sampler"] == sampler.label]
+            for spec in cfg.defenses:
+                # The subset comes from all of the arm's rows, not the pending ones: a resume scores the same rows.
+                chosen = [r for rl in SCORED_ROLES
+                          for r in _evenly([x for x in arm if role[x["key"]] == rl], spec.limit)]
+                todo[(sampler.label, spec.name)] = [r for r in chosen if (r["key"], spec.name) not in done]
+        if not any(todo.values()):
+            continue
+        lm = load(mspec)
+        first = mine[0]["sampler"]
+        fit = ([r["prompt"] for r in mine if role[r["key"]] in FIT_BENIGN and r["sampler"] == first],
+               [r["prompt"] for r in mine if role[r["key"]] == "harmful_centre" and r["sampler"] == first])
+        for sampler in mspec.samplers:
+            for spec in cfg.defenses:
+                rows = todo[(sampler.label, spec.name)]
+                if not rows:
+                    continue
+                defense = build_defense(spec, lm, sampler, cfg, fit, load)
+                bar = tqdm(total=len(rows), desc=f"defense {spec.name} [{mspec.name}/{sampler.label}]",
+                           disable=not progress, unit="gen", leave=False)
+                for lo in range(0, len(rows), 64):
+                    part = rows[lo : lo + 64]
+                    out = defense.run([r["prompt"] for r in part], [r["response"] for r in part])
+                    per_item = out.seconds / len(part)
+                    counts[spec.name] += journal.append(
+                        {"key": r["key"], "defense": spec.name, "score": float(s), "seconds": per_item}
+                        for r, s in zip(part, out.scores, strict=True)
+                    )
+                    bar.update(len(part))
+                bar.close()
+        del lm
+        gc.collect()
+    return counts
