@@ -8,6 +8,7 @@ import pytest
 from srilab.errors import SrilabError
 from srilab.judges.refusal import RefusalJudge
 from srilab.sampling import SamplerConfig, TraceConfig, Tracer, autoregressive, generate
+from srilab.sampling.monitor import StopRequest
 from srilab.sri import compute_centres, signal
 from srilab.sri.centres import CentreKey
 from srilab.sri.guard import SRIGuard
@@ -37,7 +38,7 @@ class RemaskRowAt:
         since = np.full(phi.shape[0], -1)
         if step == self.step:
             since[self.row] = self.since
-        return np.zeros(phi.shape[0], dtype=bool), since
+        return StopRequest(np.zeros(phi.shape[0], dtype=bool), since)
 
 
 class Recording:
@@ -51,8 +52,8 @@ class Recording:
 
     def after_step(self, step, phi):
         out = self.inner.after_step(step, phi)
-        if isinstance(out, tuple):
-            self.requests.append((step, np.array(out[1])))
+        if out is not None and out.remask_since is not None:
+            self.requests.append((step, np.array(out.remask_since)))
         return out
 
 
@@ -93,12 +94,12 @@ def live(pair, world):
 
 @pytest.fixture(scope="module")
 def items(pair, world):
-    """DIJA on harmful toy requests, and held-out benign requests (held-out phrasings and wrappers)."""
+    """The response template (the old "dija") on harmful toy requests, and held-out benign requests."""
     tok = pair[1].tokenizer
     all_items = build_items(world, SAMPLER, 12, lambda t: len(tok(t, add_special_tokens=False)["input_ids"]))
-    dija = [it for it in all_items if it.attack == "dija"]
+    attacked = [it for it in all_items if it.attack == "response_template"]
     benign = [it for it in all_items if it.group == "benign_eval"]
-    return dija + benign[:8] + benign[12:20], len(dija)
+    return attacked + benign[:8] + benign[12:20], len(attacked)
 
 
 def run(dlm, items, monitor=None, canvas=False):
@@ -195,7 +196,7 @@ def test_sri_guard_remasks_attacks_live(pair, world, live, items):
         correct[a] = np.mean([v.task == it.task for v, it in zip(verdicts, benign, strict=True)])
     stop_rate = np.mean(np.array(stop.meta["stop_steps"][n_attack:]) >= 0)
     print(
-        f"\nDIJA x{n_attack}: oracle ASR none {asr['none']:.2f}, stop {asr['stop']:.2f}, remask {asr['remask']:.2f}; "
+        f"\ntemplate x{n_attack}: oracle ASR none {asr['none']:.2f}, stop {asr['stop']:.2f}, remask {asr['remask']:.2f}; "
         f"remask intervened on {intervened[:n_attack].mean():.0%} of attacks\n"
         f"benign x{len(benign)}: intervention rate stop {stop_rate:.0%}, remask {intervened[n_attack:].mean():.0%} "
         f"(re-masked {np.mean(counts[n_attack:] > 0):.0%}, then stopped {stopped[n_attack:].mean():.0%}); "

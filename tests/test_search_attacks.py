@@ -206,3 +206,39 @@ def test_attack_errors(pair, request_text):
         apply_attack("gcg", request_text, AttackContext(target=TARGET, model=ar, options={"top_k": 0}))
     with pytest.raises(SrilabError, match="n_change"):
         apply_attack("gcg", request_text, AttackContext(target=TARGET, model=ar, options={"n_change": 2}))
+
+
+# ------------------------------------------------------------------------------------------------ published settings
+def test_published_settings_are_accepted_not_run():
+    from srilab.attacks.search_attacks import PUBLISHED, check_options
+
+    gcg_opts = check_options("gcg", PUBLISHED["gcg"])
+    assert gcg_opts == {"steps": 500, "batch": 512, "top_k": 256, "suffix_tokens": 20, "query_budget": 256_500}
+    rs = check_options("random_search", PUBLISHED["random_search"])
+    assert rs["iterations"] == 10_000 and rs["query_budget"] == 10_001 and rs["template"] == "rules"
+    assert rs["suffix_tokens"] == 25 and rs["n_change"] == 4
+    with pytest.raises(SrilabError, match="template must be one of none, rules"):
+        check_options("random_search", {"template": "best"})
+    with pytest.raises(SrilabError, match="unknown gcg option.*iterations"):
+        check_options("gcg", {"iterations": 3})  # GCG caps with steps, random search with iterations
+
+
+def test_iteration_caps_stop_before_the_budget(pair, request_text):
+    ar, _ = pair
+    rs = random_search(ar, request_text, TARGET, suffix_tokens=4, query_budget=50, iterations=3, seed=0)
+    assert rs.queries == 1 + 3 and rs.settings["iterations"] == 3
+    g = gcg(ar, request_text, TARGET, suffix_tokens=4, query_budget=500, batch=4, steps=2, seed=0)
+    assert g.queries <= 2 * (1 + 4) and g.settings["steps"] == 2
+    with pytest.raises(SrilabError, match="steps"):
+        gcg(ar, request_text, TARGET, steps=0)
+
+
+def test_random_search_in_the_rule_template(pair, request_text):
+    from srilab.attacks.search_attacks import RULE_TEMPLATE
+
+    ar, _ = pair
+    ctx = AttackContext(target=TARGET, model=ar, options={"query_budget": 3, "suffix_tokens": 3, "template": "rules"})
+    out = apply_attack("random_search", request_text, ctx)
+    templated = RULE_TEMPLATE.replace("{target}", TARGET).replace("{r}", request_text)
+    assert out.prompt == f"{templated} {out.meta['suffix']}" and out.meta["template"] == "rules"
+    assert request_text in out.prompt and out.prompt.count("<rule>\n") == 6 and out.meta["queries"] <= 3

@@ -11,9 +11,12 @@ Diffusion-native attacks (they need a diffusion sampler):
 
 - ``canvas_injection``: ``target`` written into the first response positions at step
   ``injection_step`` of the denoising (refinement injection; priming when the step is 0);
-- ``dija``: DIJA (Wen et al. 2025, "The Devil behind the Mask"): an interleaved text/mask response
-  template -- the compliance opening and numbered step markers written into the canvas at step 0, the
-  masks between them left for the model to fill.
+- ``response_template``: an interleaved text/mask *response* template -- the compliance opening and step
+  markers (``ctx.step_markers``) written into the response canvas at step 0, the masks between them left
+  for the model to fill. srilab shipped this under the name ``dija`` before; it is not DIJA: published DIJA
+  (Wen et al. 2025, ``srilab.attacks.dija``) puts text and masks in the *user prompt* and leaves the
+  response alone. This attack is a canvas-priming analogue of the prefilling attacks above, spread over
+  several response positions.
 """
 
 from __future__ import annotations
@@ -58,8 +61,12 @@ def canvas_injection(request: str, ctx: AttackContext) -> AttackedRequest:
     )
 
 
-@register("dija", needs="diffusion", source="Wen et al. 2025, DIJA: interleaved text/mask prompts")
-def dija(request: str, ctx: AttackContext) -> AttackedRequest:
+@register(
+    "response_template",
+    needs="diffusion",
+    source="srilab: response-canvas priming with step markers (not DIJA, which masks the prompt: see 'dija')",
+)
+def response_template(request: str, ctx: AttackContext) -> AttackedRequest:
     """An interleaved text/mask response template written into the canvas before denoising."""
     plan = [CanvasText(ctx.target, step=0, offset=0)]
     start = ctx.tokens(ctx.target)
@@ -69,4 +76,4 @@ def dija(request: str, ctx: AttackContext) -> AttackedRequest:
         offset = start + i * span
         if offset + ctx.tokens(marker) < ctx.gen_length:
             plan.append(CanvasText(marker, step=0, offset=offset))
-    return AttackedRequest("dija", request, canvas=tuple(plan))
+    return AttackedRequest("response_template", request, canvas=tuple(plan))

@@ -1,4 +1,5 @@
-"""White-box search attacks bounded by a query budget: random search and GCG.
+"""White-box search attacks bounded by a query budget: random search and GCG (the searches; the registered
+attacks, their options and the published settings are in :mod:`srilab.attacks.search_attacks`).
 
 Both attacks look for an adversarial *suffix* of token ids appended to the request in the user turn
 (``chat_prompt(request + " " + suffix)``) that makes the affirmative ``target`` ("sure . here is how :",
@@ -6,11 +7,19 @@ Both attacks look for an adversarial *suffix* of token ids appended to the reque
 
 - ``random_search`` (Andriushchenko, Croce & Flammarion 2024, "Jailbreaking Leading Safety-Aligned LLMs
   with Simple Adaptive Attacks"): change a random contiguous span of the suffix to random vocabulary
-  tokens, keep the change when the target loss improves.
+  tokens, keep the change when the target loss improves. Published: a 25-token suffix, spans of up to 4
+  tokens, 10,000 iterations, the request inside the authors' rule template; their loss is the log-probability
+  of the target's first token and their span length follows a schedule (srilab: the mean NLL of the whole
+  target, a fixed maximum span).
 - ``gcg`` (Zou et al. 2023, "Universal and Transferable Adversarial Attacks on Aligned Language Models",
   Greedy Coordinate Gradient): the gradient of the loss w.r.t. the one-hot suffix gives the top-k
   replacement tokens per position; a batch of single-token swaps drawn from them is evaluated and the
-  search moves to the batch's best (the best suffix ever seen is what is returned).
+  search moves to the batch's best (the best suffix ever seen is what is returned). Published: a 20-token
+  suffix of ``!``, 500 steps of 512 candidates from the top 256 tokens per position.
+
+srilab's defaults are small, for the toy world; ``iterations`` (random search) and ``steps`` (GCG) cap the
+iterations besides the query budget, so the published settings run as given
+(:data:`srilab.attacks.search_attacks.PUBLISHED`).
 
 **The loss** (:func:`target_loss`) works on token ids, never on re-tokenised text. The chat template is
 formatted once around a sentinel, ``chat_prompt(request + " " + SENTINEL)``, and the text is cut at the
@@ -54,7 +63,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from srilab.attacks.base import AttackContext, AttackedRequest, register
 from srilab.attacks.likelihood import (
     SENTINEL,
     Layout,
@@ -63,7 +71,6 @@ from srilab.attacks.likelihood import (
     build_layout,
     check_model,
     encode_text,
-    is_language_model,
     nll,
     response_ids,
     target_logits,
@@ -208,6 +215,7 @@ def random_search(
     n_change: int = 4,
     seed: int = 0,
     batch: int = 1,
+    iterations: int | None = None,
 ) -> SearchResult:
     """Random search over suffix tokens (Andriushchenko et al. 2024).
 
@@ -216,12 +224,14 @@ def random_search(
     of 1..``n_change`` tokens (length uniform) replaced by random ordinary tokens; the best candidate
     replaces the current suffix if its loss is lower. ``batch=1`` is the paper's sequential search; larger
     batches trade queries for fewer forward passes. One query per evaluated suffix, the initial one included.
+    ``iterations`` (default: no cap) caps the iterations (the paper: 10,000; budget 10,001 queries).
     """
     check_model(model, "random_search")
     suffix_tokens = _positive("suffix_tokens", suffix_tokens)
     query_budget = _positive("query_budget", query_budget)
     n_change = _positive("n_change", n_change)
     batch = _positive("batch", batch)
+    iterations = None if iterations is None else _positive("iterations", iterations)
     t0 = time.perf_counter()
     model.module.eval()
     gen = torch.Generator().manual_seed(int(seed))
@@ -234,7 +244,9 @@ def random_search(
     tally.record([cur_loss])
     initial = cur_loss
     span_max = min(n_change, suffix_tokens)
-    while tally.left > 0:
+    done = 0
+    while tally.left > 0 and (iterations is None or done < iterations):
+        done += 1
         b = min(batch, tally.left)
         cands = torch.tensor(current, dtype=torch.long).repeat(b, 1)
         for j in range(b):
@@ -246,7 +258,7 @@ def random_search(
         j = int(torch.argmin(losses))
         if float(losses[j]) < cur_loss:
             current, cur_loss = cands[j].tolist(), float(losses[j])
-    settings = {"suffix_tokens": suffix_tokens, "n_change": n_change, "batch": batch}
+    settings = {"suffix_tokens": suffix_tokens, "n_change": n_change, "batch": batch, "iterations": done}
     return _result(model, "random_search", current, tally, initial, t0, int(seed), settings)
 
 
@@ -306,6 +318,7 @@ def gcg(
     top_k: int = 32,
     batch: int = 16,
     seed: int = 0,
+    steps: int | None = None,
 ) -> SearchResult:
     """Greedy Coordinate Gradient (Zou et al. 2023) over suffix tokens.
 
@@ -314,13 +327,15 @@ def gcg(
     ``top_k`` most loss-decreasing ordinary tokens per position (the current token excluded), ``batch``
     single-token swaps (uniform position, uniform among that position's top-k) evaluated (1 query each,
     duplicates once), and the search moves to the batch's best candidate, as in the paper; the best suffix
-    ever evaluated is returned. Works for AR and diffusion modules that accept ``inputs_embeds``.
+    ever evaluated is returned. Works for AR and diffusion modules that accept ``inputs_embeds``. ``steps``
+    (default: no cap) caps the iterations (the paper: 500 of ``batch=512``, ``top_k=256``; 256,500 queries).
     """
     check_model(model, "gcg")
     suffix_tokens = _positive("suffix_tokens", suffix_tokens)
     query_budget = _positive("query_budget", query_budget)
     top_k = _positive("top_k", top_k)
     batch = _positive("batch", batch)
+    steps = None if steps is None else _positive("steps", steps)
     embed = _check_gcg(model)
     t0 = time.perf_counter()
     model.module.eval()
@@ -337,7 +352,9 @@ def gcg(
     current = _initial_suffix(model, allowed, suffix_tokens, gen)
     best_ids, initial = list(current), None
     positions = torch.arange(suffix_tokens)
-    while tally.used == 0 or tally.left >= 2:
+    done = 0
+    while (tally.used == 0 or tally.left >= 2) and (steps is None or done < steps):
+        done += 1
         cur_loss, grad = _gradient(model, embed, scale, layout, current)
         tally.record([cur_loss])
         if initial is None:
@@ -361,42 +378,5 @@ def gcg(
         current = cands[j].tolist()
         if float(losses[j]) < before:
             best_ids = list(current)
-    settings = {"suffix_tokens": suffix_tokens, "top_k": top_k, "batch": batch}
+    settings = {"suffix_tokens": suffix_tokens, "top_k": top_k, "batch": batch, "steps": done}
     return _result(model, "gcg", best_ids, tally, float(initial), t0, int(seed), settings)
-
-
-# ------------------------------------------------------------------------------------------------ registry
-_OPTIONS: dict[str, tuple[str, ...]] = {
-    "random_search": ("query_budget", "suffix_tokens", "n_change", "batch"),
-    "gcg": ("query_budget", "suffix_tokens", "top_k", "batch"),
-}
-
-
-def _run_attack(name: str, search, request: str, ctx: AttackContext) -> AttackedRequest:
-    if ctx.model is None:
-        raise SrilabError(f"the {name} attack is white-box: it needs the attacked model (AttackContext.model)")
-    if not is_language_model(ctx.model):
-        kind = type(ctx.model).__name__
-        raise SrilabError(f"the {name} attack needs a srilab LanguageModel as its model, got {kind}")
-    allowed = _OPTIONS[name]
-    unknown = sorted(set(ctx.options) - set(allowed))
-    if unknown:
-        raise SrilabError(f"unknown {name} option(s) {', '.join(unknown)}: allowed are {', '.join(allowed)}")
-    options = {key: _positive(f"{name} option {key}", value) for key, value in ctx.options.items()}
-    result = search(ctx.model, request, ctx.target, seed=int(ctx.seed), **options)
-    roundtrip = encode_text(ctx.model.tokenizer, result.suffix) == result.suffix_ids
-    meta = {**result.meta(), "target": ctx.target, "suffix": result.suffix, "suffix_roundtrip": roundtrip}
-    prompt = f"{request} {result.suffix}" if result.suffix else request
-    return AttackedRequest(name, prompt, meta=meta)
-
-
-@register("random_search", needs="whitebox", source="Andriushchenko, Croce & Flammarion 2024 (random search suffix)")
-def random_search_attack(request: str, ctx: AttackContext) -> AttackedRequest:
-    """An adversarial suffix found by query-bounded random search on the target's likelihood."""
-    return _run_attack("random_search", random_search, request, ctx)
-
-
-@register("gcg", needs="whitebox", source="Zou et al. 2023 (Greedy Coordinate Gradient suffix)")
-def gcg_attack(request: str, ctx: AttackContext) -> AttackedRequest:
-    """An adversarial suffix found by query-bounded Greedy Coordinate Gradient search."""
-    return _run_attack("gcg", gcg, request, ctx)

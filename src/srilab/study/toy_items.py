@@ -16,8 +16,8 @@ from srilab.sampling.api import Sampler
 from srilab.toy.corpus import eval_sets
 from srilab.toy.world import World, target_for
 
-ATTACK_ORDER = ("direct", "prefill", "suffix_relocation", "heldout_wrapper", "canvas_injection", "dija")
-DIFFUSION_ONLY = {"canvas_injection", "dija"}
+ATTACK_ORDER = ("direct", "prefill", "suffix_relocation", "heldout_wrapper", "canvas_injection", "response_template")
+DIFFUSION_ONLY = {"canvas_injection", "response_template"}
 DIJA_SPAN = 10  # about one toy procedure step ("step two , tap the tiny oob brizz ."): marker, masks, marker
 
 
