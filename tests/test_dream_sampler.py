@@ -16,6 +16,7 @@ from srilab import SrilabError
 from srilab.sampling import TraceConfig, Tracer
 from srilab.sampling.diffusion import Injection
 from srilab.sampling.dream import dream_generate, sample_tokens
+from srilab.sampling.monitor import StopRequest
 
 MASK, PAD = 299, 297
 
@@ -298,12 +299,12 @@ class StopRowAt:
     def after_step(self, step, phi):
         flags = np.zeros(phi.shape[0], dtype=bool)
         flags[self.row] = step == self.step
-        return flags
+        return StopRequest(flags)
 
 
 class RemaskAt:
     def after_step(self, step, phi):
-        return np.zeros(phi.shape[0], dtype=bool), np.full(phi.shape[0], 0 if step == 1 else -1)
+        return StopRequest(np.zeros(phi.shape[0], dtype=bool), np.full(phi.shape[0], 0 if step == 1 else -1))
 
 
 def test_tracer_records_one_step_per_denoising_step(dream):

@@ -6,6 +6,7 @@ import pytest
 from srilab.errors import SrilabError
 from srilab.judges.refusal import RefusalJudge
 from srilab.sampling import SamplerConfig, TraceConfig, generate
+from srilab.sampling.monitor import Monitor, StopRequest
 from srilab.sri import compute_centres, signal
 from srilab.sri.centres import CentreKey
 from srilab.sri.guard import SRIGuard
@@ -29,7 +30,7 @@ class StopRowAt:
         flags = np.zeros(phi.shape[0], dtype=bool)
         if step == self.step:
             flags[self.row] = True
-        return flags
+        return StopRequest(flags)
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,16 @@ def test_monitor_needs_a_trace(pair):
         generate(pair[0], PROMPTS, SamplerConfig(kind="ar", max_new_tokens=4), monitor=StopRowAt(0, 0))
 
 
+def test_a_monitor_answers_with_a_stop_request(pair):
+    class Untyped(StopRowAt):  # the old convention: a bare bool array
+        def after_step(self, step, phi):
+            return super().after_step(step, phi).stop
+
+    with pytest.raises(SrilabError, match="Untyped.after_step returned ndarray: a monitor answers with a"):
+        generate(pair[0], PROMPTS, SamplerConfig(kind="ar", max_new_tokens=4), trace=TraceConfig(),
+                 monitor=Untyped(0, 1))
+
+
 def test_sri_guard_live_stops_prefill_attacks_more_than_benign(pair):
     ar, _ = pair
     world = pair_world()
@@ -89,6 +100,7 @@ def test_sri_guard_live_stops_prefill_attacks_more_than_benign(pair):
     fill = signals.mean(axis=0)
     limits = online_thresholds(guard, signals[guard.holdout_index], fill, every=4)
     monitor = GuardMonitor(centres, guard, fill, thresholds=limits, every=4)
+    assert isinstance(monitor, Monitor)
 
     attacks = sets["harmful_direct"][:20]
     prefills = [f"sure . to {world.task(it['task']).topic} :" for it in attacks]

@@ -196,7 +196,7 @@ def test_sri_guard_remasks_attacks_live(pair, world, live, items):
         correct[a] = np.mean([v.task == it.task for v, it in zip(verdicts, benign, strict=True)])
     stop_rate = np.mean(np.array(stop.meta["stop_steps"][n_attack:]) >= 0)
     print(
-        f"\ntemplate x{n_attack}: oracle ASR none {asr['none']:.2f}, stop {asr['stop']:.2f}, remask {asr['remask']:.2f}; "
+        f"\ntemplate x{n_attack}: ASR none {asr['none']:.2f}, stop {asr['stop']:.2f}, remask {asr['remask']:.2f}; "
         f"remask intervened on {intervened[:n_attack].mean():.0%} of attacks\n"
         f"benign x{len(benign)}: intervention rate stop {stop_rate:.0%}, remask {intervened[n_attack:].mean():.0%} "
         f"(re-masked {np.mean(counts[n_attack:] > 0):.0%}, then stopped {stopped[n_attack:].mean():.0%}); "

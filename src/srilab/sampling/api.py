@@ -26,6 +26,7 @@ from srilab.models.base import LanguageModel, left_pad
 from srilab.sampling import autoregressive, diffusion
 from srilab.sampling.diffusion import Injection
 from srilab.sampling.dream import dream_generate
+from srilab.sampling.monitor import Monitor
 from srilab.sampling.trace import Trace, TraceConfig, Tracer
 
 
@@ -222,7 +223,7 @@ def generate(
     batch_size: int = 16,
     seeds: Sequence[int] | None = None,
     progress: bool = False,
-    monitor=None,
+    monitor: Monitor | None = None,
     prompt_masks: str = "reference",
     mask_spans: bool = True,
 ) -> Generation:

@@ -8,10 +8,14 @@ EOS is fed padding from then on and is inactive for the trace (its phi_t repeats
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
 from srilab.errors import SrilabError
+
+if TYPE_CHECKING:
+    from srilab.sampling.trace import Tracer
 
 Generators = torch.Generator | Sequence[torch.Generator] | None
 
@@ -43,7 +47,7 @@ def generate(
     pad_token_id: int = 0,
     use_cache: bool = True,
     generator: Generators = None,
-    tracer=None,
+    tracer: Tracer | None = None,
 ) -> torch.Tensor:
     """Generate ``max_new_tokens`` tokens after left-padded ``input_ids`` [B, P]; returns [B, P + N]."""
     if max_new_tokens <= 0:

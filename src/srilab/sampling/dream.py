@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +50,9 @@ import torch.nn.functional as F
 from srilab.errors import SrilabError
 from srilab.models.base import LanguageModel, shift_logits
 from srilab.sampling.diffusion import Injection, Randomness
+
+if TYPE_CHECKING:
+    from srilab.sampling.trace import Tracer
 
 ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy")
 
@@ -164,7 +168,7 @@ def dream_generate(
     mask_id: int,
     logits_shift: int = 1,
     generator: Randomness = None,
-    tracer=None,
+    tracer: Tracer | None = None,
     injections: Sequence[Injection] = (),
 ) -> torch.Tensor:
     """Dream's sampler on ``input_ids`` [B, P] (left-padded, with ``attention_mask`` 1 on real tokens);

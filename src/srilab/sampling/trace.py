@@ -36,6 +36,7 @@ import torch
 
 from srilab.errors import SrilabError
 from srilab.models.base import LanguageModel, LayerSpec
+from srilab.sampling.monitor import Monitor, StopRequest
 
 Pooling = Literal["generated", "response"]
 
@@ -144,16 +145,17 @@ class Tracer:
     """Hooks ``model.hidden_module(config.layer)``; samplers call :meth:`record_diffusion` or
     :meth:`record_ar` once per step. Use as ``with Tracer(model, cfg, batch_size) as tracer: ...``."""
 
-    def __init__(self, model: LanguageModel, config: TraceConfig, batch_size: int, monitor=None):
-        """``monitor``: optional live check, ``monitor.after_step(step, phi [B, D]) -> bool [B] | None`` called
-        after every step with that step's pooled activations; rows it returns True for are *stopped*: the
-        samplers read :attr:`stopped` and end them (AR: no more tokens; diffusion: no more commits).
+    def __init__(self, model: LanguageModel, config: TraceConfig, batch_size: int, monitor: Monitor | None = None):
+        """``monitor``: optional live check (:class:`~srilab.sampling.monitor.Monitor`), whose
+        ``after_step(step, phi [B, D]) -> StopRequest | None`` is called after every step with that step's
+        pooled activations; rows in ``StopRequest.stop`` are *stopped*: the samplers read :attr:`stopped` and
+        end them (AR: no more tokens; diffusion: no more commits).
 
-        A monitor may instead return a pair ``(stop bool [B], since int [B])``: ``since[b] >= 0`` asks to
-        re-mask row b's positions committed at steps ``since[b]`` .. now (diffusion only). The requests wait
-        in :attr:`remask_rows` until the diffusion sampler takes them with :meth:`pop_remask` before its
-        next step; :attr:`remask_counts` counts the ones taken. A request left at the end (made at the last
-        step, nothing left to re-decide) stops its row there instead."""
+        ``StopRequest.remask_since[b] >= 0`` asks to re-mask row b's positions committed at steps
+        ``remask_since[b]`` .. now (diffusion only). The requests wait in :attr:`remask_rows` until the
+        diffusion sampler takes them with :meth:`pop_remask` before its next step; :attr:`remask_counts`
+        counts the ones taken. A request left at the end (made at the last step, nothing left to re-decide)
+        stops its row there instead."""
         self.model = model
         self.config = config
         self.batch_size = batch_size
@@ -273,11 +275,18 @@ class Tracer:
             self._canvas.append(canvas.clone())
 
     def _check(self, step: int, phi: torch.Tensor) -> None:
-        flags = self.monitor.after_step(step, phi)
-        if flags is None:
+        request = self.monitor.after_step(step, phi)
+        if request is None:
             return
-        flags, since = flags if isinstance(flags, tuple) else (flags, None)
-        flags = torch.as_tensor(flags, dtype=torch.bool, device=phi.device)
+        if not isinstance(request, StopRequest):
+            raise SrilabError(
+                f"{type(self.monitor).__name__}.after_step returned {type(request).__name__}: a monitor answers "
+                "with a srilab.sampling.monitor.StopRequest or None"
+            )
+        since = request.remask_since
+        flags = torch.as_tensor(request.stop, dtype=torch.bool, device=phi.device)
+        if flags.shape != (self.batch_size,):
+            raise SrilabError(f"a StopRequest has {tuple(flags.shape)} stop flags for a batch of {self.batch_size}")
         if since is not None:
             for row, first in enumerate(np.asarray(since).tolist()):
                 if first >= 0 and not flags[row] and (self.stopped is None or not self.stopped[row]):

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from srilab.errors import SrilabError
+from srilab.sampling.monitor import StopRequest
 
 
 def prefix_matrix(signals, fill, checks: Sequence[int]) -> np.ndarray:
@@ -137,9 +138,9 @@ class GuardMonitor:
         self._remasks = np.zeros(batch_size, dtype=int)
         self._stopped = np.zeros(batch_size, dtype=bool)
 
-    def after_step(self, step: int, phi) -> np.ndarray | tuple[np.ndarray, np.ndarray] | None:
-        """None between checks; at a check, the rows to stop (bool [B]) or, with ``action="remask"``, the
-        pair (rows to stop, per row the first step whose commits to re-mask, -1 for none)."""
+    def after_step(self, step: int, phi) -> StopRequest | None:
+        """None between checks; at a check, the rows to stop and, with ``action="remask"``, per row the first
+        step whose commits to re-mask (-1 for none)."""
         from srilab.sri.signal import signal
 
         if step >= self.harmless.shape[0]:
@@ -155,7 +156,7 @@ class GuardMonitor:
         limit = self.guard.threshold if self.thresholds is None else self.thresholds[self.checks[step]]
         over = scores > limit
         if self.action == "stop":
-            return over
+            return StopRequest(over)
         last = step == self.harmless.shape[0] - 1
         stop = over & (self._stopped | (self._remasks >= self.max_remasks) | last)
         remask = over & ~stop
@@ -166,4 +167,4 @@ class GuardMonitor:
         self._remasks += remask
         self._stopped |= stop
         self._clean = np.where(over, self._clean, step)
-        return stop, since
+        return StopRequest(stop, since)
