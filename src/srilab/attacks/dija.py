@@ -136,6 +136,13 @@ def read_mask_templates(path: str | Path) -> tuple[MaskTemplate, ...]:
 
 @lru_cache(maxsize=8)
 def load_mask_templates(path: str | None = None) -> tuple[MaskTemplate, ...]:
+    """The shipped library (``templates/dija.yaml``), a shipped variant by name (``"toy"``:
+    ``templates/dija_toy.yaml``, in the toy world's vocabulary), or a YAML file of yours."""
+    if path is not None and "/" not in str(path) and not str(path).endswith((".yaml", ".yml")):
+        shipped = DIJA_TEMPLATES.with_name(f"dija_{path}.yaml")
+        if not shipped.is_file():
+            raise SrilabError(f"no shipped dija library {path!r}: pass a YAML file or one of: toy")
+        path = str(shipped)
     return read_mask_templates(path or DIJA_TEMPLATES)
 
 

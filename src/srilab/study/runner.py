@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from srilab.attacks import AttackContext, get_attack
 from srilab.errors import SrilabError
+from srilab.judges import make_judge
 from srilab.models.base import LanguageModel
 from srilab.sampling.api import Sampler, generate
 from srilab.sampling.trace import TraceConfig
@@ -211,7 +212,7 @@ def load_model(spec: ModelSpec, cfg: StudyConfig) -> LanguageModel:
 
 
 # ------------------------------------------------------------------------------------------------ running
-def attack_context(cell: Cell, item: Item, lm: LanguageModel, seed: int) -> AttackContext:
+def attack_context(cell: Cell, item: Item, lm: LanguageModel, seed: int, cfg_pair=None) -> AttackContext:
     tok = lm.tokenizer
 
     def count(text: str) -> int:
@@ -221,27 +222,49 @@ def attack_context(cell: Cell, item: Item, lm: LanguageModel, seed: int) -> Atta
     extra: dict[str, Any] = {"step_markers": tuple(a.step_markers)} if a.step_markers else {}
     if a.marker_span is not None:
         extra["dija_span"] = a.marker_span
+    options = dict(a.options)
+    if isinstance(options.get("judge"), str):  # a registered judge for query attacks (the oracle: the toy world)
+        name = options["judge"]
+        options["judge"] = make_judge(name, world=pair_world(cfg_pair) if name == "oracle" else None)
     return AttackContext(
         target=a.target or item.target or DEFAULT_TARGET, steps=cell.sampler.num_steps,
         gen_length=cell.sampler.response_length, injection_fraction=a.injection_fraction,
         count_tokens=count if tok is not None else None, model=lm, seed=seed + item.index,
-        options=dict(a.options), **extra,
+        options=options, sampler=cell.sampler, generate=generate, **extra,
     )
+
+
+def attack_sampler(sampler: Sampler, decoding: dict[str, Any] | None, model: LanguageModel) -> tuple[Sampler, str]:
+    """The sampler an attack's own decoding settings ask for (DIJA's ``meta["decoding"]``; ``"gen_length"``
+    means the sampler's response length), and the prompt-mask rule; otherwise the cell's sampler."""
+    if not decoding or sampler.kind != "diffusion":
+        return sampler, "reference"
+    n = sampler.gen_length
+    value = {k: (n if v == "gen_length" else v) for k, v in decoding.items() if k not in ("dream", "prompt_masks")}
+    if sampler.schedule_for(model) == "dream":
+        value = {k: v for k, v in value.items() if k in ("temperature", "steps")} | dict(decoding.get("dream", {}))
+    return sampler.model_copy(update=value), decoding.get("prompt_masks", "reference")
 
 
 def run_batch(
     cell: Cell, batch: int, items: Sequence[Item], lm: LanguageModel, cfg: StudyConfig, run: RunDir
 ) -> list[dict[str, Any]]:
     """Attack, generate and trace one batch; write its shard atomically; return its records."""
-    attacked = [get_attack(cell.attack.name).fn(it.prompt, attack_context(cell, it, lm, cfg.seed)) for it in items]
+    attacked = [
+        get_attack(cell.attack.name).fn(it.prompt, attack_context(cell, it, lm, cfg.seed, cfg.toy_pair)) for it in items
+    ]
     diffusion = cell.sampler.kind == "diffusion"
     seeds = [cfg.seed + it.index for it in items]
+    decodings = {json.dumps(a.meta.get("decoding"), sort_keys=True) for a in attacked}
+    if len(decodings) > 1:
+        raise SrilabError(f"{cell.id}: the attack asked for different decoding settings within one batch")
+    sampler, prompt_masks = attack_sampler(cell.sampler, attacked[0].meta.get("decoding"), lm)
     gen = generate(
-        lm, [a.prompt for a in attacked], cell.sampler,
+        lm, [a.prompt for a in attacked], sampler,
         trace=TraceConfig(layer=cfg.sri.layer, pooling=cfg.sri.pooling, canvas=diffusion),
         prefills=[a.prefill for a in attacked],
         canvas=[list(a.canvas) for a in attacked] if diffusion else None,
-        seeds=seeds, batch_size=len(items),
+        seeds=seeds, batch_size=len(items), prompt_masks=prompt_masks,
     )
     trace = gen.trace
     acts = trace.activations.float().contiguous()
@@ -261,7 +284,7 @@ def run_batch(
         n_steps = trace.canvas.shape[1]
         inter_steps = sorted({*range(every - 1, n_steps - 1, every)})  # the final answer is judged anyway
     rows = []
-    for r, (it, a, text, full, key) in enumerate(zip(items, attacked, gen.texts, gen.full_texts, keys, strict=True)):
+    for r, (it, a, text, full, key) in enumerate(zip(items, attacked, gen.texts, gen.answers, keys, strict=True)):
         rows.append({
             "key": key, "model": cell.model.name, "sampler": cell.sampler.label, "sampler_kind": cell.sampler.kind,
             "dataset": cell.dataset.name, "role": cell.dataset.role, "attack": cell.attack.name,
@@ -271,6 +294,10 @@ def run_batch(
             "meta": it.meta, "group": it.group, "seed": seeds[r], "shard": rel, "row": r, "batch": batch,
             "timing": {"seconds": per_item},
         })
+        if sampler is not cell.sampler:
+            rows[-1]["sampler_settings"] = sampler.key()  # the attack's own decoding (DIJA)
+        if gen.filled_prompts and gen.filled_prompts[r] is not None:
+            rows[-1]["filled_prompt"] = gen.filled_prompts[r]
         if inter_steps:  # what had been committed at intermediate steps (prefill first, as in the response)
             texts = intermediate_texts(trace.canvas[r].numpy(), lm.decode, lm.mask_id, inter_steps)
             rows[-1]["intermediate"] = {
