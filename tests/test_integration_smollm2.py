@@ -38,7 +38,7 @@ def test_smollm2_study_end_to_end(tmp_path):
     cfg["attacks"] = [{"name": "direct"}, {"name": "prefill"}]
     cfg["models"][0]["samplers"][0]["max_new_tokens"] = 16
     for d in cfg["datasets"]:
-        d["limit"] = 6 if d["role"] == "harmful" else 12
+        d["limit"] = 8 if d["role"] == "harmful" else 24
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump(cfg))
     lines: list[str] = []
@@ -46,7 +46,9 @@ def test_smollm2_study_end_to_end(tmp_path):
 
     run = RunDir(tmp_path / "run")
     records = list(run.records().rows())
-    assert len(records) == 6 * 2 + 12
+    protocol = json.loads((tmp_path / "run" / "protocol.json").read_text())
+    centre = len(protocol["roles"]["harmful_centre"])
+    assert 1 <= centre < 8 and len(records) == 8 + (8 - centre) + 24  # the harmful centre is asked directly only
     assert all(r["response"].strip() for r in records), "a real model writes something for every request"
     prefill = [r for r in records if r["attack"] == "prefill"]
     assert all(r["response"].startswith("Sure, here is how to do that:") for r in prefill)
@@ -55,9 +57,10 @@ def test_smollm2_study_end_to_end(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     arm = summary["arms"]["smollm2-135m/greedy"]
     assert set(arm["cells"]) == {"harmbench/direct", "harmbench/prefill", "benign/direct"}
-    sri = arm["sri"]
-    assert sri["steps"] == 16 and math.isfinite(sri["auroc_attempts"])
-    assert 0.0 <= sri["auroc_attempts"] <= 1.0 and sri["negatives"] == 6
+    det = arm["detection"]
+    assert det["steps"] == 16 and det["n"]["eval"] > 0
+    auroc = det["detectors"]["sri_guard"]["auroc_attacked_vs_eval"]
+    assert math.isfinite(auroc["auroc"]) and auroc["ci"][0] <= auroc["auroc"] <= auroc["ci"][1]
     page = (tmp_path / "run" / "report.html").read_text()
     assert "srilab study: smollm2-harmbench" in page and "data:image/png;base64" in page
     versions = json.loads((tmp_path / "run" / "versions.json").read_text())
