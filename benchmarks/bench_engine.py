@@ -1,14 +1,26 @@
-"""Engine benchmarks: every figure is a ratio of two timings measured in this one run.
+"""Engine benchmarks: every figure is a ratio of two timings (or a token agreement) measured in this one run.
 
-    python benchmarks/bench_engine.py [--repeats 5] [--json out.json]
+    python benchmarks/bench_engine.py [--repeats 10] [--quick] [--json out.json]
 
-1. Trace overhead: diffusion and AR generation (batch 16) with the SRI trace on vs off.
+1. Trace overhead: diffusion and AR generation (batch 16) with the SRI trace on vs off; and the diffusion
+   sampler on the shipped toy pair in every fast mode (cache none / prefix / dual, fixed schedule / threshold).
 2. Batched diffusion (batch 32) vs the authors' reference loop: one prompt at a time, all hidden states
    returned and cloned at every step (what their trace-collection code does).
 3. AR with KV cache vs recomputing the whole prefix for every one of 64 new tokens.
+4. The fast diffusion sampler (``cache="prefix"`` / ``"dual"``, ``threshold=0.9``, Fast-dLLM's default)
+   vs the exact batched sampler, on the same prompts: speed ratio, share of response tokens that agree with
+   the exact sampler's, forward passes. On the shipped toy diffusion model (trained: its benign answers) and
+   on a randomly initialised LLaDA-format model of ~51M parameters built here (random weights predict
+   near-uniformly: no position reaches the threshold, and the cache's stale keys flip near-ties, so there
+   only the speed ratios mean anything), at batch 1 (one prompt after another) and 16. "cached + threshold"
+   is ``cache="dual", threshold=0.9``.
+5. A small generation workload (the quick demo's: the toy pair, AR and diffusion, traced, a few dozen
+   prompts) idle vs beside a CPU-bound neighbour process (a Python busy loop), with torch's default thread
+   count (one per usable CPU) and with :func:`srilab.sampling.threads.choose_threads`.
 
-The models are toy-size Gemma-3 pairs (the toy world's "small" architecture) with seeded random weights, so
-the benchmark needs nothing but the package.
+Parts 1-3 use toy-size Gemma-3 pairs (the toy world's "small" architecture) with seeded random weights;
+parts 1 and 4-5 also the shipped toy pair. Nothing is downloaded. ``--quick`` runs every part once on
+small inputs (a smoke run: its figures are not results).
 """
 
 from __future__ import annotations
@@ -16,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,9 +38,12 @@ from pathlib import Path
 import torch
 
 import srilab.models as M
-from srilab.sampling import TraceConfig, Tracer
+from srilab.models.native import FORMATS, BidirectionalLM
+from srilab.sampling import SamplerConfig, TraceConfig, Tracer
 from srilab.sampling import autoregressive as ar_sampler
 from srilab.sampling import diffusion as dlm_sampler
+from srilab.sampling import generate as api_generate
+from srilab.sampling.threads import busy_cpus, choose_threads, usable_cpus
 from srilab.toy.arch import build_model, toy_config
 
 VOCAB, PAD, BOS, EOS, MASK = 600, 0, 2, 3, 4
@@ -120,13 +136,158 @@ def reference_loop(module, ids: torch.Tensor, steps: int, gen_length: int, block
     return kept
 
 
+THRESHOLD = 0.9  # Fast-dLLM's default
+FAST_MODES = (  # label, cache, threshold
+    ("cache=prefix", "prefix", None),
+    ("cache=dual", "dual", None),
+    ("threshold", "none", THRESHOLD),
+    ("cache=prefix + threshold", "prefix", THRESHOLD),
+    ("cache=dual + threshold", "dual", THRESHOLD),
+)
+TRACE_MODES = (("exact", "none", None), *FAST_MODES)
+
+
+def random_llada(quick: bool) -> tuple[BidirectionalLM, int]:
+    """A LLaDA-format model (its ``config.json`` fields, mapped by the native loader) with seeded N(0, 0.02)
+    weights, as LLaDA initialises them: ~51M parameters, 12 layers of d 512 and a 12k vocabulary, so that, as in
+    LLaDA-8B, the layers and not the LM head dominate a pass (tiny in quick mode)."""
+    raw = {"model_type": "llada", "d_model": 512, "n_heads": 8, "n_kv_heads": 8, "n_layers": 12,
+           "mlp_hidden_size": 1408, "vocab_size": 12288, "embedding_size": 12288, "rope_theta": 500000.0,
+           "rms_norm_eps": 1e-5, "weight_tying": False, "max_sequence_length": 4096}
+    if quick:
+        raw.update(d_model=128, n_heads=4, n_kv_heads=4, n_layers=2, mlp_hidden_size=352, vocab_size=4000,
+                   embedding_size=4000)
+    cfg = FORMATS["llada"][0](raw)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        module = BidirectionalLM(cfg)
+        for p in module.parameters():
+            if p.dim() > 1:
+                torch.nn.init.normal_(p, std=0.02)
+    return module.eval(), cfg.vocab_size - 1  # the last row serves as the mask token
+
+
+def toy_pair_prompts(model: M.LanguageModel, n: int) -> list[str]:
+    """The toy world's benign held-out requests (the quick demo's kind of prompt), chat-formatted."""
+    from srilab.toy.corpus import eval_sets
+    from srilab.toy.pair import pair_world
+
+    items = eval_sets(pair_world(), n_reasoning_test=0)["benign_direct"]
+    return [model.chat_prompt(items[i % len(items)]["prompt"]) for i in range(n)]
+
+
+def compare_fast(module, ids, mask, batch: int, rounds: int, **kw) -> dict:
+    """Every fast mode vs the exact sampler on the prompts ``ids`` [N, P], in batches of ``batch`` (one prompt
+    after another at batch 1): best-of-rounds time ratio (each round runs every mode once, so drifting load
+    hits all alike; the first round's tokens are compared), share of response tokens equal to the exact
+    sampler's, forward passes per batch."""
+    plen = ids.shape[1]
+
+    def run(cache="none", threshold=None, passes=None, ids=ids, mask=mask):
+        outs = []
+        for lo in range(0, ids.shape[0], batch):
+            one = {}
+            outs.append(dlm_sampler.generate(module, ids[lo : lo + batch], mask[lo : lo + batch], cache=cache,
+                                             threshold=threshold, stats=one, **kw))
+            if passes is not None:
+                passes.append(one["forward_passes"])
+        return torch.cat(outs)[:, plen:]
+
+    for cache, threshold in (("none", None), ("dual", THRESHOLD)):  # warm-up, on one prompt
+        run(cache, threshold, ids=ids[:1], mask=mask[:1])
+    modes = (("exact", "none", None), *FAST_MODES)
+    times: dict[str, list[float]] = {label: [] for label, _, _ in modes}
+    outs, passes = {}, {}
+    for r in range(rounds):
+        for label, cache, threshold in modes:
+            counted: list[int] = []
+            t0 = time.perf_counter()
+            out = run(cache, threshold, counted)
+            times[label].append(time.perf_counter() - t0)
+            if r == 0:
+                outs[label], passes[label] = out, statistics.mean(counted)
+    t_exact = min(times["exact"])
+    return {
+        label: {
+            "speedup": t_exact / min(times[label]),
+            "agree_pct": 100.0 * float((outs[label] == outs["exact"]).float().mean()),
+            "passes": passes[label],
+        }
+        for label, _, _ in FAST_MODES
+    } | {"exact": {"seconds": t_exact, "passes": passes["exact"]}}
+
+
+def trace_overhead_modes(model: M.LanguageModel, ids, mask, rounds: int, **kw) -> dict[str, float]:
+    """Per fast mode, the median over interleaved on/off rounds of traced / untraced time, as a percentage."""
+    out = {}
+    for label, cache, threshold in TRACE_MODES:
+        def run(trace: bool, cache=cache, threshold=threshold):
+            tracer = Tracer(model, TraceConfig(), ids.shape[0]) if trace else None
+            with tracer if tracer else nullcontext():
+                dlm_sampler.generate(model.module, ids, mask, cache=cache, threshold=threshold, tracer=tracer, **kw)
+
+        run(False)
+        run(True)
+        ratios = []
+        for i in range(rounds):
+            order = (False, True) if i % 2 == 0 else (True, False)
+            t = {flag: timeit(lambda f=flag: run(f), 1, warmup=False) for flag in order}
+            ratios.append(t[True] / t[False])
+        out[label] = 100.0 * (statistics.median(ratios) - 1.0)
+    return out
+
+
+def neighbour_slowdown(ar: M.LanguageModel, dlm: M.LanguageModel, n_prompts: int, length: int, rounds: int) -> dict:
+    """The quick demo's kind of workload (toy pair, AR and diffusion with the demo's samplers, traced, batch 16)
+    idle vs beside a CPU-bound neighbour (a Python busy loop in a subprocess), at torch's default thread count
+    and at ``choose_threads``'s. Idle and adapted runs are best of ``rounds``; the crowded one runs once."""
+    prompts_ = toy_pair_prompts(dlm, n_prompts)
+    samplers = [(ar, SamplerConfig("ar", max_new_tokens=length)),
+                (dlm, SamplerConfig("diffusion", steps=length, gen_length=length, block_length=length // 5))]
+
+    def workload():
+        for model, sampler in samplers:
+            api_generate(model, prompts_, sampler, trace=TraceConfig(), batch_size=16)
+
+    before = torch.get_num_threads()
+    default = usable_cpus()  # torch's own default: one thread per usable CPU
+    try:
+        torch.set_num_threads(default)
+        workload()  # warm-up
+        idle = min(timeit(workload, 1, warmup=False) for _ in range(rounds))
+        neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(0.5)  # let the scheduler see it
+            chosen = choose_threads(env={})  # from the machine alone, not from OMP_NUM_THREADS / SRILAB_THREADS
+            busy = busy_cpus()
+            crowded = timeit(workload, 1, warmup=False)
+            torch.set_num_threads(chosen)
+            adapted = min(timeit(workload, 1, warmup=False) for _ in range(rounds))
+        finally:
+            neighbour.kill()
+            neighbour.wait()
+    finally:
+        torch.set_num_threads(before)
+    return {"default_threads": default, "chosen_threads": chosen, "busy_cpus_seen": busy, "idle_s": idle,
+            "neighbour_default_ratio": crowded / idle, "neighbour_chosen_ratio": adapted / idle}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--quick", action="store_true", help="every part once on small inputs (a smoke run)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
+    if args.quick:
+        args.repeats = 1
     torch.manual_seed(0)
+    started = time.perf_counter()
     results: dict[str, float] = {}
+    parts: dict[str, float] = {}
+
+    def lap(name: str) -> None:
+        parts[name] = time.perf_counter() - started - sum(parts.values())
+        print(f"[{name}: {parts[name]:.0f} s]", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         ar, dlm = toy_models(Path(tmp))
         steps = gen = 32
@@ -164,8 +325,11 @@ def main(argv: list[str] | None = None) -> dict:
             ratio = statistics.median(t_on / t_off for t_on, t_off in zip(on, off, strict=True))
             results[f"{name}_trace_overhead_pct"] = 100.0 * (ratio - 1.0)
 
+        lap("1 trace overhead")
+
         # 2. batched diffusion (32) vs the one-at-a-time cloning loop, per prompt
-        ids32, mask32 = prompts(32, seed=1)
+        n_ref = 8 if args.quick else 32
+        ids32, mask32 = prompts(n_ref, seed=1)
         reps = max(1, args.repeats // 2)
         # Interleaved rounds, best of each: the allocator and caches are in the same state for both.
         batched, reference = [], []
@@ -179,13 +343,15 @@ def main(argv: list[str] | None = None) -> dict:
         # bits, and with random weights near-ties are common, so the check compares like with like; torch.topk
         # may still break an exact tie differently in a block-long and a canvas-long vector.)
         ours = torch.cat([dlm_sampler.generate(FullLogits(dlm.module), ids32[i : i + 1], steps=steps, gen_length=gen,
-                                               block_length=block, mask_id=MASK) for i in range(32)])
+                                               block_length=block, mask_id=MASK) for i in range(n_ref)])
         theirs = torch.cat([reference_generate(dlm.module, ids32[i : i + 1], steps, gen, block, MASK)
-                            for i in range(32)])
+                            for i in range(n_ref)])
         results["diffusion_prompts_same_tokens_as_reference"] = int((ours == theirs).all(dim=1).sum())
-        results["diffusion_batched_per_prompt_s"] = t_batched / 32
-        results["diffusion_reference_per_prompt_s"] = t_ref / 32
+        results["diffusion_batched_per_prompt_s"] = t_batched / n_ref
+        results["diffusion_reference_per_prompt_s"] = t_ref / n_ref
         results["diffusion_batched_speedup"] = t_ref / t_batched
+
+        lap("2 batched vs reference loop")
 
         # 3. AR: KV cache vs full recompute, 64 new tokens
         t_cache = timeit(lambda: ar_sampler.generate(ar.module, ids, mask, max_new_tokens=64, pad_token_id=PAD), reps)
@@ -196,13 +362,89 @@ def main(argv: list[str] | None = None) -> dict:
         results["ar_kv_cache_s"] = t_cache
         results["ar_recompute_s"] = t_nocache
         results["ar_kv_cache_speedup"] = t_nocache / t_cache
+        lap("3 AR KV cache")
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, toy 'small' Gemma-3 pair (random weights)")
+    # 1b, 4, 5: the shipped toy pair (trained weights) and a random LLaDA-format model
+    from srilab.toy.pair import load_pair
+
+    pair_ar, pair_dlm = load_pair()
+    n_toy = 8 if args.quick else 32
+    toy_kw = dict(steps=80, gen_length=80, block_length=16, mask_id=pair_dlm.mask_id)
+    if args.quick:
+        toy_kw.update(steps=32, gen_length=32, block_length=8)
+    toy_ids, toy_mask = pair_dlm.encode(toy_pair_prompts(pair_dlm, n_toy))
+
+    # 1b. trace overhead in every fast mode, toy pair diffusion, batch 16
+    overhead = trace_overhead_modes(pair_dlm, toy_ids[:16], toy_mask[:16], max(1, args.repeats // 4), **toy_kw)
+    for label, pct in overhead.items():
+        results[f"toy_trace_overhead_pct[{label}]"] = pct
+    lap("1b trace overhead per mode")
+
+    # 4. fast sampler vs exact, batch 1 (one prompt after another) and 16
+    fast: dict[str, dict] = {}
+    toy_rounds = max(1, args.repeats // 5)
+    fast["toy-diffusion, batch 16"] = compare_fast(pair_dlm.module, toy_ids, toy_mask, 16, toy_rounds, **toy_kw)
+    fast["toy-diffusion, batch 1"] = compare_fast(pair_dlm.module, toy_ids[:4], toy_mask[:4], 1, toy_rounds, **toy_kw)
+    lap("4 fast sampler, toy")
+    llada, llada_mask_id = random_llada(args.quick)
+    llada_params = sum(p.numel() for p in llada.parameters())
+    llada_name = f"llada-random-{llada_params / 1e6:.0f}M"
+    g = torch.Generator().manual_seed(2)
+    n_llada, llada_plen = (4, 8) if args.quick else (16, 16)
+    l_ids = torch.randint(10, llada_mask_id - 10, (n_llada, llada_plen), generator=g)
+    l_mask = torch.ones_like(l_ids)
+    llada_kw = dict(steps=24, gen_length=24, block_length=8, mask_id=llada_mask_id)
+    if args.quick:
+        llada_kw.update(steps=16, gen_length=16, block_length=8)
+    fast[f"{llada_name}, batch 16"] = compare_fast(llada, l_ids, l_mask, 16, 1, **llada_kw)
+    fast[f"{llada_name}, batch 1"] = compare_fast(llada, l_ids[:2], l_mask[:2], 1, 1, **llada_kw)
+    lap("4 fast sampler, random LLaDA")
+    for where, rows in fast.items():
+        for label, row in rows.items():
+            for key, value in row.items():
+                results[f"fast[{where}][{label}]_{key}"] = value
+
+    # 5. a small workload idle vs beside a CPU-bound neighbour
+    n_work, work_len = (8, 30) if args.quick else (32, 80)
+    neighbour = neighbour_slowdown(pair_ar, pair_dlm, n_work, work_len, 1 if args.quick else 2)
+    results.update({f"neighbour_{k}": v for k, v in neighbour.items()})
+    lap("5 neighbour")
+    results["total_s"] = time.perf_counter() - started
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {usable_cpus()} usable CPUs"
+          f"{'  [--quick: a smoke run, not results]' if args.quick else ''}")
+    print("toy 'small' Gemma-3 pair (random weights):")
     print(f"trace overhead, diffusion (batch 16, {steps} steps): {results['diffusion_trace_overhead_pct']:+.2f}%")
     print(f"trace overhead, AR (batch 16, {gen} tokens):        {results['ar_trace_overhead_pct']:+.2f}%")
-    print(f"diffusion batched (32) vs reference loop, per prompt: {results['diffusion_batched_speedup']:.1f}x faster"
-          f" (same tokens as the reference on {results['diffusion_prompts_same_tokens_as_reference']}/32 prompts)")
+    print(f"diffusion batched ({n_ref}) vs reference loop, per prompt: {results['diffusion_batched_speedup']:.1f}x "
+          f"faster (same tokens as the reference on {results['diffusion_prompts_same_tokens_as_reference']}/{n_ref}"
+          " prompts)")
     print(f"AR KV cache vs recompute (64 new tokens):             {results['ar_kv_cache_speedup']:.1f}x faster")
+    print(f"shipped toy pair; {llada_name}: a LLaDA-format model, {llada_params / 1e6:.1f}M random parameters;"
+          f" threshold {THRESHOLD}:")
+    steps_toy = toy_kw["steps"]
+    print(f"trace overhead, toy pair diffusion (batch 16, {steps_toy} steps), per mode: "
+          + ", ".join(f"{label} {pct:+.1f}%" for label, pct in overhead.items()))
+    for where, rows in fast.items():
+        kw = toy_kw if where.startswith("toy") else llada_kw
+        print(f"fast sampler vs exact ({where}; {kw['steps']} steps, block {kw['block_length']}; "
+              f"exact: {rows['exact']['passes']} passes):")
+        for label, _, _ in FAST_MODES:
+            row = rows[label]
+            print(f"  {label:<26} {row['speedup']:5.2f}x faster, {row['agree_pct']:5.1f}% tokens agree, "
+                  f"{row['passes']:.1f} passes")
+    for where, rows in fast.items():
+        if where.endswith("batch 16"):
+            row = rows["cache=dual + threshold"]
+            model_name = where.split(",")[0]
+            print(f"cached + threshold vs batched sampler ({model_name}, batch 16): {row['speedup']:.1f}x, "
+                  f"{row['agree_pct']:.1f}% tokens agree")
+    print(f"generation beside a CPU-bound neighbour (toy pair, AR + diffusion, traced, {n_work} prompts, {work_len} "
+          f"tokens): {neighbour['neighbour_default_ratio']:.2f}x the idle time at {neighbour['default_threads']} "
+          f"threads (torch's default), {neighbour['neighbour_chosen_ratio']:.2f}x at "
+          f"{neighbour['chosen_threads']} (choose_threads; {neighbour['busy_cpus_seen']:.0f} busy CPUs seen)")
+    print(f"benchmark total: {results['total_s']:.0f} s ("
+          + ", ".join(f"{name} {secs:.0f} s" for name, secs in parts.items()) + ")")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return results

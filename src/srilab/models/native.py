@@ -14,6 +14,13 @@ formats differ only in weight names, grouped-query attention and q/k/v biases, w
 The module returns an object with ``.logits`` (and takes ``attention_mask`` as a key-padding mask, or
 Dream's 4-D boolean mask with ``position_ids``), so it is a drop-in for the reference samplers; ``norm`` is
 the final-norm module whose output the SRI trace reads.
+
+Key/value caching follows transformers' protocol (``past_key_values`` / ``use_cache``): every attention
+layer hands its keys and values (after rotary, before grouped-query repetition) to
+``past_key_values.update(key, value, layer_idx)`` and attends over what that returns, so a cache object
+decides which keys the queries see -- :class:`KVCache` appends them (transformers' ``DynamicCache``), the
+block caches of :mod:`srilab.sampling.diffusion_cache` splice them into a stored canvas. Without a cache the
+forward pass is exactly what it was.
 Parity with the reference implementations is proven against ``shared/golden`` in the test suite.
 """
 
@@ -53,6 +60,30 @@ class ArchConfig:
 @dataclass
 class LMOutput:
     logits: torch.Tensor
+    past_key_values: object | None = None  # the cache, when one was passed or ``use_cache=True``
+
+
+class KVCache:
+    """Appending key/value cache (transformers' ``DynamicCache`` protocol): per layer, the keys and values
+    [B, kv_heads, T, head_dim] of every position fed so far, the new ones appended at each call."""
+
+    def __init__(self) -> None:
+        self.keys: list[torch.Tensor] = []
+        self.values: list[torch.Tensor] = []
+
+    def update(
+        self, key: torch.Tensor, value: torch.Tensor, layer_idx: int, *args: object, **kwargs: object
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if layer_idx == len(self.keys):
+            self.keys.append(key)
+            self.values.append(value)
+        else:
+            self.keys[layer_idx] = torch.cat([self.keys[layer_idx], key], dim=-2)
+            self.values[layer_idx] = torch.cat([self.values[layer_idx], value], dim=-2)
+        return self.keys[layer_idx], self.values[layer_idx]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return int(self.keys[layer_idx].shape[-2]) if len(self.keys) > layer_idx else 0
 
 
 class RMSNorm(nn.Module):
@@ -114,8 +145,16 @@ class Block(nn.Module):
         self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
 
     def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        mask: torch.Tensor | None,
+        cache: object | None = None,
+        layer_idx: int = 0,
     ) -> torch.Tensor:
+        """``cache``: an object with ``update(key, value, layer_idx) -> (keys, values)`` (see the module
+        docstring); the queries attend over the keys it returns, ``mask`` is over those keys."""
         b, n, _ = x.shape
         cfg = self.cfg
         hd = cfg.head_dim
@@ -124,6 +163,8 @@ class Block(nn.Module):
         k = self.k_proj(h).view(b, n, cfg.num_kv_heads, hd).transpose(1, 2)
         v = self.v_proj(h).view(b, n, cfg.num_kv_heads, hd).transpose(1, 2)
         q, k = Rotary.apply(q, cos, sin), Rotary.apply(k, cos, sin)
+        if cache is not None:
+            k, v = cache.update(k, v, layer_idx)
         if cfg.num_kv_heads != cfg.num_heads:
             rep = cfg.num_heads // cfg.num_kv_heads
             k = k.repeat_interleave(rep, dim=1)
@@ -158,17 +199,31 @@ class BidirectionalLM(nn.Module):
         attention_mask: torch.Tensor | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         position_ids: torch.Tensor | None = None,
+        past_key_values: object | None = None,
+        use_cache: bool = False,
         **_: object,
     ) -> LMOutput:
         """Logits [B, L', V]; ``logits_to_keep`` as in transformers: 0 = every position, an int n = the last
         n positions, a 1-D index tensor = those positions (the hidden states are computed for all).
 
-        ``attention_mask``: [B, L] key-padding mask (1 = attend), or a 4-D boolean mask [B, 1, L, L] (query x
-        key, True = attend; Dream's sampler builds one for left-padded batches) used as given.
-        ``position_ids``: optional [B, L] rotary positions (default 0..L-1), as Dream's sampler passes them."""
+        ``attention_mask``: [B, K] key-padding mask (1 = attend) over the keys attended (the input's, or with
+        a cache the keys the cache returns), or a 4-D boolean mask [B, 1, L, K] (query x key, True = attend;
+        Dream's sampler builds one for left-padded batches) used as given.
+        ``position_ids``: optional [B, L] (or [1, L]) rotary positions (default 0..L-1, after a cache's
+        ``get_seq_length()`` positions when one is passed), as Dream's sampler passes them.
+        ``past_key_values``: a key/value cache (see the module docstring); ``use_cache=True`` without one
+        starts a :class:`KVCache`. The cache is returned as ``past_key_values`` of the output."""
         _, n = input_ids.shape
         x = self.embed(input_ids)
-        if position_ids is None:
+        if past_key_values is None and use_cache:
+            past_key_values = KVCache()
+        offset = 0
+        if position_ids is None and past_key_values is not None and hasattr(past_key_values, "get_seq_length"):
+            offset = int(past_key_values.get_seq_length())
+        if position_ids is None and offset:
+            cos, sin = self.rotary.cos_sin(offset + n, input_ids.device)
+            cos, sin = cos[offset:], sin[offset:]
+        elif position_ids is None:
             cos, sin = self.rotary.cos_sin(n, input_ids.device)
         else:
             cos, sin = self.rotary.cos_sin(int(position_ids.max()) + 1, input_ids.device)
@@ -181,14 +236,14 @@ class BidirectionalLM(nn.Module):
         elif attention_mask is not None and not bool(attention_mask.all()):
             # Key-padding mask, broadcast over heads and queries (True = attend).
             mask = attention_mask.bool()[:, None, None, :]
-        for layer in self.layers:
-            x = layer(x, cos, sin, mask)
+        for idx, layer in enumerate(self.layers):
+            x = layer(x, cos, sin, mask, past_key_values, idx)
         h = self.norm(x)
         if isinstance(logits_to_keep, torch.Tensor):
             h = h[:, logits_to_keep]
         elif logits_to_keep:
             h = h[:, -logits_to_keep:]
-        return LMOutput(logits=self.lm_head(h))
+        return LMOutput(logits=self.lm_head(h), past_key_values=past_key_values)
 
 
 # ---------------------------------------------------------------------------------------------- formats

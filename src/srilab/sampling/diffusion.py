@@ -40,6 +40,38 @@ Additions over the reference (all off by default, so the reference behaviour is 
   the block's own masks, also when they lie in finished blocks. Injected text and the prompt are never
   re-masked. A request made at the last step has no step left and stops its row instead.
 
+Fast decoding (Fast-dLLM, Wu et al. 2025; both off by default, and then nothing above changes):
+
+- ``cache="prefix"`` / ``"dual"``: block-wise approximate key/value caching
+  (:mod:`srilab.sampling.diffusion_cache`). The first step of every block is a full pass whose keys and
+  values are kept; the block's other steps recompute only the block and what follows it (``prefix``) or
+  the block alone (``dual``), attending to the kept keys and values for the rest. The first step of a block
+  is exact; the others read keys of cached positions computed before the block's later commits (stale in
+  a bidirectional model -- the approximation; exact for a causal one). A step whose canvas changed by more
+  than the sampler's own commits (an injection, a live monitor's re-mask, also into a finished block) is a
+  full pass again. The schedule, the number of steps and the trace length do not change. Traces pool the
+  response as ever: at a position the step did not recompute, the state of the block's full pass.
+- ``threshold``: confidence-threshold parallel decoding. Each step commits its scheduled budget *and* every
+  masked position of its window whose confidence (the remasking rule's score: the probability of x0 for
+  ``low_confidence``, top-1 minus top-2 for ``margin``, minus the entropy for ``entropy``) is
+  ``>= threshold``; a row that committed more than planned has its remaining masks spread again over the
+  block's remaining steps. A block ends for a row when its plan is exhausted, so it may take fewer steps
+  than ``steps // num_blocks``. With ``steps=gen_length`` the budget is one token per step: Fast-dLLM's
+  rule, "every position above the threshold, at least the most confident one". A threshold above every
+  possible confidence (> 1 for ``low_confidence``) gives the fixed schedule's tokens.
+
+  A *step* is still one forward pass, and a trace still has ``steps`` steps, ``steps // num_blocks`` per
+  block, block k starting at step ``k * steps // num_blocks`` in every generation (a "step" of the
+  trace is not a unit of work any more: count ``stats["forward_passes"]`` for that). A row done with its
+  block (or stopped by a live monitor) commits nothing more and is fed the input of its last pass again
+  while other rows of the batch still decode, so its traced state repeats its last one (up to float
+  rounding of a different batch shape); once every row is done the block's remaining
+  steps run no model and repeat the last state (``Tracer.repeat_last``), except where a live monitor (it
+  reads every step, and a re-mask may re-open the block) or an x0 trace needs the step, which then runs a
+  pass on those same inputs. A row's trace therefore does not depend on its batch. ``stats["commits"]``
+  holds the tokens each row committed at each step (0 at a repeated step): tokens per step is its row sum
+  over the number of its non-zero entries. A step with an injection always runs.
+
 Only the logits of the positions a step may commit are computed (when the module takes transformers'
 ``logits_to_keep``): the window from the first masked position before the block (normally none: the
 block's start) to the block's end. Positions are chosen as the reference chooses them (one ``topk`` per row
@@ -52,13 +84,17 @@ later, as in the reference.
 from __future__ import annotations
 
 import inspect
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from srilab.errors import SrilabError
 from srilab.models.base import shift_logits
+from srilab.sampling.diffusion_cache import CACHES, BlockCache
 from srilab.sampling.diffusion_canvas import INJECTED, PROMPT_MASKS, Canvas
 from srilab.sampling.diffusion_rules import (
     REMASKING,
@@ -70,8 +106,11 @@ from srilab.sampling.diffusion_rules import (
     rand,
 )
 
+if TYPE_CHECKING:
+    from srilab.sampling.trace import Tracer
+
 __all__ = [
-    "INJECTED", "PROMPT_MASKS", "REMASKING", "Injection", "Randomness", "add_gumbel_noise", "generate",
+    "CACHES", "INJECTED", "PROMPT_MASKS", "REMASKING", "Injection", "Randomness", "add_gumbel_noise", "generate",
     "get_num_transfer_tokens",
 ]
 
@@ -104,24 +143,34 @@ class _Forward:
     cfg_scale: float
     logits_shift: int
     keep_ok: bool  # compute only the window's logits (``logits_to_keep``), not the whole canvas's
+    cache: BlockCache | None = None  # cache="prefix"/"dual": refresh and step passes (diffusion_cache)
 
-    def window(self, inp: torch.Tensor, mask: torch.Tensor | None, lo: int, hi: int) -> torch.Tensor:
+    def window(
+        self, inp: torch.Tensor, mask: torch.Tensor | None, lo: int, hi: int, refresh: bool = True
+    ) -> torch.Tensor:
         """Logits [B, hi - lo, V] of canvas positions [lo, hi)."""
+        if self.cache is not None:
+            return self.cache(inp, mask, lo, hi, refresh)
         if self.keep_ok:
             # Dream reads position i at i - 1; position 0 has no predecessor and reads itself (as shift_logits).
             keep = torch.arange(lo - self.logits_shift, hi - self.logits_shift, device=inp.device).clamp_min(0)
             return self.model(inp, attention_mask=mask, logits_to_keep=keep).logits
         return shift_logits(self.model(inp, attention_mask=mask).logits, self.logits_shift)[:, lo:hi]
 
-    def __call__(self, canvas: Canvas, lo: int) -> torch.Tensor:
+    def __call__(
+        self, canvas: Canvas, lo: int, x: torch.Tensor | None = None, refresh: bool = True
+    ) -> torch.Tensor:
+        """``x``: the input (default the canvas; a threshold run feeds finished rows their last input).
+        ``refresh``: with a cache, recompute and store the whole canvas (the first step of a block)."""
+        x = canvas.x if x is None else x
         if self.cfg_scale > 0.0:
-            un_x = canvas.x.clone()
+            un_x = x.clone()
             un_x[canvas.prompt_index] = canvas.mask_id  # the unconditional branch: the prompt masked
             mask = None if self.attention_mask is None else torch.cat([self.attention_mask] * 2, dim=0)
-            both = self.window(torch.cat([canvas.x, un_x], dim=0), mask, lo, canvas.b1)
+            both = self.window(torch.cat([x, un_x], dim=0), mask, lo, canvas.b1, refresh)
             logits, un_logits = torch.chunk(both, 2, dim=0)
             return un_logits + (self.cfg_scale + 1) * (logits - un_logits)
-        return self.window(canvas.x, self.attention_mask, lo, canvas.b1)
+        return self.window(x, self.attention_mask, lo, canvas.b1, refresh)
 
 
 @dataclass(frozen=True)
@@ -163,7 +212,9 @@ class _Predict:
         return x0, x0_p
 
 
-def _check(steps, gen_length, block_length, remasking, revision, prompt_masks, injections) -> dict:
+def _check(
+    steps, gen_length, block_length, remasking, revision, prompt_masks, injections, cache="none", threshold=None
+) -> dict:
     """Validate the arguments; the injections by step."""
     if gen_length <= 0 or block_length <= 0 or steps <= 0:
         raise SrilabError("steps, gen_length and block_length must be positive")
@@ -177,6 +228,12 @@ def _check(steps, gen_length, block_length, remasking, revision, prompt_masks, i
         raise SrilabError(f"revision must be in [0, 1), got {revision}")
     if prompt_masks not in PROMPT_MASKS:
         raise SrilabError(f"unknown prompt_masks {prompt_masks!r}: use one of {', '.join(PROMPT_MASKS)}")
+    if cache not in CACHES:
+        raise SrilabError(f"unknown cache {cache!r}: use one of {', '.join(CACHES)}")
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not math.isfinite(threshold)
+    ):
+        raise SrilabError(f"threshold must be a finite number or None, got {threshold!r}")
     by_step: dict[int, list[Injection]] = {}
     for inj in injections:
         if inj.offset < 0 or inj.offset + len(inj.token_ids) > gen_length:
@@ -208,8 +265,11 @@ def generate(
     injections: Sequence[Injection] = (),
     logits_shift: int = 0,
     generator: Randomness = None,
-    tracer=None,
+    tracer: Tracer | None = None,
     prompt_masks: str = "reference",
+    cache: str = "none",
+    threshold: float | None = None,
+    stats: dict | None = None,
 ) -> torch.Tensor:
     """Generate ``gen_length`` tokens after ``prompt`` [B, P] by masked diffusion; returns [B, P + gen_length].
 
@@ -220,8 +280,14 @@ def generate(
     ``prompt_masks``: ``"reference"`` (LLaDA's and so DIJA's behaviour: masks in the prompt compete for the
     block's budget without adding to it; some response positions may stay masked) or ``"schedule"`` (they
     are budgeted in the first block too, so the output holds no mask).
+
+    Fast decoding (module docstring, "Fast decoding"): ``cache`` ``"none"`` / ``"prefix"`` / ``"dual"``;
+    ``threshold``: commit every masked window position whose confidence reaches it, on top of the schedule.
+    ``stats``: a dict to fill with ``commits`` (long [B, steps]: positions each row committed at each step,
+    0 at a padded step), ``forward_passes`` (model calls; a CFG call counts once), ``full_passes`` (those
+    over the whole canvas) and ``block_passes`` (model calls per block).
     """
-    by_step = _check(steps, gen_length, block_length, remasking, revision, prompt_masks, injections)
+    by_step = _check(steps, gen_length, block_length, remasking, revision, prompt_masks, injections, cache, threshold)
     batch, plen = prompt.shape
     num_blocks = gen_length // block_length
     steps_per_block = steps // num_blocks
@@ -234,59 +300,119 @@ def generate(
             attention_mask = None  # nothing to mask: the unmasked attention path is the same maths, faster
     predict = _Predict(temperature, remasking, generator, confidence_eos_eot_inf, eos_id, eot_id)
     keep_ok = not predict.full_draw and _accepts_logits_to_keep(model)
-    forward = _Forward(model, attention_mask, cfg_scale, logits_shift, keep_ok)
+    block_cache = None
+    if cache != "none":
+        block_cache = BlockCache(model, cache, logits_shift, None if tracer is None else tracer.module)
+    forward = _Forward(model, attention_mask, cfg_scale, logits_shift, keep_ok, block_cache)
+    commits: list[torch.Tensor] = []
+    block_passes = [0] * num_blocks
 
-    for num_block in range(num_blocks):
-        b0 = plen + num_block * block_length  # block bounds, canvas positions
-        canvas.begin_block(b0, b0 + block_length, steps_per_block, _stopped(tracer))
-        for i in range(steps_per_block):
-            step = num_block * steps_per_block + i
-            stopped = _stopped(tracer)
+    try:
+        for num_block in range(num_blocks):
+            b0 = plen + num_block * block_length  # block bounds, canvas positions
+            canvas.begin_block(b0, b0 + block_length, steps_per_block, _stopped(tracer))
+            last_input: torch.Tensor | None = None  # threshold: each row's input at its last pass
+            for i in range(steps_per_block):
+                step = num_block * steps_per_block + i
+                stopped = _stopped(tracer)
 
-            # -- inject: text written before the forward pass, and a live monitor's re-masks
-            changed = canvas.inject(by_step.get(step, ()))
-            if tracer is not None and tracer.remask_rows:
-                canvas.take_back(tracer.pop_remask())
-                changed = True
-            lo = canvas.window_start(stopped)  # positions [lo, b1) may commit: the block and earlier masks
-            if changed:
-                canvas.respread(i, lo)  # the masks changed: spread what is left over the remaining steps
-            mask_index = canvas.x[:, lo : canvas.b1] == mask_id
+                # -- pad: with a threshold, once every row is done with the block its remaining steps repeat
+                if threshold is not None and i > 0 and _may_pad(canvas, i, stopped, tracer, step in by_step):
+                    if tracer is not None:
+                        tracer.repeat_last()
+                    commits.append(torch.zeros(batch, dtype=torch.long, device=prompt.device))
+                    continue
 
-            # -- forward (+CFG): the window's logits, banned tokens and (optionally) EOS excluded
-            logits = forward(canvas, lo)
-            canvas.ban(logits, lo)
-            if logits_eos_inf:
-                logits[:, :, eos_id] = -torch.inf
+                # -- inject: text written before the forward pass, and a live monitor's re-masks
+                changed = canvas.inject(by_step.get(step, ()))
+                if tracer is not None and tracer.remask_rows:
+                    canvas.take_back(tracer.pop_remask())
+                    changed = True
+                lo = canvas.window_start(stopped)  # positions [lo, b1) may commit: the block and earlier masks
+                if changed:
+                    canvas.respread(i, lo)  # the masks changed: spread what is left over the remaining steps
+                mask_index = canvas.x[:, lo : canvas.b1] == mask_id
 
-            # -- x0 and its confidence; positions already decided keep their token and cannot be chosen
-            x0, x0_p = predict(logits, canvas, lo, step)
-            x0 = torch.where(mask_index, x0, canvas.x[:, lo : canvas.b1])
-            conf = minus_inf_where_not(mask_index, x0_p)
+                # -- forward (+CFG): the window's logits, banned tokens and (optionally) EOS excluded
+                x_in = idle = None
+                if threshold is not None:
+                    # Rows done with the block commit nothing more and see the input of their last pass again,
+                    # so their state is their last one, whichever batch they run in (module docstring).
+                    idle = _idle(canvas, i, stopped)
+                    if changed or last_input is None:
+                        x_in = canvas.x.clone()
+                    else:
+                        x_in = torch.where(idle[:, None], last_input, canvas.x)
+                    last_input = x_in
+                logits = forward(canvas, lo, x_in, refresh=i == 0 or changed)
+                block_passes[num_block] += 1
+                canvas.ban(logits, lo)
+                if logits_eos_inf:
+                    logits[:, :, eos_id] = -torch.inf
 
-            # -- choose the positions to commit: the step's budget, plus as many as revision re-masks
-            k = canvas.schedule[:, i]
-            revised = None
-            if revision > 0.0 and i < steps_per_block - 1:
-                revised = canvas.revise(logits, lo, mask_index, k, revision)
-                k = k + revised.sum(dim=1)
-            if stopped is not None:
-                k = torch.where(stopped, torch.zeros_like(k), k)  # a live monitor froze these rows
-                revised = None if revised is None else revised & ~stopped[:, None]
-            transfer_index = canvas.choose(conf, lo, k)
+                # -- x0 and its confidence; positions already decided keep their token and cannot be chosen
+                x0, x0_p = predict(logits, canvas, lo, step)
+                x0 = torch.where(mask_index, x0, canvas.x[:, lo : canvas.b1])
+                conf = minus_inf_where_not(mask_index, x0_p)
 
-            # -- commit (and revise)
-            canvas.commit(lo, transfer_index, x0, revised, step)
+                # -- choose the positions to commit: the step's budget (with a threshold, at least every
+                #    position whose confidence reaches it), plus as many as revision re-masks
+                k = planned = canvas.schedule[:, i]
+                if idle is not None:
+                    k = torch.maximum(k, (conf >= threshold).sum(dim=1))
+                    k = torch.where(idle, torch.zeros_like(k), k)
+                extra = None if idle is None else k > planned
+                revised = None
+                if revision > 0.0 and i < steps_per_block - 1:
+                    revised = canvas.revise(logits, lo, mask_index, k, revision)
+                    if idle is not None:
+                        revised &= ~idle[:, None]
+                    k = k + revised.sum(dim=1)
+                if stopped is not None:
+                    k = torch.where(stopped, torch.zeros_like(k), k)  # a live monitor froze these rows
+                    revised = None if revised is None else revised & ~stopped[:, None]
+                transfer_index = canvas.choose(conf, lo, k)
 
-            # -- trace
-            if tracer is not None:
-                extra = {}
-                if getattr(tracer, "x0_due", False):
-                    extra["x0"], extra["x0_p"] = canvas.x0_trace(lo, x0, logits)
-                tracer.record_diffusion(canvas.x, plen, mask_id, logits_shift, **extra)
+                # -- commit (and revise); a threshold's extra commits leave fewer masks to spread
+                canvas.commit(lo, transfer_index, x0, revised, step)
+                if extra is not None and i + 1 < steps_per_block and bool(extra.any()):
+                    canvas.respread(i + 1, lo, rows=extra)
+                commits.append(transfer_index.sum(dim=1))
+
+                # -- trace
+                if tracer is not None:
+                    more = {}
+                    if getattr(tracer, "x0_due", False):
+                        more["x0"], more["x0_p"] = canvas.x0_trace(lo, x0, logits)
+                    tracer.record_diffusion(canvas.x, plen, mask_id, logits_shift, **more)
+    finally:
+        if block_cache is not None:
+            block_cache.close()
+    if stats is not None:
+        stats.update(
+            commits=torch.stack(commits, dim=1),
+            forward_passes=sum(block_passes),
+            full_passes=block_cache.refreshes if block_cache is not None else sum(block_passes),
+            block_passes=block_passes,
+        )
     return canvas.x
 
 
 def _stopped(tracer) -> torch.Tensor | None:
     """Bool [B]: the rows a live monitor has stopped (None: none, or no monitor)."""
     return None if tracer is None else tracer.stopped
+
+
+def _idle(canvas: Canvas, i: int, stopped: torch.Tensor | None) -> torch.Tensor:
+    """Bool [B]: the rows that commit nothing more in this block (plan exhausted, or stopped by a monitor)."""
+    idle = canvas.budget_left(i) == 0
+    return idle if stopped is None else idle | stopped
+
+
+def _may_pad(canvas: Canvas, i: int, stopped, tracer, injecting: bool) -> bool:
+    """Whether step ``i`` of a threshold run may repeat the last state instead of running the model: every
+    row is done with the block, nothing is injected, and no live monitor (it reads every step and may re-open
+    the block by a re-mask) or x0 trace (it keeps every step's prediction) needs the step's pass."""
+    if injecting or not bool(_idle(canvas, i, stopped).all()):
+        return False
+    return tracer is None or (tracer.monitor is None and not getattr(tracer, "x0_due", False))

@@ -85,16 +85,24 @@ class Canvas:
         cols = late.any(dim=0).nonzero()
         return int(cols[0]) if len(cols) else self.b0
 
-    def respread(self, i: int, lo: int) -> None:
+    def respread(self, i: int, lo: int, rows: torch.Tensor | None = None) -> None:
         """The canvas changed before step ``i`` of the block: spread what is left over the remaining steps
         (the block's masks, plus, once a live monitor re-masked, the masked response positions before it;
-        with ``prompt_masks="schedule"`` every mask from ``lo``)."""
+        with ``prompt_masks="schedule"`` every mask from ``lo``). ``rows`` (bool [B]): only those rows' plans
+        change (threshold decoding respreads the rows that committed more than planned)."""
         if self.prompt_masks == "schedule":
             start = lo
         else:
             start = self.b0 if self.banned is None else max(lo, self.plen)
         left = get_num_transfer_tokens(self.x[:, start : self.b1] == self.mask_id, self.steps - i)
+        if rows is not None:
+            left = torch.where(rows[:, None], left, self.schedule[:, i:])
         self.schedule = torch.cat([self.schedule[:, :i], left], dim=1)
+
+    def budget_left(self, i: int) -> torch.Tensor:
+        """Long [B]: how many commits the plan still holds for steps ``i..`` of the block (0: the row is done
+        with the block, as far as the schedule goes)."""
+        return self.schedule[:, i:].sum(dim=1)
 
     # ------------------------------------------------------------------------------ changes before a step
     def inject(self, injections: Sequence) -> bool:
