@@ -176,7 +176,8 @@ def test_run_shape_and_timing_and_registry():
 
     with pytest.raises(SrilabError, match="shape"):
         Wrong().run(["a"])
-    assert set(DEFENSES) == {"perplexity", "self_examination", "output_keyword", "smoothllm", "refusal_direction"}
+    assert set(DEFENSES) == {"perplexity", "self_examination", "output_keyword", "smoothllm", "refusal_direction",
+                             "early_rejection", "self_reminder"}
     assert all(issubclass(DEFENSES.get(n), Defense) and DEFENSES.entry(n).source for n in DEFENSES)
 
 
@@ -188,3 +189,29 @@ def test_evaluate_defense_separable():
     mixed = evaluate_defense([0.0, 1.0], [0.5, 2.0], fpr_levels=(0.5,))
     assert set(mixed) == {"auroc", "tpr_at_50pct_fpr"}
     assert mixed["auroc"] == 0.25
+
+
+# ---------------------------------------------------------------------------------------------- dLLM defenses
+@pytest.mark.parametrize("which", [0, 1])
+def test_early_rejection_reads_refusal_mass_at_masked_positions(pair, sets, which):
+    from srilab.defenses.dllm import EarlyRejection
+
+    model = pair[which]
+    er = EarlyRejection(model, refusal_words=["i", "sorry", "no"], gen_length=80)
+    benign, harmful = er.run(sets["benign"][:24]).scores, er.run(sets["harmful"][:24]).scores
+    assert ((benign >= 0.0) & (benign <= 1.0)).all() and ((harmful >= 0.0) & (harmful <= 1.0)).all()
+    assert evaluate_defense(harmful, benign)["auroc"] > 0.8, model.name  # the safety-tuned toy leans to refuse
+    with pytest.raises(SrilabError, match="positions"):
+        EarlyRejection(model, positions=0)
+
+
+def test_self_reminder_answers_again_between_the_reminders(pair, sets):
+    from srilab.defenses.dllm import REMINDER_PREFIX, REMINDER_SUFFIX, SelfReminder
+
+    sampler = SamplerConfig(kind="ar", max_new_tokens=16)
+    sr = SelfReminder(pair[0], sampler)
+    assert sr.remind("q") == f"{REMINDER_PREFIX}\nq\n{REMINDER_SUFFIX}"
+    scores = sr.run(sets["harmful"][:4] + sets["benign"][:4], ["x"] * 8).scores
+    assert set(scores.tolist()) <= {0.0, 1.0} and len(sr.last_responses) == 8
+    # score 1 = the reminded answer is still not a refusal, by the refusal judge
+    assert scores.tolist() == [0.0 if r else 1.0 for r in sr.judge.judge_batch(sr.last_responses)]
