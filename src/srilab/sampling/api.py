@@ -14,170 +14,26 @@ import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from tqdm.auto import tqdm
 
 from srilab.attacks.base import MASK_SPAN, CanvasText, split_mask_spans
 from srilab.errors import SrilabError
 from srilab.models.base import LanguageModel, left_pad
 from srilab.sampling import autoregressive, diffusion
+from srilab.sampling.config import (  # noqa: F401  (re-exported: the configs' home is srilab.sampling.config)
+    AnySampler,
+    ARSamplerConfig,
+    DiffusionSamplerConfig,
+    Sampler,
+    SamplerConfig,
+)
 from srilab.sampling.diffusion import Injection
 from srilab.sampling.dream import dream_generate
 from srilab.sampling.monitor import Monitor
 from srilab.sampling.trace import Trace, TraceConfig, Tracer
-
-
-class _Sampler(BaseModel):
-    """What every sampler has: a name, a temperature and a seed (per-item seeds are ``seed + index``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str | None = None
-    temperature: float = Field(0.0, ge=0.0)
-    seed: int = 0
-
-    _FIELDS: ClassVar[tuple[str, ...]] = ()
-
-    def key(self) -> dict:
-        """The settings that change generations (used in the keys of centres and guards)."""
-        return {f: getattr(self, f) for f in ("kind", "temperature", *self._FIELDS)}
-
-
-class ARSamplerConfig(_Sampler):
-    """Left-to-right decoding with a KV cache: greedy at temperature 0, else temperature / top-p sampling."""
-
-    kind: Literal["ar"] = "ar"
-    max_new_tokens: int = Field(64, gt=0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-
-    _FIELDS: ClassVar[tuple[str, ...]] = ("max_new_tokens", "top_p")
-
-    @property
-    def label(self) -> str:
-        return self.name or f"ar-n{self.max_new_tokens}"
-
-    @property
-    def num_steps(self) -> int:
-        return self.max_new_tokens
-
-    @property
-    def response_length(self) -> int:
-        return self.max_new_tokens
-
-    @property
-    def stochastic(self) -> bool:
-        return self.temperature > 0
-
-
-class DiffusionSamplerConfig(_Sampler):
-    """Masked diffusion: ``steps`` denoising steps over ``gen_length`` response positions.
-
-    ``schedule``: ``llada`` (LLaDA's blocks of ``block_length``, 1 = one token per step, left to right;
-    ``cfg_scale``, ``remasking``, ReMDM-style ``revision``) or ``dream`` (Dream's own ``diffusion_generate``:
-    no blocks, ``alg`` ``maskgit_plus`` / ``topk_margin`` / ``entropy`` / ``origin``, ``alg_temp``, ``top_p``,
-    ``top_k``, ``eps``); None: the model's own (Dream checkpoints: dream, every other: llada)."""
-
-    kind: Literal["diffusion"] = "diffusion"
-    schedule: Literal["llada", "dream"] | None = None
-    steps: int = Field(64, gt=0)
-    gen_length: int = Field(64, gt=0)
-    block_length: int | None = Field(None, gt=0)  # llada; None: gen_length (one block)
-    cfg_scale: float = Field(0.0, ge=0.0)
-    remasking: Literal["low_confidence", "random", "entropy", "margin"] = "low_confidence"
-    revision: float = Field(0.0, ge=0.0, lt=1.0)
-    alg: Literal["origin", "maskgit_plus", "topk_margin", "entropy"] = "entropy"  # dream
-    alg_temp: float | None = Field(None, ge=0.0)
-    top_p: float | None = Field(None, gt=0.0, le=1.0)
-    top_k: int | None = Field(None, gt=0)
-    eps: float = Field(1e-3, gt=0.0, lt=1.0)
-
-    _FIELDS: ClassVar[tuple[str, ...]] = ("schedule", "steps", "gen_length", "block_length", "cfg_scale",
-                                          "remasking", "revision")
-    _DREAM: ClassVar[tuple[str, ...]] = ("schedule", "steps", "gen_length", "alg", "alg_temp", "top_p", "top_k", "eps")
-    _LLADA_ONLY: ClassVar[tuple[str, ...]] = ("block_length", "cfg_scale", "remasking", "revision")
-    _DREAM_ONLY: ClassVar[tuple[str, ...]] = ("alg", "alg_temp", "top_p", "top_k", "eps")
-
-    @model_validator(mode="after")
-    def _check_blocks(self) -> DiffusionSamplerConfig:
-        if self.schedule == "dream":
-            given = sorted(f for f in self._LLADA_ONLY if f in self.model_fields_set)
-            if given:
-                raise ValueError(f"{', '.join(given)}: LLaDA-schedule settings, not used by schedule: dream")
-            return self
-        if self.schedule == "llada":
-            given = sorted(f for f in self._DREAM_ONLY if f in self.model_fields_set)
-            if given:
-                raise ValueError(f"{', '.join(given)}: Dream-schedule settings, not used by schedule: llada")
-        if self.gen_length % self.blocks_of:
-            raise ValueError(f"gen_length {self.gen_length} must be a multiple of block_length {self.blocks_of}")
-        blocks = self.gen_length // self.blocks_of
-        if self.steps % blocks:
-            raise ValueError(f"steps {self.steps} must be a multiple of the number of blocks {blocks}")
-        return self
-
-    @property
-    def blocks_of(self) -> int:
-        """The block length LLaDA's schedule uses (``block_length``, default one block)."""
-        return self.block_length or self.gen_length
-
-    def key(self) -> dict:
-        fields = self._DREAM if self.schedule == "dream" else self._FIELDS
-        out = {f: getattr(self, f) for f in ("kind", "temperature", *fields)}
-        if out.get("schedule") is None:
-            out.pop("schedule", None)  # the model's own schedule: the key of every config before schedules existed
-        if "block_length" in out:
-            out["block_length"] = self.blocks_of
-        return out
-
-    def schedule_for(self, model: LanguageModel) -> str:
-        """The schedule this sampler runs on ``model``: its own, else the model family's."""
-        if self.schedule is not None:
-            return self.schedule
-        return "dream" if model.info.get("format") == "dream" else "llada"
-
-    @property
-    def label(self) -> str:
-        if self.name:
-            return self.name
-        if self.schedule == "dream":
-            return f"dream-s{self.steps}-g{self.gen_length}-{self.alg}"
-        return f"diffusion-s{self.steps}-g{self.gen_length}-b{self.blocks_of}"
-
-    @property
-    def num_steps(self) -> int:
-        return self.steps
-
-    @property
-    def response_length(self) -> int:
-        return self.gen_length
-
-    @property
-    def stochastic(self) -> bool:
-        return self.temperature > 0 or self.remasking == "random" or self.alg == "origin" or bool(self.alg_temp)
-
-
-#: Either sampler family (for type hints).
-Sampler = ARSamplerConfig | DiffusionSamplerConfig
-#: Either sampler family, told apart by ``kind`` (what a study config's ``samplers`` list holds).
-AnySampler = Annotated[ARSamplerConfig | DiffusionSamplerConfig, Field(discriminator="kind")]
-_FAMILIES: dict[str, type[_Sampler]] = {"ar": ARSamplerConfig, "diffusion": DiffusionSamplerConfig}
-
-
-def SamplerConfig(kind: str, **settings: Any) -> ARSamplerConfig | DiffusionSamplerConfig:  # noqa: N802
-    """A sampler config of the family ``kind`` (``"ar"`` or ``"diffusion"``); settings are validated by it
-    (a setting of the other family is an unknown key)."""
-    if kind not in _FAMILIES:
-        raise SrilabError(f"unknown sampler kind {kind!r}: use 'ar' or 'diffusion'")
-    try:
-        return _FAMILIES[kind](**settings)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or kind
-        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
-        raise SrilabError(f"{kind} sampler: {where}: {msg}") from None
 
 
 @dataclass
@@ -209,6 +65,33 @@ class Generation:
 
 def item_generators(seeds: Sequence[int]) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+
+def _check_lengths(model: LanguageModel, sampler: Sampler, texts: Sequence[str]) -> None:
+    """Prompt + response must fit the model's context (``max_position_embeddings``): one error naming the numbers,
+    before anything is allocated."""
+    from srilab.models.loading import model_context
+
+    limit = model_context(model)
+    if not limit:
+        return
+    response = sampler.response_length
+    if response >= limit:
+        raise SrilabError(
+            f"{model.name}: a response of {response} tokens does not fit the model's context of {limit} tokens: "
+            "lower max_new_tokens / gen_length"
+        )
+    if model.tokenizer is None:
+        return
+    long = [t for t in texts if len(t.encode("utf-8")) > limit - response]  # a token covers at least one byte
+    if not long:
+        return
+    n_prompt = max(len(model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in long)
+    if n_prompt + response > limit:
+        raise SrilabError(
+            f"{model.name}: prompt ({n_prompt} tokens) + response ({response} tokens) = {n_prompt + response} "
+            f"exceed the model's context of {limit} tokens: shorten the prompt or lower max_new_tokens / gen_length"
+        )
 
 
 def generate(
@@ -259,10 +142,15 @@ def generate(
     if canvas is not None and any(canvas) and sampler.kind != "diffusion":
         raise SrilabError("canvas injections need a diffusion sampler")
     seeds = list(seeds) if seeds is not None else [sampler.seed + i for i in range(n)]
+    if any(not isinstance(s, int) or not 0 <= s < 2**63 for s in seeds):
+        raise SrilabError(f"seeds must be integers in [0, 2**63): got {max(seeds, key=lambda s: abs(int(s)))}")
+    if batch_size < 1:
+        raise SrilabError(f"batch_size must be at least 1, got {batch_size}")
     texts = [
         model.chat_prompt(p, f) if chat else (f"{p} {f}" if f else p)
         for p, f in zip(prompts, prefills, strict=True)
     ]
+    _check_lengths(model, sampler, texts)
     spans = mask_spans and _check_mask_spans(model, sampler, prompts, prefills, texts)
     filled: list[tuple[list[str], int]] = []
     stochastic = sampler.stochastic
@@ -271,6 +159,7 @@ def generate(
     traces: list[Trace] = []
     stop_steps: list[int] = []
     remask_counts: list[int] = []
+    commits: list[list[int]] = []  # diffusion (LLaDA's schedule): tokens committed per row and step
     start = time.perf_counter()
     bar = tqdm(total=n, desc=f"{model.name} [{sampler.label}]", disable=not progress, leave=False)
     for lo in range(0, n, batch_size):
@@ -300,13 +189,16 @@ def generate(
                         logits_shift=model.logits_shift, generator=rng, tracer=tracer, injections=injections,
                     )
                 else:
+                    step_stats: dict[str, Any] = {}
                     out = diffusion.generate(
                         model.module, ids, mask,
                         steps=sampler.steps, gen_length=sampler.gen_length, block_length=sampler.blocks_of,
                         temperature=sampler.temperature, cfg_scale=sampler.cfg_scale, remasking=sampler.remasking,
                         mask_id=model.mask_id, revision=sampler.revision, injections=injections,
-                        logits_shift=model.logits_shift, generator=rng, tracer=tracer, prompt_masks=prompt_masks,
+                        logits_shift=model.logits_shift, generator=rng, tracer=tracer,
+                        cache=sampler.cache, threshold=sampler.threshold, stats=step_stats, prompt_masks=prompt_masks,
                     )
+                    commits.extend(step_stats["commits"].tolist() if "commits" in step_stats else [])
         responses.extend(out[:, ids.shape[1]:].tolist())
         filled.extend(read_mask_spans(model, out, where) if spans else [])
         if tracer is not None:
@@ -325,6 +217,7 @@ def generate(
         seconds=seconds,
         meta={"model": model.name, "sampler": sampler.key(), "label": sampler.label,
               **({"stop_steps": stop_steps, "remask_counts": remask_counts} if monitor is not None else {}),
+              **({"commits_per_step": commits} if commits else {}),
               **({"prompt_masks": prompt_masks, "unfilled_prompt_masks": [left for _, left in filled]}
                  if spans else {})},
         filled_prompts=[_fill(p, f) for p, (f, _) in zip(prompts, filled, strict=True)] if spans else [None] * n,

@@ -64,12 +64,25 @@ class ModelSpec(_Strict):
     device: str = "cpu"
     gguf_file: str | None = None
     trust_remote_code: bool = False
+    allow_pickle: bool = False  # load .bin/.pt/.pkl weights (unpickling runs code: only for files you trust)
     samplers: list[AnySampler] = Field(min_length=1)
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, v: str) -> str:
         return _check_name(v)
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, v: str | None) -> str | None:
+        if v is not None and v not in DTYPES:
+            raise ValueError(f"unknown dtype {v!r}: use one of {', '.join(DTYPES)}")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        return check_device(v)
 
     @model_validator(mode="after")
     def _unique_samplers(self) -> ModelSpec:
@@ -125,11 +138,21 @@ class AttackSpec(_Strict):
     """An attack from :mod:`srilab.attacks` and its settings."""
 
     name: str = Field(min_length=1)
+    label: str | None = None  # how it is named in the results (default: name); lets one attack run twice
     target: str | None = None  # default: the row's own target, else "Sure, here is how to do that:"
     injection_fraction: float = Field(0.25, ge=0.0, le=1.0)
     step_markers: list[str] | None = None
     marker_span: int | None = Field(None, gt=0)  # response_template: tokens from one marker to the next
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+    @field_validator("label")
+    @classmethod
+    def _safe_label(cls, v: str | None) -> str | None:
+        return v if v is None else _check_name(v)
 
 
 class JudgeSpec(_Strict):
@@ -212,6 +235,9 @@ class AnalysisSpec(_Strict):
 
     dynamics_every: int = Field(8, ge=0)  # judge intermediate canvases every this many steps (0: off)
     text_baseline: bool = True  # the benign-only TF-IDF detector on the answer text
+    # robust guard variants (representation x detector), one chosen on calibration data only (srilab.study.
+    # guard_variants): costly (each variant refitted per calibration topic group), so off by default
+    guard_variants: bool = False
 
 
 class StudyConfig(_Strict):
@@ -231,6 +257,11 @@ class StudyConfig(_Strict):
     defenses: list[DefenseSpec] = Field(default_factory=list)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     n_boot: int = Field(1000, ge=100)
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_range(cls, v: int) -> int:
+        return check_seed(v)
 
     @field_validator("attacks", mode="before")
     @classmethod
@@ -252,7 +283,7 @@ class StudyConfig(_Strict):
         for what, names in (
             ("model", [m.name for m in self.models]),
             ("dataset", [d.name for d in self.datasets]),
-            ("attack", [a.name for a in self.attacks]),
+            ("attack", [a.key for a in self.attacks]),
             ("judge", [j.key for j in self.judges]),
         ):
             dup = sorted({x for x in names if names.count(x) > 1})
@@ -262,7 +293,7 @@ class StudyConfig(_Strict):
         harmful = [d.name for d in self.datasets if d.role == "harmful"]
         if not harmful:
             raise ValueError("at least one dataset needs role: harmful (the attacked requests)")
-        attacks = [a.name for a in self.attacks]
+        attacks = [a.key for a in self.attacks]
         for d in self.datasets:
             if d.attacks is not None and d.role != "harmful":
                 raise ValueError(f"dataset {d.name!r}: attacks apply to harmful datasets only")
@@ -313,6 +344,27 @@ class StudyConfig(_Strict):
         return json.loads(self.model_dump_json())
 
 
+DTYPES = ("float32", "float16", "bfloat16")
+#: Seeds are per item (``seed`` + the item's index) and feed numpy and torch generators: keep them in 31 bits.
+MAX_SEED = 2**31 - 1
+
+
+def check_seed(v: int) -> int:
+    if not 0 <= v <= MAX_SEED - 10**6:
+        raise ValueError(f"seed {v} is out of range: use 0 <= seed <= {MAX_SEED - 10**6}")
+    return v
+
+
+def check_device(v: str) -> str:
+    """``cpu``, ``cuda[:N]`` or ``mps``, and only a device that this machine has."""
+    from srilab.io import device_problem
+
+    problem = device_problem(v)
+    if problem:
+        raise ValueError(problem)
+    return v
+
+
 def _check_name(v: str) -> str:
     bad = set(v) & set('/\\:*?"<>|\n\t ')
     if bad or v.startswith("."):
@@ -342,17 +394,36 @@ def parse_config(data: Any, *, source: str = "config") -> StudyConfig:
         raise SrilabError(f"{source}: " + "; ".join(problems)) from None
 
 
+#: A study config is a few kilobytes; anything much larger is the wrong file.
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def load_config(path: str | Path) -> StudyConfig:
-    """Read and validate a study config file (YAML or JSON)."""
+    """Read and validate a study config file (YAML or JSON).
+
+    YAML anchors and aliases (``&a`` / ``*a``) are refused: a study config does not need them, and nested
+    aliases expand exponentially (a "billion laughs" file would exhaust the memory).
+    """
+    from srilab.io import read_text
+
     path = Path(path)
-    if not path.is_file():
-        raise SrilabError(f"study config {path} does not exist")
+    if path.is_dir():
+        raise SrilabError(f"study config {path} is a directory: pass the study YAML file")
+    text = read_text(path, "study config", max_bytes=MAX_CONFIG_BYTES)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                mark = event.start_mark
+                raise SrilabError(
+                    f"{path}:{mark.line + 1}: YAML aliases (*{event.anchor}) are not allowed in a study config: "
+                    "write the values out"
+                )
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise SrilabError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+        problem = str(getattr(err, "problem", None) or err).splitlines()[0]
+        raise SrilabError(f"{path}{where}: not valid YAML ({problem})") from None
     if isinstance(data, dict):
         data = _resolve_inputs(data, path.resolve().parent)
     return parse_config(data, source=str(path))

@@ -13,16 +13,15 @@ built from the run directory alone (:mod:`srilab.study.analysis`).
 
 from __future__ import annotations
 
+import contextlib
 import gc
-import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import save
 from tqdm.auto import tqdm
@@ -34,163 +33,24 @@ from srilab.models.base import LanguageModel
 from srilab.sampling.api import Sampler, generate
 from srilab.sampling.trace import TraceConfig
 from srilab.sri.dynamics import intermediate_texts
-from srilab.study.config import TOY_PREFIX, AttackSpec, DatasetSpec, JudgeSpec, ModelSpec, StudyConfig, load_config
+from srilab.study.config import TOY_PREFIX, JudgeSpec, ModelSpec, StudyConfig, load_config
 from srilab.study.defense_phase import score_defenses
+from srilab.study.interrupt import INTERRUPT, Interrupted
 from srilab.study.judge_phase import judge_all
-from srilab.study.protocol import Protocol, ProtocolItem, assign
+from srilab.study.matrix import (
+    Cell,
+    Item,
+    cell_items,
+    cells,
+    check_names,
+    load_items,
+    study_protocol,
+)
+from srilab.study.protocol import Protocol
 from srilab.study.store import RunDir, atomic_write_bytes, atomic_write_text
 from srilab.toy.pair import pair_world
 
 DEFAULT_TARGET = "Sure, here is how to do that:"
-DIRECT = AttackSpec(name="direct")
-
-
-@dataclass(frozen=True)
-class Item:
-    """One request of a dataset."""
-
-    id: str
-    index: int
-    prompt: str
-    target: str | None = None
-    category: str | None = None
-    meta: dict = field(default_factory=dict, hash=False)
-    group: str | None = None  # the topic group (see DatasetSpec.group_by)
-
-
-@dataclass(frozen=True)
-class Cell:
-    model: ModelSpec
-    sampler: Sampler
-    dataset: DatasetSpec
-    attack: AttackSpec
-
-    @property
-    def id(self) -> str:
-        attack = self.attack.name.replace(":", "~")
-        return f"{self.model.name}.{self.sampler.label}.{self.dataset.name}.{attack}"
-
-    def key(self, item: Item) -> str:
-        return f"{self.model.name}/{self.sampler.label}/{self.dataset.name}/{self.attack.name}/{item.id}"
-
-
-# ------------------------------------------------------------------------------------------------ data
-def load_items(ds: DatasetSpec, cfg: StudyConfig) -> list[Item]:
-    """The dataset's requests as items (ids unique within the dataset)."""
-    if ds.source == "toy":
-        return _toy_items(ds, cfg)
-    from srilab.data import load_dataset, load_prompts
-
-    if ds.source == "prompts":
-        if ds.path is None:
-            raise SrilabError(f"dataset {ds.name!r}: source: prompts needs a path")
-        records = load_prompts(ds.path, column=ds.column, limit=ds.limit, on_error=ds.on_error)
-    else:
-        records = load_dataset(
-            ds.source, ds.path, split=ds.split, limit=ds.limit, on_error=ds.on_error, hub_id=ds.hub_id
-        )
-    if not records:
-        raise SrilabError(f"dataset {ds.name!r} has no rows (source {ds.source}, path {ds.path})")
-    seen: dict[str, int] = {}
-    items = []
-    for i, r in enumerate(records):
-        rid = r.id
-        if rid in seen:  # ids must be unique keys: a repeated id gets its row number appended
-            rid = f"{r.id}#{i}"
-        seen[rid] = i
-        items.append(Item(rid, i, r.prompt, r.target, r.category, {"label": r.label}))
-    return _grouped(items, ds)
-
-
-def _grouped(items: list[Item], ds: DatasetSpec) -> list[Item]:
-    """Items with their topic group: the category, or ``hash:N`` groups of the id (also the fallback, with
-    8 groups, for a benign set without categories)."""
-    how = ds.group_by
-    if how == "category" and any(it.category for it in items):
-        return [replace(it, group=it.category or "(none)") for it in items]
-    n = int(how[5:]) if how.startswith("hash:") else 8
-    return [replace(it, group=f"h{int(hashlib.sha256(it.id.encode()).hexdigest(), 16) % n}") for it in items]
-
-
-def _toy_items(ds: DatasetSpec, cfg: StudyConfig) -> list[Item]:
-    from srilab.toy.corpus import eval_sets
-    from srilab.toy.world import target_for
-
-    world = pair_world(cfg.toy_pair)
-    sets = eval_sets(world)
-    if ds.split not in sets:
-        raise SrilabError(f"dataset {ds.name!r}: toy split must be one of {', '.join(sets)}, got {ds.split!r}")
-    rows = list(enumerate(sets[ds.split]))
-    if ds.limit and ds.limit < len(rows):  # evenly spaced: the toy sets are ordered by task, so a prefix is one topic
-        rows = [rows[int(i)] for i in np.unique(np.linspace(0, len(rows) - 1, ds.limit).round().astype(int))]
-    return [
-        Item(
-            f"toy-{ds.split}-{i}", i, r["prompt"], target_for(world, r["task"]) if r["task"] else None, r["group"],
-            {"task": r["task"], "answer": r["answer"], "kind": r["kind"]}, group=r["group"],
-        )
-        for i, r in rows
-    ]
-
-
-def check_names(cfg: StudyConfig) -> None:
-    """Attack names and the oracle's world are checked before any model is loaded (judge names: by the
-    config)."""
-    for a in cfg.attacks:
-        get_attack(a.name)
-    toy_models = all(m.is_toy for m in cfg.models)
-    for m in cfg.models:
-        if m.is_toy and m.path[len(TOY_PREFIX):] not in ("ar", "diffusion"):
-            raise SrilabError(f"model {m.name!r}: toy models are toy:ar or toy:diffusion, got {m.path!r}")
-    if any(j.name == "oracle" for j in cfg.judges) and not (
-        toy_models and all(d.source == "toy" for d in cfg.datasets)
-    ):
-        raise SrilabError("the oracle judge knows only the toy world: use it with toy models and toy datasets")
-
-
-def study_protocol(cfg: StudyConfig, items: dict[str, list[Item]]) -> Protocol:
-    """Every item's role (:mod:`srilab.study.protocol`), from the config and the loaded items alone."""
-    by_role: dict[str, dict[str, list[ProtocolItem]]] = {"benign": {}, "harmful": {}, "capability": {}}
-    for d in cfg.datasets:
-        by_role[d.role][d.name] = [ProtocolItem(d.name, it.id, it.group) for it in items[d.name]]
-    harmful = [d.name for d in cfg.datasets if d.role == "harmful"]
-    p = cfg.protocol
-    return assign(
-        cfg.seed if p.seed is None else p.seed, by_role["benign"], by_role["harmful"], by_role["capability"],
-        shares={"centre": p.centre, "guard_fit": p.guard_fit, "calibration": p.calibration,
-                "eval_seen_topics": p.eval_seen_topics},
-        dataset_roles={d.name: d.roles for d in cfg.datasets if d.role == "benign"},
-        unseen_share=p.unseen_groups, centre_dataset=(cfg.sri.harmful or harmful[0]) if cfg.sri.enabled else None,
-        harmful_centre_share=p.harmful_centre,
-    )
-
-
-def cell_items(cell: Cell, items: list[Item], protocol: Protocol) -> list[Item]:
-    """The items a cell generates: harmful-centre items are asked directly only (never attacked), excluded
-    items never."""
-    if cell.dataset.role != "harmful":
-        return items
-    skip = {"excluded"} if cell.attack.name == "direct" else {"excluded", "harmful_centre"}
-    return [it for it in items if protocol.role(cell.dataset.name, it.id) not in skip]
-
-
-def cells(cfg: StudyConfig) -> tuple[list[Cell], list[str]]:
-    """The matrix, in run order, and the (model, sampler, attack) combinations skipped as not applicable."""
-    out, skipped = [], []
-    for m in cfg.models:
-        for s in m.samplers:
-            for d in cfg.datasets:
-                if d.role == "harmful":
-                    attacks = [a for a in cfg.attacks if d.attacks is None or a.name in d.attacks]
-                else:
-                    attacks = [DIRECT]
-                for a in attacks:
-                    if not get_attack(a.name).applies_to(s.kind):
-                        note = f"{a.name} needs a {get_attack(a.name).needs} sampler: skipped for {m.name}/{s.label}"
-                        if note not in skipped:
-                            skipped.append(note)
-                        continue
-                    out.append(Cell(m, s, d, a))
-    return out, skipped
 
 
 # ------------------------------------------------------------------------------------------------ models
@@ -205,7 +65,7 @@ def load_model(spec: ModelSpec, cfg: StudyConfig) -> LanguageModel:
 
         lm = load(
             spec.path, kind=spec.kind, device=spec.device, dtype=spec.dtype, gguf_file=spec.gguf_file,
-            trust_remote_code=spec.trust_remote_code,
+            trust_remote_code=spec.trust_remote_code, allow_pickle=spec.allow_pickle,
         )
     lm.name = spec.name
     return lm
@@ -259,9 +119,12 @@ def run_batch(
     if len(decodings) > 1:
         raise SrilabError(f"{cell.id}: the attack asked for different decoding settings within one batch")
     sampler, prompt_masks = attack_sampler(cell.sampler, attacked[0].meta.get("decoding"), lm)
+    # The sampler's current guess at every position (x0), every few steps: LLaDA's schedule records it.
+    x0_on = diffusion and cfg.analysis.dynamics_every > 0 and sampler.schedule_for(lm) == "llada"
     gen = generate(
         lm, [a.prompt for a in attacked], sampler,
-        trace=TraceConfig(layer=cfg.sri.layer, pooling=cfg.sri.pooling, canvas=diffusion),
+        trace=TraceConfig(layer=cfg.sri.layer, pooling=cfg.sri.pooling, canvas=diffusion, x0=x0_on,
+                          x0_every=max(1, cfg.analysis.dynamics_every)),
         prefills=[a.prefill for a in attacked],
         canvas=[list(a.canvas) for a in attacked] if diffusion else None,
         seeds=seeds, batch_size=len(items), prompt_masks=prompt_masks,
@@ -287,7 +150,7 @@ def run_batch(
     for r, (it, a, text, full, key) in enumerate(zip(items, attacked, gen.texts, gen.answers, keys, strict=True)):
         rows.append({
             "key": key, "model": cell.model.name, "sampler": cell.sampler.label, "sampler_kind": cell.sampler.kind,
-            "dataset": cell.dataset.name, "role": cell.dataset.role, "attack": cell.attack.name,
+            "dataset": cell.dataset.name, "role": cell.dataset.role, "attack": cell.attack.key,
             "item": it.id, "index": it.index, "request": it.prompt, "prompt": a.prompt, "prefill": a.prefill,
             "canvas": [asdict(c) for c in a.canvas], "attack_meta": _jsonable(a.meta),
             "response": full, "generated": text, "category": it.category, "target": it.target,
@@ -296,18 +159,47 @@ def run_batch(
         })
         if sampler is not cell.sampler:
             rows[-1]["sampler_settings"] = sampler.key()  # the attack's own decoding (DIJA)
+        if gen.meta.get("commits_per_step"):  # diffusion: how many steps committed something (parallel decoding)
+            used = sum(1 for c in gen.meta["commits_per_step"][r] if c > 0)
+            rows[-1]["tokens_per_step"] = sampler.gen_length / max(1, used)
         if gen.filled_prompts and gen.filled_prompts[r] is not None:
             rows[-1]["filled_prompt"] = gen.filled_prompts[r]
         if inter_steps:  # what had been committed at intermediate steps (prefill first, as in the response)
             texts = intermediate_texts(trace.canvas[r].numpy(), lm.decode, lm.mask_id, inter_steps)
             rows[-1]["intermediate"] = {
                 "steps": inter_steps, "texts": [f"{a.prefill} {t}".strip() if a.prefill else t for t in texts],
+                **_x0_texts(trace, r, lm, a.prefill),
             }
     return rows
 
 
+def _x0_texts(trace, row: int, lm: LanguageModel, prefill: str | None) -> dict[str, Any]:
+    """The decoded x0 (the sampler's guess at every response position) at the traced steps but the last."""
+    if trace.x0_tokens is None or not trace.x0_steps:
+        return {}
+    keep = [i for i, s in enumerate(trace.x0_steps) if s < trace.num_steps - 1]
+    tokens = trace.x0_tokens[row].numpy()
+    texts = intermediate_texts(tokens, lm.decode, lm.mask_id, keep)
+    return {"x0_steps": [trace.x0_steps[i] for i in keep],
+            "x0_texts": [f"{prefill} {t}".strip() if prefill else t for t in texts]}
+
+
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def _records_without_shard(run: RunDir, journal) -> set[str]:
+    """Keys of records whose trace shard is missing, unreadable, or does not hold them (to regenerate)."""
+    by_shard: dict[str, list[str]] = {}
+    for r in journal.rows():
+        by_shard.setdefault(str(r.get("shard", "")), []).append(r["key"])
+    broken: set[str] = set()
+    for rel, keys in by_shard.items():
+        if not rel or not run.shard_holds(rel, keys):
+            broken.update(keys)
+    return broken
+
+
 
 
 def generate_all(
@@ -321,6 +213,9 @@ def generate_all(
     protocol = study_protocol(cfg, items)
     journal = run.records()
     done = {k for (k,) in journal.done()}
+    broken = _records_without_shard(run, journal)
+    if broken:
+        echo(f"regenerating {len(broken)} generations whose trace shard is missing or unreadable")
     todo: dict[str, list[tuple[Cell, int, list[Item]]]] = {}
     total = already = 0
     for cell in matrix:
@@ -330,7 +225,7 @@ def generate_all(
             total += len(chunk)
             missing = [it for it in chunk if cell.key(it) not in done]
             already += len(chunk) - len(missing)
-            if missing:
+            if missing or any(cell.key(it) in broken for it in chunk):
                 todo.setdefault(cell.model.name, []).append((cell, b, chunk))
     if already:
         echo(f"resuming: {already} of {total} generations already in {run.path}")
@@ -343,10 +238,12 @@ def generate_all(
         lm = load_model(spec, cfg)
         for cell, b, chunk in work:
             bar.set_postfix_str(cell.id[-40:])
-            rows = run_batch(cell, b, chunk, lm, cfg, run)
-            added = journal.append(rows)  # only the batch's missing rows: no duplicate after a partial append
+            with INTERRUPT.batch():
+                rows = run_batch(cell, b, chunk, lm, cfg, run)
+                added = journal.append(rows)  # only the batch's missing rows: no duplicate after a partial append
             new += added
             bar.update(added)
+            INTERRUPT.check(run)
         del lm
         gc.collect()
     bar.close()
@@ -369,6 +266,8 @@ def run_study(
     ``target``: a study YAML; with ``resume``, also a run directory (its stored config is used).
     """
     target = Path(target)
+    if output is not None and Path(output).exists() and not Path(output).is_dir():
+        raise SrilabError(f"--output {output} is a file, not a directory: choose another output directory")
     if target.is_dir():
         if not resume:
             raise SrilabError(f"{target} is a directory: pass a study YAML, or --resume to finish that run")
@@ -377,25 +276,114 @@ def run_study(
 
         cfg = parse_config(run.read_config(), source=str(run.config_path))
     else:
+        if not target.exists():
+            raise SrilabError(f"study config {target} does not exist")
         cfg = load_config(target)
         run = RunDir(output if output is not None else cfg.output)
     return run_config(cfg, run, resume=resume, progress=progress, report=report, show_harmful=show_harmful, echo=echo)
+
+
+def preflight(cfg: StudyConfig, items: dict[str, list[Item]]) -> None:
+    """What can fail before a model is loaded fails here, before the run directory exists: every checkpoint
+    exists, has a readable config and no pickle-only weights, and each sampler's response (plus the longest
+    request, when the tokenizer is at hand) fits the model's context."""
+    from srilab.models.loading import inspect_checkpoint, load_tokenizer
+    from srilab.toy.pair import pair_dir
+
+    longest = max((it.prompt for its in items.values() for it in its), key=len, default="")
+    for m in cfg.models:
+        if m.is_toy:
+            info = inspect_checkpoint(pair_dir(cfg.toy_pair) / m.path[len(TOY_PREFIX):])
+        else:
+            info = inspect_checkpoint(m.path, allow_pickle=m.allow_pickle)
+        limit = info["context_length"]
+        if not limit:
+            continue
+        prompt_tokens = 0
+        if info["format"] not in ("gguf", "hub") and longest:
+            with contextlib.suppress(Exception):  # the exact count is checked again when generating
+                tok = load_tokenizer(Path(info["path"]), None, False)
+                if tok is not None:
+                    prompt_tokens = len(tok(longest, add_special_tokens=False)["input_ids"])
+        for s in m.samplers:
+            if prompt_tokens + s.response_length > limit:
+                what = f"the longest request ({prompt_tokens} tokens) + " if prompt_tokens else ""
+                raise SrilabError(
+                    f"model {m.name!r} sampler {s.label!r}: {what}the response length ({s.response_length} tokens) "
+                    f"exceed the model's context of {limit} tokens: lower max_new_tokens / gen_length or shorten "
+                    "the requests"
+                )
 
 
 def run_config(
     cfg: StudyConfig, run: RunDir, *, resume: bool = False, progress: bool = True, report: bool = True,
     show_harmful: bool = False, echo: Callable[[str], None] = print,
 ) -> Path:
-    """Run a validated study config into ``run``: generate, judge, score the defenses, report."""
+    """Run a validated study config into ``run``: generate, judge, score the defenses, report.
+
+    Everything that can be checked before generating is checked before the run directory is created (so a
+    failed start leaves nothing behind); the run then holds the directory's lock until it ends. Ctrl-C
+    stops after the current generation batch (at once between phases) and says how to resume.
+    """
+    from srilab.io import guarded
+
     check_names(cfg)
-    items = {d.name: load_items(d, cfg) for d in cfg.datasets}
+    items = {}
+    for d in cfg.datasets:
+        with guarded(d.path, f"dataset {d.name!r}"):
+            items[d.name] = load_items(d, cfg)
     protocol = study_protocol(cfg, items)
-    run.create(cfg.canonical(), resume=resume)
+    preflight(cfg, items)
+    run.check_target(resume=resume)
+    fresh = not run.exists()
+    try:
+        with INTERRUPT.installed():
+            if not fresh:
+                run.lock()
+            run.create(cfg.canonical(), resume=resume)
+            run.lock()
+            try:
+                return _run_locked(cfg, run, protocol, report=report, progress=progress, show_harmful=show_harmful,
+                                   echo=echo)
+            except SrilabError:
+                if fresh and not (run.path / "records.jsonl").exists():  # nothing done: leave nothing behind
+                    run.unlock()
+                    _remove_new_run(run)
+                raise
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: {run.path} keeps everything finished so far; continue with "
+            f"`srilab run --resume {run.path}`"
+        ) from None
+    finally:
+        run.unlock()
+
+
+def _remove_new_run(run: RunDir) -> None:
+    """Undo a run directory this call created and that holds no generation (a model that failed to load)."""
+    import shutil
+
+    for p in run.path.iterdir():
+        if p.name == "previous":  # the demo's archives stay
+            continue
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        run.path.rmdir()
+
+
+def _run_locked(
+    cfg: StudyConfig, run: RunDir, protocol: Protocol, *, report: bool, progress: bool, show_harmful: bool,
+    echo: Callable[[str], None],
+) -> Path:
     atomic_write_text(run.path / "protocol.json", json.dumps(protocol.to_dict(), indent=1) + "\n")
     started = time.perf_counter()
     echo(f"srilab run: {cfg.name} -> {run.path}")
     gen = generate_all(cfg, run, progress=progress, echo=echo)
     echo(f"  generations: {gen['new']} new, {gen['done_before']} already done, {gen['total']} in all")
+    INTERRUPT.check(run)
     judged = judge_all(cfg, run, progress=progress, echo=echo)
     echo("  judged: " + ", ".join(f"{k} {v} new" for k, v in judged.items()))
     if cfg.defenses:
@@ -419,4 +407,7 @@ def run_config(
     return run.path
 
 
-__all__ = ["Cell", "Item", "JudgeSpec", "cells", "load_items", "run_config", "run_study", "study_protocol"]
+__all__ = [
+    "Cell", "Interrupted", "Item", "JudgeSpec", "cells", "load_items", "preflight", "run_config", "run_study",
+    "study_protocol",
+]

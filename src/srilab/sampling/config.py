@@ -1,0 +1,178 @@
+"""Sampler configs, one class per family: :class:`ARSamplerConfig` and :class:`DiffusionSamplerConfig`
+(LLaDA's block schedule or Dream's, with the fast-sampling options), told apart by ``kind``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from srilab.errors import SrilabError
+
+if TYPE_CHECKING:
+    from srilab.models.base import LanguageModel
+
+
+class _Sampler(BaseModel):
+    """What every sampler has: a name, a temperature and a seed (per-item seeds are ``seed + index``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = None
+    temperature: float = Field(0.0, ge=0.0)
+    seed: int = 0
+
+    _FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def key(self) -> dict:
+        """The settings that change generations (used in the keys of centres and guards)."""
+        return {f: getattr(self, f) for f in ("kind", "temperature", *self._FIELDS)}
+
+
+class ARSamplerConfig(_Sampler):
+    """Left-to-right decoding with a KV cache: greedy at temperature 0, else temperature / top-p sampling."""
+
+    kind: Literal["ar"] = "ar"
+    max_new_tokens: int = Field(64, gt=0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+
+    _FIELDS: ClassVar[tuple[str, ...]] = ("max_new_tokens", "top_p")
+
+    @property
+    def label(self) -> str:
+        return self.name or f"ar-n{self.max_new_tokens}"
+
+    @property
+    def num_steps(self) -> int:
+        return self.max_new_tokens
+
+    @property
+    def response_length(self) -> int:
+        return self.max_new_tokens
+
+    @property
+    def stochastic(self) -> bool:
+        return self.temperature > 0
+
+
+class DiffusionSamplerConfig(_Sampler):
+    """Masked diffusion: ``steps`` denoising steps over ``gen_length`` response positions.
+
+    ``schedule``: ``llada`` (LLaDA's blocks of ``block_length``, 1 = one token per step, left to right;
+    ``cfg_scale``, ``remasking``, ReMDM-style ``revision``) or ``dream`` (Dream's own ``diffusion_generate``:
+    no blocks, ``alg`` ``maskgit_plus`` / ``topk_margin`` / ``entropy`` / ``origin``, ``alg_temp``, ``top_p``,
+    ``top_k``, ``eps``); None: the model's own (Dream checkpoints: dream, every other: llada)."""
+
+    kind: Literal["diffusion"] = "diffusion"
+    schedule: Literal["llada", "dream"] | None = None
+    steps: int = Field(64, gt=0)
+    gen_length: int = Field(64, gt=0)
+    block_length: int | None = Field(None, gt=0)  # llada; None: gen_length (one block)
+    cfg_scale: float = Field(0.0, ge=0.0)
+    remasking: Literal["low_confidence", "random", "entropy", "margin"] = "low_confidence"
+    revision: float = Field(0.0, ge=0.0, lt=1.0)
+    cache: Literal["none", "prefix", "dual"] = "none"  # Fast-dLLM's block-wise KV cache (approximate in-block)
+    threshold: float | None = None  # commit every position whose confidence reaches it (parallel decoding)
+    alg: Literal["origin", "maskgit_plus", "topk_margin", "entropy"] = "entropy"  # dream
+    alg_temp: float | None = Field(None, ge=0.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    top_k: int | None = Field(None, gt=0)
+    eps: float = Field(1e-3, gt=0.0, lt=1.0)
+
+    _FIELDS: ClassVar[tuple[str, ...]] = ("schedule", "steps", "gen_length", "block_length", "cfg_scale",
+                                          "remasking", "revision", "cache", "threshold")
+    _DREAM: ClassVar[tuple[str, ...]] = ("schedule", "steps", "gen_length", "alg", "alg_temp", "top_p", "top_k", "eps")
+    _LLADA_ONLY: ClassVar[tuple[str, ...]] = ("block_length", "cfg_scale", "remasking", "revision", "cache",
+                                              "threshold")
+    _DREAM_ONLY: ClassVar[tuple[str, ...]] = ("alg", "alg_temp", "top_p", "top_k", "eps")
+
+    @model_validator(mode="after")
+    def _check_blocks(self) -> DiffusionSamplerConfig:
+        def changed(fields: tuple[str, ...]) -> list[str]:  # set to something else than the default
+            return sorted(f for f in fields if getattr(self, f) != type(self).model_fields[f].default)
+
+        if self.schedule == "dream":
+            given = changed(self._LLADA_ONLY)
+            if given:
+                raise ValueError(f"{', '.join(given)}: LLaDA-schedule settings, not used by schedule: dream")
+            return self
+        if self.schedule == "llada":
+            given = changed(self._DREAM_ONLY)
+            if given:
+                raise ValueError(f"{', '.join(given)}: Dream-schedule settings, not used by schedule: llada")
+        if self.gen_length % self.blocks_of:
+            raise ValueError(f"gen_length {self.gen_length} must be a multiple of block_length {self.blocks_of}")
+        blocks = self.gen_length // self.blocks_of
+        if self.steps % blocks:
+            raise ValueError(f"steps {self.steps} must be a multiple of the number of blocks {blocks}")
+        return self
+
+    @model_validator(mode="after")
+    def _check_threshold(self) -> DiffusionSamplerConfig:
+        if self.threshold is not None and self.threshold != self.threshold:
+            raise ValueError("threshold must be a number (confidence of the remasking rule), not NaN")
+        return self
+
+    @property
+    def blocks_of(self) -> int:
+        """The block length LLaDA's schedule uses (``block_length``, default one block)."""
+        return self.block_length or self.gen_length
+
+    def key(self) -> dict:
+        fields = self._DREAM if self.schedule == "dream" else self._FIELDS
+        out = {f: getattr(self, f) for f in ("kind", "temperature", *fields)}
+        for f in ("schedule", "threshold"):  # unset: the key of every config before these settings existed
+            if out.get(f) is None:
+                out.pop(f, None)
+        if out.get("cache") == "none":
+            out.pop("cache")
+        if "block_length" in out:
+            out["block_length"] = self.blocks_of
+        return out
+
+    def schedule_for(self, model: LanguageModel) -> str:
+        """The schedule this sampler runs on ``model``: its own, else the model family's."""
+        if self.schedule is not None:
+            return self.schedule
+        return "dream" if model.info.get("format") == "dream" else "llada"
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        if self.schedule == "dream":
+            return f"dream-s{self.steps}-g{self.gen_length}-{self.alg}"
+        return f"diffusion-s{self.steps}-g{self.gen_length}-b{self.blocks_of}"
+
+    @property
+    def num_steps(self) -> int:
+        return self.steps
+
+    @property
+    def response_length(self) -> int:
+        return self.gen_length
+
+    @property
+    def stochastic(self) -> bool:
+        return self.temperature > 0 or self.remasking == "random" or self.alg == "origin" or bool(self.alg_temp)
+
+
+#: Either sampler family (for type hints).
+Sampler = ARSamplerConfig | DiffusionSamplerConfig
+#: Either sampler family, told apart by ``kind`` (what a study config's ``samplers`` list holds).
+AnySampler = Annotated[ARSamplerConfig | DiffusionSamplerConfig, Field(discriminator="kind")]
+_FAMILIES: dict[str, type[_Sampler]] = {"ar": ARSamplerConfig, "diffusion": DiffusionSamplerConfig}
+
+
+def SamplerConfig(kind: str, **settings: Any) -> ARSamplerConfig | DiffusionSamplerConfig:  # noqa: N802
+    """A sampler config of the family ``kind`` (``"ar"`` or ``"diffusion"``); settings are validated by it
+    (a setting of the other family is an unknown key)."""
+    if kind not in _FAMILIES:
+        raise SrilabError(f"unknown sampler kind {kind!r}: use 'ar' or 'diffusion'")
+    try:
+        return _FAMILIES[kind](**settings)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or kind
+        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
+        raise SrilabError(f"{kind} sampler: {where}: {msg}") from None
