@@ -130,3 +130,98 @@ def test_nan_and_invalid_inputs_raise() -> None:
 def test_load_missing_directory_raises(tmp_path: Path) -> None:
     with pytest.raises(SrilabError, match="guard.json is missing"):
         SRIGuard.load(tmp_path / "nowhere")
+
+
+# --------------------------------------------------------------------------------------------------
+# representations and robust scaling (issue 15)
+# --------------------------------------------------------------------------------------------------
+
+
+def _log_ratio_rows(n: int, lo: float, hi: float, seed: int, steps: int = 16) -> np.ndarray:
+    """Benign log-ratios: a per-row level in [lo, hi] shared by all steps (the topic), plus small noise."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(lo, hi, (n, 1)) + rng.normal(0.0, 0.03, (n, steps))
+
+
+def test_representations_agree_with_the_paper_signal() -> None:
+    from srilab.sri.representation import features, features_from_distances, width
+    from srilab.sri.signal import log_ratio, signal, step_distances
+
+    rng = np.random.default_rng(0)
+    acts = rng.normal(size=(6, 5, 12))
+    centres = (rng.normal(size=(5, 12)), rng.normal(size=(5, 12)))
+    s = signal(acts, centres)
+    np.testing.assert_allclose(features(acts, centres, "sri"), s, rtol=0, atol=1e-12)
+    z = features(acts, centres, "log_ratio")
+    np.testing.assert_allclose(z, log_ratio(acts, centres), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(1.0 / (1.0 + np.exp(-z / 0.1)), s, rtol=0, atol=1e-12)
+    dh, dl = step_distances(acts, centres)
+    both = features_from_distances(dh, dl, "distances")
+    assert both.shape == (6, width("distances", 5)) == (6, 10)
+    np.testing.assert_allclose(both[:, :5] - both[:, 5:], z, rtol=0, atol=1e-12)
+    with pytest.raises(SrilabError, match="unknown SRI representation"):
+        features(acts, centres, "raw")
+    with pytest.raises(SrilabError, match="unknown SRI representation"):
+        SRIGuard(representation="raw")
+
+
+def test_robust_scaler_uses_median_iqr_and_floors_constant_columns() -> None:
+    from srilab.sri.representation import RobustScaler
+
+    rng = np.random.default_rng(1)
+    X = np.c_[rng.normal(5.0, 2.0, 4000), rng.normal(-1.0, 0.5, 4000), np.full(4000, 3.0)]
+    sc = RobustScaler(floor=0.1).fit(X)
+    np.testing.assert_allclose(sc.centre, [5.0, -1.0, 3.0], atol=0.1)
+    np.testing.assert_allclose(sc.scale[:2], [2.0, 0.5], rtol=0.06)
+    assert sc.scale[2] == pytest.approx(0.1 * np.median((np.quantile(X, 0.75, 0) - np.quantile(X, 0.25, 0)) / 1.349))
+    assert np.abs(sc.transform(X)[:, 2]).max() == 0.0
+
+
+def test_saturated_signal_paper_guard_over_flags_an_unseen_topic_and_robust_guard_does_not() -> None:
+    """At tau = 0.1 the sigmoid squeezes benign log-ratios of 0.5-1.3 into s in [0.993, 1); a benign topic
+    at 0.4-0.6 (inside the benign log-ratio range, in part) sits at s ~ 0.98, a few 0.01-floored standard
+    units away on every step: the paper's guard flags it. On the log-ratio, with robust scaling and a
+    Mahalanobis detector that models the shared per-row level, it is an ordinary benign row."""
+    from srilab.sri.signal import sigmoid_of_log_ratio
+
+    fit, cal = _log_ratio_rows(300, 0.5, 1.3, 0), _log_ratio_rows(200, 0.5, 1.3, 1)
+    seen, unseen = _log_ratio_rows(300, 0.5, 1.3, 2), _log_ratio_rows(300, 0.4, 0.6, 3)
+    bad = _log_ratio_rows(100, 0.5, 1.3, 4)
+    bad[:, 8:] -= 1.5  # late turn towards the harmful centre
+    paper = SRIGuard("autoencoder", quantile=0.99).fit(sigmoid_of_log_ratio(fit), calibration=sigmoid_of_log_ratio(cal))
+    robust = SRIGuard("mahalanobis", quantile=0.99, representation="log_ratio", scaling="robust")
+    robust.fit(fit, calibration=cal)
+    assert paper.predict(sigmoid_of_log_ratio(seen)).mean() < 0.04
+    assert paper.predict(sigmoid_of_log_ratio(unseen)).mean() > 0.3  # the issue
+    assert robust.predict(seen).mean() < 0.04
+    assert robust.predict(unseen).mean() < 0.06  # within ~3x the nominal 1%
+    assert paper.predict(sigmoid_of_log_ratio(bad)).mean() > 0.95
+    assert robust.predict(bad).mean() > 0.95  # and it still sees the anomaly
+
+
+@pytest.mark.parametrize("representation", ["sri", "log_ratio", "distances"])
+@pytest.mark.parametrize("detector", ["autoencoder", "mahalanobis", "knn"])
+def test_save_load_round_trip_per_representation(representation: str, detector: str, tmp_path: Path) -> None:
+    width = 2 * 16 if representation == "distances" else 16
+    X = _log_ratio_rows(120, 0.5, 1.3, 5, steps=width)
+    if representation == "sri":
+        X = 1.0 / (1.0 + np.exp(-X / 0.1))
+    guard = SRIGuard(detector, seed=2, key=KEY, options={"epochs": 40} if detector == "autoencoder" else {},
+                     representation=representation, scaling="robust").fit(X[:80], calibration=X[80:])
+    guard.save(tmp_path / "g")
+    meta = json.loads((tmp_path / "g" / "guard.json").read_text())
+    assert meta["representation"] == representation and meta["scaling"] == "robust"
+    loaded = SRIGuard.load(tmp_path / "g", expected_key=dict(KEY), representation=representation)
+    assert loaded.representation == representation and loaded.threshold == guard.threshold
+    np.testing.assert_array_equal(loaded.score(X), guard.score(X))
+    other = "log_ratio" if representation != "log_ratio" else "sri"
+    with pytest.raises(SrilabError, match="representation"):
+        SRIGuard.load(tmp_path / "g", representation=other)
+
+
+def test_unbounded_representations_accept_values_outside_unit_interval() -> None:
+    X = _log_ratio_rows(60, -2.0, 3.0, 6)
+    guard = SRIGuard("knn", representation="log_ratio").fit(X[:40], calibration=X[40:])
+    assert np.isfinite(guard.score(X)).all()
+    with pytest.raises(SrilabError, match=r"outside \[0, 1\]"):
+        SRIGuard("knn").fit(X[:40], calibration=X[40:])

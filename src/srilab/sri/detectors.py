@@ -190,10 +190,12 @@ class _AutoencoderNet(torch.nn.Module):
 class AutoencoderDetector(Detector):
     """Reconstruction MSE of a small MLP autoencoder trained on standardised benign signals.
 
-    Options: ``hidden`` (32), ``bottleneck`` (8), ``epochs`` (300), ``lr`` (5e-3). Columns are
-    standardised with the training mean and standard deviation (floored at 0.01 so a near-constant step
-    does not dominate). Training is full-batch Adam from weights drawn with a local
-    ``torch.Generator`` seeded with ``seed``, so it is deterministic and leaves the global RNG alone.
+    Options: ``hidden`` (32), ``bottleneck`` (8), ``epochs`` (300), ``lr`` (5e-3), ``std_floor`` (0.01).
+    Columns are standardised with the training mean and standard deviation (floored at ``std_floor`` so a
+    near-constant step does not dominate; 0.01 is in signal units, which on s_t saturated near 1 still
+    turns deviations of 0.01 into one standard unit - see :mod:`srilab.sri.representation`).
+    Training is full-batch Adam from weights drawn with a local ``torch.Generator``
+    seeded with ``seed``, so it is deterministic and leaves the global RNG alone.
     """
 
     name = "autoencoder"
@@ -205,6 +207,7 @@ class AutoencoderDetector(Detector):
         self.bottleneck = int(options.get("bottleneck", 8))
         self.epochs = int(options.get("epochs", 300))
         self.lr = float(options.get("lr", 5e-3))
+        self.std_floor = float(options.get("std_floor", self._STD_FLOOR))
         self._net: _AutoencoderNet | None = None
         self._mean: np.ndarray | None = None
         self._std: np.ndarray | None = None
@@ -225,7 +228,7 @@ class AutoencoderDetector(Detector):
 
     def fit(self, X: np.ndarray) -> Detector:
         self._mean = X.mean(axis=0)
-        self._std = np.maximum(X.std(axis=0), self._STD_FLOOR)
+        self._std = np.maximum(X.std(axis=0), self.std_floor)
         x = self._standardise(X)
         net = self._build(X.shape[1])
         opt = torch.optim.Adam(net.parameters(), lr=self.lr)
@@ -246,6 +249,15 @@ class AutoencoderDetector(Detector):
         x = self._standardise(X)
         with torch.no_grad(), _single_thread():
             err = torch.mean((self._net(x) - x) ** 2, dim=1)
+        return err.numpy().astype(np.float64)
+
+    def step_errors(self, X: np.ndarray) -> np.ndarray:
+        """Squared reconstruction error per row and column ``[N, S]`` (the score is its row mean)."""
+        if self._net is None:
+            raise SrilabError("autoencoder detector is not fitted; call fit() first")
+        x = self._standardise(X)
+        with torch.no_grad(), _single_thread():
+            err = (self._net(x) - x) ** 2
         return err.numpy().astype(np.float64)
 
     def state(self) -> dict[str, np.ndarray]:

@@ -1,8 +1,13 @@
 """The SRI guard: an anomaly detector fitted on SRI signals of *benign* generations only.
 
 An SRI signal is a float array ``[S]`` with values in ``[0, 1]`` (one value per step, near 1
-compliance-like, near 0 refusal-like); a batch is ``[N, S]``. The guard never sees a jailbreak while
-fitting: it learns what benign trajectories look like and flags the ones that do not.
+compliance-like, near 0 refusal-like); a batch is ``[N, S]``. With ``representation="log_ratio"`` or
+``"distances"`` the guard takes those features instead (:mod:`srilab.sri.representation`: the signal
+before its sigmoid ``[N, S]``, or both log distances ``[N, 2S]``; any finite values), and with
+``scaling="robust"`` it scales each column by its benign median and IQR before the detector.
+
+The guard never sees a jailbreak while fitting: it learns what benign trajectories look like
+and flags the ones that do not.
 
 The detectors and their registry live in :mod:`srilab.sri.detectors` (``srilab list detectors``).
 
@@ -24,6 +29,7 @@ from safetensors.numpy import load_file, save_file
 
 from srilab.errors import SrilabError
 from srilab.sri.detectors import DETECTORS, Detector, make_detector
+from srilab.sri.representation import REPRESENTATIONS, RobustScaler
 
 __all__ = ["SRIGuard"]
 
@@ -37,8 +43,10 @@ FORMAT_VERSION = 1
 # --------------------------------------------------------------------------------------------------
 
 
-def _as_signals(signals: Any, name: str, expected_steps: int | None = None, allow_1d: bool = False) -> np.ndarray:
-    """Return ``signals`` as a float64 ``[N, S]`` array with finite values in ``[0, 1]``."""
+def _as_signals(
+    signals: Any, name: str, expected_steps: int | None = None, allow_1d: bool = False, bounded: bool = True
+) -> np.ndarray:
+    """Return ``signals`` as a float64 ``[N, S]`` array with finite values (in ``[0, 1]`` when ``bounded``)."""
     try:
         arr = np.asarray(signals, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -59,15 +67,15 @@ def _as_signals(signals: Any, name: str, expected_steps: int | None = None, allo
             f"(first: row {int(nan_rows[0])}); "
             "drop those generations or recompute their SRI signal"
         )
-    if arr.min() < 0.0 or arr.max() > 1.0:
+    if bounded and (arr.min() < 0.0 or arr.max() > 1.0):
         raise SrilabError(
             f"{name} has values outside [0, 1] (min {arr.min():.4g}, max {arr.max():.4g}); "
-            "pass SRI signals (sigmoid outputs), not raw distances"
+            "pass SRI signals (sigmoid outputs), not raw distances, or set representation='log_ratio'"
         )
     if expected_steps is not None and arr.shape[1] != expected_steps:
         raise SrilabError(
             f"{name} has S={arr.shape[1]} steps but the guard was fitted on S={expected_steps}; "
-            "use signals from the same sampler configuration or refit the guard"
+            "use signals from the same sampler configuration and representation or refit the guard"
         )
     return arr
 
@@ -110,6 +118,11 @@ class SRIGuard:
         key: what the guard is fitted for (model, sampler config, layer, pooling, data hash, ...);
             saved with the guard and checked by :meth:`load`.
         options: detector options (e.g. ``{"k": 10}`` for knn, ``{"epochs": 500}`` for the autoencoder).
+        representation: what the rows are: ``"sri"`` (the paper's s_t, default), ``"log_ratio"`` or
+            ``"distances"`` (see :mod:`srilab.sri.representation`); saved and checked on load.
+        scaling: ``"none"`` (default: the rows go to the detector as they are) or ``"robust"`` (per-column
+            median / IQR scaling fitted on the benign fit rows, floored at ``scaling_floor`` times the median
+            column scale).
     """
 
     def __init__(
@@ -119,13 +132,28 @@ class SRIGuard:
         seed: int = 0,
         key: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
+        representation: str = "sri",
+        scaling: str = "none",
+        scaling_floor: float = 0.1,
     ) -> None:
         DETECTORS.entry(detector)  # an unknown name is one error listing the detectors
+        if representation not in REPRESENTATIONS:
+            raise SrilabError(
+                f"unknown SRI representation {representation!r}: use one of {', '.join(REPRESENTATIONS)}"
+            )
+        if scaling not in ("none", "robust"):
+            raise SrilabError(f"unknown guard scaling {scaling!r}: use 'none' or 'robust'")
+        if not (isinstance(scaling_floor, (int, float)) and float(scaling_floor) >= 0):
+            raise SrilabError(f"scaling_floor must be a number >= 0, got {scaling_floor!r}")
         if not (isinstance(quantile, (int, float)) and 0.0 < float(quantile) < 1.0):
             raise SrilabError(f"quantile must be in (0, 1), got {quantile!r}; use e.g. quantile=0.99")
         if key is not None and not isinstance(key, dict):
             raise SrilabError(f"key must be a dict, got {type(key).__name__}; pass e.g. {{'model': ..., 'steps': ...}}")
         self.detector_name = detector
+        self.representation = representation
+        self.scaling = scaling
+        self.scaling_floor = float(scaling_floor)
+        self._scaler: RobustScaler | None = None
         self.quantile = float(quantile)
         self.seed = int(seed)
         self.key: dict[str, Any] = _json_normalise(key or {}, "key")
@@ -152,14 +180,15 @@ class SRIGuard:
         calibration scores. Without: the detector on one part of ``benign_signals``, the threshold on the
         held-out rest (a permutation drawn from ``np.random.default_rng(seed)``).
         """
-        X = _as_signals(benign_signals, "benign_signals")
+        bounded = self.representation == "sri"
+        X = _as_signals(benign_signals, "benign_signals", bounded=bounded)
         if calibration is not None:
-            C = _as_signals(calibration, "calibration", expected_steps=X.shape[1])
+            C = _as_signals(calibration, "calibration", expected_steps=X.shape[1], bounded=bounded)
             if X.shape[0] < 2:
                 raise SrilabError(f"benign_signals has {X.shape[0]} row(s); the guard needs at least 2 to fit")
-            detector = make_detector(self.detector_name, self.seed, **self.options).fit(X)
+            detector = make_detector(self.detector_name, self.seed, **self.options).fit(self._fit_scaler(X))
             self._detector = detector
-            self.threshold = float(np.quantile(detector.score(C), self.quantile))
+            self.threshold = float(np.quantile(detector.score(self._scale(C)), self.quantile))
             self.steps = int(X.shape[1])
             self.n_fit, self.n_holdout = int(X.shape[0]), int(C.shape[0])
             self.holdout_index = None
@@ -178,14 +207,34 @@ class SRIGuard:
             )
         order = np.random.default_rng(self.seed).permutation(n)
         hold_idx, fit_idx = np.sort(order[:n_hold]), np.sort(order[n_hold:])
-        detector = make_detector(self.detector_name, self.seed, **self.options).fit(X[fit_idx])
-        held_scores = detector.score(X[hold_idx])
+        detector = make_detector(self.detector_name, self.seed, **self.options).fit(self._fit_scaler(X[fit_idx]))
+        held_scores = detector.score(self._scale(X[hold_idx]))
         self._detector = detector
         self.threshold = float(np.quantile(held_scores, self.quantile))
         self.steps = int(X.shape[1])
         self.n_fit, self.n_holdout = int(fit_idx.size), int(hold_idx.size)
         self.holdout_index = hold_idx  # rows of ``benign_signals`` that calibrated the threshold (not saved)
         return self
+
+    def _fit_scaler(self, X: np.ndarray) -> np.ndarray:
+        self._scaler = RobustScaler(self.scaling_floor).fit(X) if self.scaling == "robust" else None
+        return self._scale(X)
+
+    def _scale(self, X: np.ndarray) -> np.ndarray:
+        return self._scaler.transform(X) if self._scaler is not None else X
+
+    @property
+    def detector(self) -> Detector:
+        """The fitted detector (it sees the rows after the guard's scaling, see :meth:`transform`)."""
+        return self._require_fitted()
+
+    def transform(self, signals: Any) -> np.ndarray:
+        """The rows as the detector sees them (checked, then scaled when ``scaling="robust"``)."""
+        self._require_fitted()
+        X = _as_signals(
+            signals, "signals", expected_steps=self.steps, allow_1d=True, bounded=self.representation == "sri"
+        )
+        return self._scale(X)
 
     def _require_fitted(self) -> Detector:
         if self._detector is None or self.threshold is None:
@@ -195,8 +244,7 @@ class SRIGuard:
     def score(self, signals: Any) -> np.ndarray:
         """Anomaly score per signal (``[N, S]`` or one ``[S]`` signal); higher = more anomalous."""
         detector = self._require_fitted()
-        X = _as_signals(signals, "signals", expected_steps=self.steps, allow_1d=True)
-        return detector.score(X)
+        return detector.score(self.transform(signals))
 
     def predict(self, signals: Any) -> np.ndarray:
         """Boolean ``[N]``: True where the signal is flagged as a jailbreak / harmful generation."""
@@ -212,7 +260,10 @@ class SRIGuard:
         out = Path(directory)
         try:
             out.mkdir(parents=True, exist_ok=True)
-            tensors = {k: np.ascontiguousarray(v) for k, v in detector.state().items()}
+            state = dict(detector.state())
+            if self._scaler is not None:
+                state.update(self._scaler.state())
+            tensors = {k: np.ascontiguousarray(v) for k, v in state.items()}
             save_file(tensors, str(out / GUARD_TENSORS))
             meta = {
                 "format_version": FORMAT_VERSION,
@@ -225,6 +276,9 @@ class SRIGuard:
                 "n_holdout": self.n_holdout,
                 "options": self.options,
                 "key": self.key,
+                "representation": self.representation,
+                "scaling": self.scaling,
+                "scaling_floor": self.scaling_floor,
             }
             (out / GUARD_JSON).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         except OSError as exc:
@@ -234,8 +288,12 @@ class SRIGuard:
         return out
 
     @classmethod
-    def load(cls, directory: str | Path, expected_key: dict[str, Any] | None = None) -> SRIGuard:
-        """Load a guard saved by :meth:`save`; if ``expected_key`` is given it must equal the saved key."""
+    def load(
+        cls, directory: str | Path, expected_key: dict[str, Any] | None = None, representation: str | None = None
+    ) -> SRIGuard:
+        """Load a guard saved by :meth:`save`; if ``expected_key`` is given it must equal the saved key, and if
+        ``representation`` is given it must be the saved one (a guard saved before representations existed
+        is an ``"sri"`` guard)."""
         src = Path(directory)
         meta_path, tensor_path = src / GUARD_JSON, src / GUARD_TENSORS
         for path in (meta_path, tensor_path):
@@ -252,11 +310,19 @@ class SRIGuard:
                 seed=int(meta["seed"]),
                 key=meta.get("key") or {},
                 options=meta.get("options") or {},
+                representation=str(meta.get("representation", "sri")),
+                scaling=str(meta.get("scaling", "none")),
+                scaling_floor=float(meta.get("scaling_floor", 0.1)),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, SrilabError) as exc:
             raise SrilabError(
                 f"{meta_path} is not a valid guard.json ({exc!r}); refit and save the guard again"
             ) from None
+        if representation is not None and representation != guard.representation:
+            raise SrilabError(
+                f"guard at {src} was fitted on the {guard.representation!r} representation but is used with "
+                f"{representation!r}; refit the guard for this representation or load the matching one"
+            )
         if expected_key is not None:
             if not isinstance(expected_key, dict):
                 raise SrilabError(f"expected_key must be a dict, got {type(expected_key).__name__}")
@@ -267,6 +333,9 @@ class SRIGuard:
             state = load_file(str(tensor_path))
         except Exception as exc:  # safetensors raises its own error types
             raise SrilabError(f"cannot read {tensor_path} ({exc}); refit and save the guard again") from None
+        if guard.scaling == "robust":
+            guard._scaler = RobustScaler.from_state(state, guard.scaling_floor)
+        state = {k: v for k, v in state.items() if not k.startswith("scaler.")}
         guard._detector = DETECTORS.get(detector_name).from_state(state, guard.seed, guard.options)
         guard.threshold = threshold
         guard.steps = steps

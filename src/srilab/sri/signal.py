@@ -52,14 +52,9 @@ def _cosine_distances(activations: np.ndarray, centres: np.ndarray) -> np.ndarra
     return 1.0 - dot / np.maximum(a_norm[None] * c_norm[:, None, :], 1e-12)
 
 
-def signal(activations, centres, tau: float = TAU, eps: float = EPS, *, precision: str = "float64") -> np.ndarray:
-    """SRI signal for activations [N, S, D] given ``centres`` (a :class:`~srilab.sri.centres.Centres` or a
-    ``(harmless [S, D], harmful [S, D])`` pair). Returns float64 numpy [N, S].
-
-    ``precision``: ``"float64"`` (default, exact up to float64 rounding) or ``"float32"`` (faster; see the
-    module docstring for its tolerance)."""
-    if tau <= 0:
-        raise SrilabError(f"tau must be positive, got {tau}")
+def step_distances(activations, centres, *, precision: str = "float64") -> tuple[np.ndarray, np.ndarray]:
+    """The two cosine distances per step, ``(d_harmful, d_harmless)``, each float64 ``[N, S]`` and clamped at 0
+    (the inputs of the signal below; checked as :func:`signal` checks them)."""
     if precision not in PRECISIONS:
         raise SrilabError(f"unknown precision {precision!r}: use 'float64' or 'float32'")
     dtype = np.float64 if precision == "float64" else np.float32
@@ -81,5 +76,31 @@ def signal(activations, centres, tau: float = TAU, eps: float = EPS, *, precisio
         d_harmful, d_harmless = distances = _cosine_distances(acts, np.stack([harmful, harmless]))
     if not np.isfinite(distances).all():
         _check_finite(acts, "activations")
-    z = (np.log(np.maximum(d_harmful, 0.0) + eps) - np.log(np.maximum(d_harmless, 0.0) + eps)) / tau
-    return 0.5 * (1.0 + np.tanh(0.5 * z))  # = sigmoid(z), without overflow
+    return np.maximum(d_harmful, 0.0), np.maximum(d_harmless, 0.0)
+
+
+def log_ratio(activations, centres, eps: float = EPS, *, precision: str = "float64") -> np.ndarray:
+    """The signal before its sigmoid and temperature: ``log(d_harmful + eps) - log(d_harmless + eps)`` [N, S].
+
+    Positive: closer to the harmless centre. It does not saturate, so benign rows that all have s_t ~ 1
+    under tau = 0.1 still differ here by how far they are from the centres."""
+    d_harmful, d_harmless = step_distances(activations, centres, precision=precision)
+    return np.log(d_harmful + eps) - np.log(d_harmless + eps)
+
+
+def signal(activations, centres, tau: float = TAU, eps: float = EPS, *, precision: str = "float64") -> np.ndarray:
+    """SRI signal for activations [N, S, D] given ``centres`` (a :class:`~srilab.sri.centres.Centres` or a
+    ``(harmless [S, D], harmful [S, D])`` pair). Returns float64 numpy [N, S].
+
+    ``precision``: ``"float64"`` (default, exact up to float64 rounding) or ``"float32"`` (faster; see the
+    module docstring for its tolerance)."""
+    if tau <= 0:
+        raise SrilabError(f"tau must be positive, got {tau}")
+    return sigmoid_of_log_ratio(log_ratio(activations, centres, eps, precision=precision), tau)
+
+
+def sigmoid_of_log_ratio(z: np.ndarray, tau: float = TAU) -> np.ndarray:
+    """``sigmoid(z / tau)`` without overflow: the SRI signal from :func:`log_ratio`."""
+    if tau <= 0:
+        raise SrilabError(f"tau must be positive, got {tau}")
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=np.float64) / tau))

@@ -33,6 +33,7 @@ from srilab.sri.metrics import internal_recovery
 from srilab.sri.online import first_alarms, online_thresholds
 from srilab.sri.signal import signal as sri_signal
 from srilab.study.config import StudyConfig
+from srilab.study.guard_variants import compare_variants, default_variants
 from srilab.study.store import RunDir
 
 
@@ -221,6 +222,10 @@ def arm_detection(
             "auroc_jailbroken_vs_eval": _auroc(refused.astype(float), sets["jailbroken"], sets["eval"], cfg),
         },
         "detectors": compare(detectors, sets, harmful, cfg),
+        **({"guard_variants": compare_variants(
+            acts, centres, sets, harmful, np.array([str(r.get("group")) for r in rows]),
+            quantile=cfg.sri.quantile, seed=cfg.seed, n_boot=cfg.n_boot, variants=default_variants(cfg.sri.detector),
+        )} if cfg.analysis.guard_variants else {}),
         "online": online_guard(guard, signals, sets, cfg),
         "per_cell": {},
     }
