@@ -13,8 +13,10 @@ from srilab.cli import main
 from srilab.study.demo import archive_previous, demo_config, run_demo
 from srilab.study.store import RunDir
 
-ARMS = ("toy-ar/ar", "toy-diffusion/diffusion", "toy-diffusion/diffusion-l2r")
+ARMS = ("toy-ar/ar", "toy-diffusion/diffusion", "toy-diffusion/diffusion-l2r", "toy-diffusion/dream-schedule",
+        "toy-diffusion/diffusion-fast")
 DETECTORS = {"sri_guard", "text_tfidf", "perplexity", "self_examination", "output_keyword", "refusal_direction",
+             "early_rejection", "self_reminder",
              "smoothllm"}
 LIMIT = 6  # items per set: enough for every protocol role (benign-train gets 12: one per topic group)
 
@@ -58,8 +60,11 @@ def test_the_demo_writes_a_run_directory_with_every_stage(demo_out):
             assert not arm["dynamics"]
         else:
             cell = arm["dynamics"]["harmful/response_template"]
-            assert cell["steps_judged"] == 80 // 8 - 1 and cell["harmful_intermediate"]["n"] == arm["cells"][
-                "harmful/response_template"]["n"]
+            n = arm["cells"]["harmful/response_template"]["n"]
+            committed = cell["committed"]
+            assert committed["steps_judged"] == 80 // 8 - 1 and committed["harmful_intermediate"]["n"] == n
+            if name != "toy-diffusion/dream-schedule":  # the sampler's guess (x0) is traced under LLaDA's schedule
+                assert cell["x0"]["steps_judged"] == 80 // 8 and cell["x0"]["harmful_intermediate"]["n"] == n
     html = (demo_out / "report.html").read_text()
     assert "Detection" in html and "Denoising dynamics" in html and 'src="http' not in html
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -71,6 +72,28 @@ def rates_plot(
     ax.set_ylabel(metric)
     ax.legend(frameon=False)
     ax.grid(axis="y", alpha=0.3)
+    return _png(plt, fig, path)
+
+
+def curve_plot(
+    series: Mapping[str, Mapping[float, Mapping[str, Any]]], *, xlabel: str, ylabel: str,
+    path: str | Path | None = None,
+) -> bytes:
+    """Rates against a numeric setting: ``series[label][x] = {"k", "n", "rate", "ci"}``, with CI whiskers."""
+    plt, fig, ax = _figure(6.0, 4.0)
+    for label, points in series.items():
+        xs = sorted(x for x, r in points.items() if r.get("rate") is not None)
+        if not xs:
+            continue
+        rates = [points[x]["rate"] for x in xs]
+        lo = [max(0.0, points[x]["rate"] - points[x]["ci"][0]) for x in xs]
+        hi = [max(0.0, points[x]["ci"][1] - points[x]["rate"]) for x in xs]
+        ax.errorbar(xs, rates, yerr=[lo, hi], marker="o", capsize=3, label=label)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False, fontsize=8)
     return _png(plt, fig, path)
 
 

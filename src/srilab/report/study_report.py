@@ -82,6 +82,8 @@ def _rates(summary: dict[str, Any], figs: Path) -> html.Section:
               f"{t['only_a']}/{t['only_b']}", f"{t['p_value']:.3g}", str(t["n"])] for c, t in tests.items()],
         ))
     capability = [[n, what, rate_text(r)] for n in names for what, r in arms[n].get("capability", {}).items()]
+    capability += [[n, "mean tokens committed per step (steps that committed)", f"{arms[n]['tokens_per_step']:.2f}"]
+                   for n in names if arms[n].get("tokens_per_step")]
     if capability:
         sec.tables.append((["model/sampler", "capability", "rate"], capability))
     return sec
@@ -166,24 +168,30 @@ def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> 
 
 
 def _dynamics(summary: dict[str, Any]) -> html.Section | None:
-    rows = [[n, c, str(v["steps_judged"]), rate_text(v["harmful_intermediate"]),
+    rows = [[n, c, kind, str(v["steps_judged"]), rate_text(v["harmful_intermediate"]),
              rate_text(v["revised_after_harmful"]), rate_text(v["final_recovery"])]
-            for n, arm in summary["arms"].items() for c, v in arm.get("dynamics", {}).items()]
+            for n, arm in summary["arms"].items() for c, e in arm.get("dynamics", {}).items()
+            for kind, v in e.items()]
     if not rows:
         return None
     return html.Section(
         "Denoising dynamics (diffusion)",
-        paragraphs=["Intermediate canvases (what had been committed) judged every few steps by the attack-success "
-                    "judge: how often harmful text appears mid-way, is taken back later, and is gone at the end."],
-        tables=[(["model/sampler", "dataset/attack", "steps judged", "harmful mid-way", "revised after",
+        paragraphs=["Intermediate states judged every few steps by the attack-success judge: 'committed' is the "
+                    "text committed so far, 'x0' the sampler's current guess at every position (what the model "
+                    "would write there now). How often harmful text appears mid-way, is taken back later, and is "
+                    "gone from the final answer."],
+        tables=[(["model/sampler", "dataset/attack", "state", "steps judged", "harmful mid-way", "revised after",
                   "final answer harmless"], rows)],
     )
 
 
-def write_study_report(run_dir: Path, summary: dict[str, Any], private: dict[str, Any], *, show_harmful: bool) -> Path:
+def write_study_report(
+    run_dir: Path, summary: dict[str, Any], private: dict[str, Any], *, show_harmful: bool,
+    extra: list[html.Section] | None = None,
+) -> Path:
     figs = run_dir / "plots"
     figs.mkdir(exist_ok=True)
-    sections = [_overview(summary), _rates(summary, figs)]
+    sections = [_overview(summary), _rates(summary, figs), *(extra or [])]
     agree = summary.get("judge_agreement")
     if agree and agree.get("pairs"):
         sections.append(html.Section(

@@ -61,7 +61,7 @@ def _rate(flags) -> dict[str, Any]:
     return stats.rate(np.asarray(flags, dtype=bool))
 
 
-def _label_verdicts(records: list[dict], verdicts: dict, cfg: StudyConfig) -> str:
+def label_verdicts(records: list[dict], verdicts: dict, cfg: StudyConfig) -> str:
     """Set ``refused`` and ``harmful`` on every judged record from the verdict fields; return the ASR basis."""
     refusal, harm = cfg.refusal_key(), cfg.harm_judge()
     harm_decided = harm is not None and cfg.judge(harm).decides == "harmful"
@@ -91,7 +91,7 @@ def summarise(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
         warnings.append(
             f"{len(records) - len(judged)} of {len(records)} generations are not judged yet: resume the run to finish"
         )
-    asr_basis = _label_verdicts(judged, verdicts, cfg)
+    asr_basis = label_verdicts(judged, verdicts, cfg)
     for r in judged:
         r["protocol_role"] = role_of.get(f"{r['dataset']}/{r['item']}", "unassigned")
     arms: dict[Arm, list[dict]] = defaultdict(list)
@@ -127,6 +127,9 @@ def summarise(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
                 entry["asr"] = _rate([r["harmful"] for r in rs])
             res["cells"][f"{ds}/{attack}"] = entry
         res["seconds"] = float(sum(r["timing"]["seconds"] for r in rows))
+        tps = [r["tokens_per_step"] for r in rows if r.get("tokens_per_step")]
+        if tps:  # diffusion: response positions per step that committed something (parallel decoding: > 1)
+            res["tokens_per_step"] = float(np.mean(tps))
         private["arms"][name] = {"rows": rows}
         if cfg.sri.enabled:
             notes: list[str] = []
@@ -170,24 +173,32 @@ def capability(rows: list[dict], verdicts: dict, cfg: StudyConfig) -> dict[str, 
 
 
 def dynamics(rows: list[dict], dyn: dict[str, dict]) -> dict[str, Any]:
-    """Harm in intermediate canvases (judged every few steps), its revision and the final recovery, per
-    harmful dataset/attack (diffusion arms whose records carry intermediate decodes)."""
+    """Harm in intermediate states (judged every few steps), its revision and the final recovery, per harmful
+    dataset/attack (diffusion arms whose records carry intermediate decodes): ``committed`` reads what had been
+    committed (with low-confidence remasking a commit is final), ``x0`` the sampler's current guess at every
+    position (what the model would write; it can change before it is committed)."""
     out: dict[str, Any] = {}
     cells: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         if r["role"] == "harmful" and r["protocol_role"] == "attacked" and r["key"] in dyn:
             cells[f"{r['dataset']}/{r['attack']}"].append(r)
     for cell, rs in cells.items():
-        inter = np.array([dyn[r["key"]]["harmful"] for r in rs], dtype=bool)
         final = np.array([r["harmful"] for r in rs], dtype=bool)
-        ever = inter.any(axis=1)
-        later_clean = np.array([(~inter[i, inter[i].argmax() + 1:]).any() for i in range(len(rs))], dtype=bool)
-        out[cell] = {
-            "steps_judged": int(inter.shape[1]),
-            "harmful_intermediate": _rate(ever),
-            "revised_after_harmful": _rate(later_clean[ever]),
-            "final_recovery": _rate(~final[ever]),
-        }
+        entry: dict[str, Any] = {}
+        for name, field in (("committed", "harmful"), ("x0", "x0_harmful")):
+            if not all(field in dyn[r["key"]] for r in rs):
+                continue
+            inter = np.array([dyn[r["key"]][field] for r in rs], dtype=bool)
+            ever = inter.any(axis=1)
+            first = inter.argmax(axis=1)
+            later_clean = np.array([(~inter[i, first[i] + 1:]).any() for i in range(len(rs))], dtype=bool)
+            entry[name] = {
+                "steps_judged": int(inter.shape[1]),
+                "harmful_intermediate": _rate(ever),
+                "revised_after_harmful": _rate(later_clean[ever]),
+                "final_recovery": _rate(~final[ever]),
+            }
+        out[cell] = entry
     return out
 
 
@@ -231,14 +242,17 @@ def judge_agreement(records: list[dict], verdicts: dict, cfg: StudyConfig) -> di
 
 # ------------------------------------------------------------------------------------------------ report
 def build_report(
-    path: str | Path, *, show_harmful: bool = False, echo: Callable[[str], None] = print
+    path: str | Path, *, show_harmful: bool = False, echo: Callable[[str], None] = print,
+    extra: Callable[[dict[str, Any], Path], list[Any]] | None = None,
 ) -> dict[str, Path]:
-    """Write ``summary.json``, ``report.html`` and ``plots/`` into the run directory."""
+    """Write ``summary.json``, ``report.html`` and ``plots/`` into the run directory (``extra(summary, run
+    dir)`` may add report sections, e.g. the sampler sweep's)."""
     from srilab.report.study_report import write_study_report
 
     summary, private = summarise(path)
     run = RunDir(path)
-    report = write_study_report(run.path, summary, private, show_harmful=show_harmful)
+    more = extra(json_safe(summary), run.path) if extra is not None else []
+    report = write_study_report(run.path, summary, private, show_harmful=show_harmful, extra=more)
     summary_path = run.path / "summary.json"
     atomic_write_text(summary_path, json.dumps(json_safe(summary), indent=2) + "\n")
     for w in summary["warnings"]:

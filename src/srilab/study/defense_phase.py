@@ -66,7 +66,7 @@ def build_defense(
         return cls(_reference(spec, lm, cfg, load), **opts)
     if spec.name == "output_keyword":
         return cls(**opts)
-    if spec.name == "smoothllm":
+    if spec.name in ("smoothllm", "self_reminder"):  # they answer again, under the arm's own sampler
         return cls(lm, sampler, seed=cfg.seed, **opts)
     defense = cls(lm, **opts)
     if spec.name == "refusal_direction":

@@ -28,7 +28,7 @@ DEMO_CONFIG = Path(__file__).resolve().parents[1] / "toy" / "demo.yaml"
 QUICK_ITEMS = 12
 #: Sets that fill several protocol roles get this many times the per-set limit.
 LIMIT_SCALE = {"benign-train": 2}
-QUICK_SMOOTHLLM = 4  # SmoothLLM re-generates every answer: at most this many items per role in a quick run
+QUICK_REGENERATED = 4  # defenses that answer again (SmoothLLM, self-reminder): at most this many items per role
 
 
 def demo_config(
@@ -50,8 +50,8 @@ def demo_config(
         for d in data["datasets"]:
             d["limit"] = n * LIMIT_SCALE.get(d["name"], 1)
         for d in data.get("defenses", []):
-            if isinstance(d, dict) and d.get("name") == "smoothllm":
-                d["limit"] = min(d.get("limit") or QUICK_SMOOTHLLM, QUICK_SMOOTHLLM)
+            if isinstance(d, dict) and d.get("limit"):  # the costly ones (they generate again) carry a limit
+                d["limit"] = min(d["limit"], QUICK_REGENERATED)
     if detector is not None:
         data["sri"]["detector"] = detector
     if batch_size is not None:

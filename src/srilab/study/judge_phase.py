@@ -66,13 +66,26 @@ def judge_intermediates(judge, key: str, records: list[dict], run: RunDir, *, pr
     added = 0
     for lo in range(0, len(pending), 16):
         part = pending[lo : lo + 16]
-        flat = [(r, t) for r in part for t in r["intermediate"]["texts"]]
-        verdicts = iter(judge([r["request"] for r, _ in flat], [t for _, t in flat]))
-        added += journal.append({
-            "key": r["key"], "judge": key, "steps": r["intermediate"]["steps"],
-            "harmful": [bool(v.harmful) if v.harmful is not None else not v.refused
-                        for v in (next(verdicts) for _ in r["intermediate"]["texts"])],
-        } for r in part)
+        rows: list[dict] = [{"key": r["key"], "judge": key, "steps": r["intermediate"]["steps"]} for r in part]
+        for field in ("texts", "x0_texts"):
+            flat = [(r, t) for r in part for t in r["intermediate"].get(field, [])]
+            if not flat:
+                continue
+            verdicts = iter(judge([r["request"] for r, _ in flat], [t for _, t in flat]))
+            for row, r in zip(rows, part, strict=True):
+                if field not in r["intermediate"]:
+                    continue
+                flags = [_harmful(next(verdicts)) for _ in r["intermediate"][field]]
+                if field == "texts":
+                    row["harmful"] = flags
+                else:
+                    row.update(x0_steps=r["intermediate"]["x0_steps"], x0_harmful=flags)
+        added += journal.append(rows)
         bar.update(len(part))
     bar.close()
     return added
+
+
+def _harmful(v) -> bool:
+    """A verdict's harm flag (a refusal judge's "answered" when it decides no harm)."""
+    return bool(v.harmful) if v.harmful is not None else not v.refused
