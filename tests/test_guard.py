@@ -225,3 +225,21 @@ def test_unbounded_representations_accept_values_outside_unit_interval() -> None
     assert np.isfinite(guard.score(X)).all()
     with pytest.raises(SrilabError, match=r"outside \[0, 1\]"):
         SRIGuard("knn").fit(X[:40], calibration=X[40:])
+
+
+def test_guard_and_centre_files_from_different_fits_are_one_error(tmp_path) -> None:
+    from safetensors.numpy import save_file
+
+    from srilab.sri.centres import CentreKey, Centres
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    SRIGuard("autoencoder", seed=0).fit(TRAIN[:100]).save(a)
+    SRIGuard("autoencoder", seed=0).fit(TRAIN[:100, :5]).save(b)  # another fit: 5 steps
+    (a / "guard.safetensors").write_bytes((b / "guard.safetensors").read_bytes())  # weights of another fit
+    with pytest.raises(SrilabError, match="come from different fits"):
+        SRIGuard.load(a)
+    key = CentreKey(model="m", sampler={}, layer="last", pooling="generated", data="x")
+    Centres(np.zeros((4, 3)), np.ones((4, 3)), key, {}).save(tmp_path / "c")
+    save_file({"harmless": np.zeros((4, 3), dtype=np.float32)}, str(tmp_path / "c" / "centres.safetensors"))
+    with pytest.raises(SrilabError, match="cannot read .*recompute the centres"):
+        Centres.load(tmp_path / "c")

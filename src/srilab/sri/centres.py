@@ -82,8 +82,11 @@ class Centres:
             raise SrilabError(f"{meta_file} is malformed ({exc}); recompute the centres") from None
         if expected is not None and (diff := expected.diff(key)):
             raise SrilabError(f"centres in {d} were computed for other settings ({'; '.join(diff)}); recompute them")
-        t = load_file(str(tensor_file))
-        return cls(t["harmless"].numpy(), t["harmful"].numpy(), key, meta.get("counts", {}))
+        try:
+            t = load_file(str(tensor_file))
+            return cls(t["harmless"].numpy(), t["harmful"].numpy(), key, meta.get("counts", {}))
+        except Exception as exc:  # safetensors raises its own error types; a missing tensor is a KeyError
+            raise SrilabError(f"cannot read {tensor_file} ({type(exc).__name__}); recompute the centres") from None
 
 
 def compute_centres(

@@ -333,10 +333,17 @@ class SRIGuard:
             state = load_file(str(tensor_path))
         except Exception as exc:  # safetensors raises its own error types
             raise SrilabError(f"cannot read {tensor_path} ({exc}); refit and save the guard again") from None
-        if guard.scaling == "robust":
-            guard._scaler = RobustScaler.from_state(state, guard.scaling_floor)
-        state = {k: v for k, v in state.items() if not k.startswith("scaler.")}
-        guard._detector = DETECTORS.get(detector_name).from_state(state, guard.seed, guard.options)
+        try:
+            if guard.scaling == "robust":
+                guard._scaler = RobustScaler.from_state(state, guard.scaling_floor)
+            state = {k: v for k, v in state.items() if not k.startswith("scaler.")}
+            guard._detector = DETECTORS.get(detector_name).from_state(state, guard.seed, guard.options)
+            guard._detector.score(np.full((1, int(steps)), 0.5))  # weights of another shape fail here, not later
+        except (ValueError, KeyError, RuntimeError, IndexError) as exc:  # shapes or names from another fit
+            raise SrilabError(
+                f"{tensor_path} does not match {meta_path.name} ({type(exc).__name__}: {str(exc).splitlines()[0]}): "
+                "the weights and the metadata come from different fits; refit and save the guard again"
+            ) from None
         guard.threshold = threshold
         guard.steps = steps
         guard.n_fit = meta.get("n_fit")
