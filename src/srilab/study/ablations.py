@@ -49,6 +49,7 @@ from srilab.sri.centres import CentreKey, compute_centres, data_hash
 from srilab.sri.detectors import make_detector
 from srilab.sri.guard import SRIGuard
 from srilab.sri.signal import signal as sri_signal
+from srilab.study.detection import TextFeatures
 from srilab.study.store import json_safe
 from srilab.study.toy_items import ATTACK_ORDER, Item, build_items
 from srilab.toy.evaluate import SAMPLER_NAMES, model_for, pair_samplers
@@ -93,43 +94,6 @@ def _module_name(model: LanguageModel, layer: LayerSpec) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ text features
-class TextFeatures:
-    """Response-only text features: TF-IDF of word 1-2-grams plus the out-of-vocabulary share (see the module
-    docstring). Fit on benign responses only."""
-
-    def __init__(self, ngram_range: tuple[int, int] = (1, 2)) -> None:
-        self.ngram_range = ngram_range
-        self._vectorizer = None
-        self._vocab: set[str] = set()
-
-    def fit(self, texts: Sequence[str]) -> TextFeatures:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        vec = TfidfVectorizer(token_pattern=r"\S+", ngram_range=self.ngram_range, lowercase=True)
-        try:
-            vec.fit(list(texts))
-            self._vectorizer = vec
-        except ValueError:  # every benign response is empty: only the out-of-vocabulary column is left
-            self._vectorizer = None
-        self._vocab = {w for t in texts for w in t.lower().split()}
-        return self
-
-    @property
-    def dim(self) -> int:
-        return 1 + (len(self._vectorizer.vocabulary_) if self._vectorizer is not None else 0)
-
-    def oov_share(self, text: str) -> float:
-        words = text.lower().split()
-        return 1.0 if not words else sum(w not in self._vocab for w in words) / len(words)
-
-    def transform(self, texts: Sequence[str]) -> np.ndarray:
-        oov = np.array([[self.oov_share(t)] for t in texts], dtype=np.float64)
-        if self._vectorizer is None:
-            return oov
-        tfidf = self._vectorizer.transform(list(texts)).toarray().astype(np.float64)
-        return np.hstack([tfidf, oov])
-
-
 # ------------------------------------------------------------------------------------------------ detection
 def _split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """SRIGuard.fit's benign split: (fit rows, held-out rows) of ``n`` benign rows."""
