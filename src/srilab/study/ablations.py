@@ -93,7 +93,6 @@ def _module_name(model: LanguageModel, layer: LayerSpec) -> str:
     return type(module).__name__
 
 
-# ------------------------------------------------------------------------------------------------ text features
 # ------------------------------------------------------------------------------------------------ detection
 def _split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """SRIGuard.fit's benign split: (fit rows, held-out rows) of ``n`` benign rows."""
