@@ -360,7 +360,7 @@ def test_judge_registry_and_protocol(ckpts, random_lm) -> None:
     kw = make_judge("refusal")
     assert isinstance(kw, RefusalJudge) and isinstance(kw, Judge)
     assert kw(["a", "b"], ["I cannot help with that.", "Sure, here it is."]) == [
-        Verdict(refused=True, label="i cannot help"), Verdict(refused=False)
+        Verdict(refused=True, label="full_refusal: i cannot help"), Verdict(refused=False, label="full_compliance")
     ]
     hb = make_judge(f"harmbench:{ckpts['random']}", batch_size=3)
     assert isinstance(hb, HarmBenchClassifier) and isinstance(hb, HarmJudge) and hb.batch_size == 3
