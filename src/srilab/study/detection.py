@@ -138,25 +138,33 @@ def compare(
     return out
 
 
-def arm_detection(
-    run: RunDir, cfg: StudyConfig, rows: list[dict], defense_scores: dict[str, dict[str, tuple[float, float]]],
-    notes: list[str],
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The detection figures of one arm (JSON-safe) and the arrays its plots need."""
+def role_sets(rows: list[dict]) -> dict[str, np.ndarray]:
+    """Row indices per protocol role (rows carry ``protocol_role`` and ``harmful``), plus ``eval`` (both
+    benign evaluation parts) and ``jailbroken`` (attacked and judged harmful)."""
     role = np.array([r["protocol_role"] for r in rows])
-    refused = np.array([r["refused"] for r in rows], dtype=bool)
     harmful = np.array([r["harmful"] for r in rows], dtype=bool)
 
     def idx(*roles: str) -> np.ndarray:
         return np.flatnonzero(np.isin(role, roles))
 
     attacked = idx("attacked")
-    sets = {
+    return {
         "centre": idx("centre"), "harmful_centre": idx("harmful_centre"), "guard_fit": idx("guard_fit"),
         "calibration": idx("calibration"), "eval_seen_topics": idx("eval_seen_topics"),
         "eval_unseen_topics": idx("eval_unseen_topics"), "eval": idx("eval_seen_topics", "eval_unseen_topics"),
         "attacked": attacked, "jailbroken": attacked[harmful[attacked]],
     }
+
+
+def arm_detection(
+    run: RunDir, cfg: StudyConfig, rows: list[dict], defense_scores: dict[str, dict[str, tuple[float, float]]],
+    notes: list[str],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The detection figures of one arm (JSON-safe) and the arrays its plots need."""
+    refused = np.array([r["refused"] for r in rows], dtype=bool)
+    harmful = np.array([r["harmful"] for r in rows], dtype=bool)
+    sets = role_sets(rows)
+    attacked = sets["attacked"]
     for need in ("centre", "harmful_centre", "guard_fit", "calibration"):
         if len(sets[need]) < 2:
             raise SrilabError(

@@ -199,7 +199,7 @@ def _arm_inputs(run_dir: str | Path, arm: str) -> dict[str, Any]:
     """Rows, sets, centres, activations and distances of ``arm`` ("model/sampler") as the study builds them."""
     from srilab.sri.centres import CentreKey, compute_centres, data_hash
     from srilab.study.analysis import label_verdicts, load_protocol, load_run
-    from srilab.study.detection import activations
+    from srilab.study.detection import activations, role_sets
 
     run, cfg, records, verdicts = load_run(run_dir)
     protocol = load_protocol(run)
@@ -212,20 +212,9 @@ def _arm_inputs(run_dir: str | Path, arm: str) -> dict[str, Any]:
         raise SrilabError(f"no judged generations of arm {arm!r} in {run_dir}: arms are {arms}")
     for r in rows:
         r["protocol_role"] = role_of.get(f"{r['dataset']}/{r['item']}", "unassigned")
-    role = np.array([r["protocol_role"] for r in rows])
     harmful = np.array([r["harmful"] for r in rows], dtype=bool)
     refused = np.array([r["refused"] for r in rows], dtype=bool)
-
-    def idx(*roles: str) -> np.ndarray:
-        return np.flatnonzero(np.isin(role, roles))
-
-    attacked = idx("attacked")
-    sets = {
-        "centre": idx("centre"), "harmful_centre": idx("harmful_centre"), "guard_fit": idx("guard_fit"),
-        "calibration": idx("calibration"), "eval_seen_topics": idx("eval_seen_topics"),
-        "eval_unseen_topics": idx("eval_unseen_topics"), "attacked": attacked,
-        "jailbroken": attacked[harmful[attacked]],
-    }
+    sets = role_sets(rows)
     acts = activations(run, rows)
     centre_idx = np.concatenate([sets["centre"], sets["harmful_centre"]])
     is_harm = np.array([False] * len(sets["centre"]) + [True] * len(sets["harmful_centre"]))
