@@ -14,6 +14,7 @@ built from the run directory alone (:mod:`srilab.study.analysis`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
 import time
@@ -85,13 +86,19 @@ def attack_context(cell: Cell, item: Item, lm: LanguageModel, seed: int, cfg_pai
     options = dict(a.options)
     if isinstance(options.get("judge"), str):  # a registered judge for query attacks (the oracle: the toy world)
         name = options["judge"]
-        options["judge"] = make_judge(name, world=pair_world(cfg_pair) if name == "oracle" else None)
+        options["judge"] = _registered_judge(name, cfg_pair)
     return AttackContext(
         target=a.target or item.target or DEFAULT_TARGET, steps=cell.sampler.num_steps,
         gen_length=cell.sampler.response_length, injection_fraction=a.injection_fraction,
         count_tokens=count if tok is not None else None, model=lm, seed=seed + item.index,
         options=options, sampler=cell.sampler, generate=generate, **extra,
     )
+
+
+@functools.lru_cache(maxsize=8)
+def _registered_judge(name: str, toy_pair: str | None):
+    """A query attack's judge by name, built once per run (the oracle needs the toy world, built once too)."""
+    return make_judge(name, world=pair_world(toy_pair) if name == "oracle" else None)
 
 
 def attack_sampler(sampler: Sampler, decoding: dict[str, Any] | None, model: LanguageModel) -> tuple[Sampler, str]:
