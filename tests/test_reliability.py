@@ -21,7 +21,8 @@ from srilab.errors import SrilabError
 from srilab.study.runner import run_study
 from srilab.study.store import Journal, RunDir
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+# spawned runs use this process's thread count: float sums, and so traces, depend on it
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(torch.get_num_threads())}
 
 
 def small_config(pair: Path, out: Path, **over) -> dict:
@@ -355,6 +356,26 @@ def test_concurrent_resumes_never_duplicate(micro_pair, reference, tmp_path):
     if second.returncode != 0:  # the usual case: the first holds the lock
         assert second.returncode == 2 and "in use by another srilab run" in err2.decode(), err2.decode()[-2000:]
     assert main(["run", "--resume", str(out), "--no-progress"]) == 0
+    _same_as_reference(reference, out)
+
+
+def test_resume_uses_the_thread_count_the_run_started_with(reference, tmp_path):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    recorded = RunDir(out).recorded_threads()
+    assert recorded == int(json.loads((out / "versions.json").read_text())["torch_threads"]) >= 1
+    sorted((out / "traces").rglob("*.safetensors"))[0].unlink()
+    before = torch.get_num_threads()
+    torch.set_num_threads(recorded + 1)
+    try:
+        said: list[str] = []
+        run_study(out, resume=True, progress=False, echo=said.append)
+        assert torch.get_num_threads() == recorded + 1  # the caller's count is given back
+    finally:
+        torch.set_num_threads(before)
+    assert any(f"using {recorded} torch threads" in line for line in said), said
     _same_as_reference(reference, out)
 
 

@@ -350,8 +350,9 @@ def run_config(
             run.create(cfg.canonical(), resume=resume)
             run.lock()
             try:
-                return _run_locked(cfg, run, protocol, report=report, progress=progress, show_harmful=show_harmful,
-                                   echo=echo)
+                with _threads_of(run, echo):
+                    return _run_locked(cfg, run, protocol, report=report, progress=progress,
+                                       show_harmful=show_harmful, echo=echo)
             except SrilabError:
                 if fresh and not (run.path / "records.jsonl").exists():  # nothing done: leave nothing behind
                     run.unlock()
@@ -364,6 +365,25 @@ def run_config(
         ) from None
     finally:
         run.unlock()
+
+
+@contextlib.contextmanager
+def _threads_of(run: RunDir, echo: Callable[[str], None]):
+    """Run with the torch thread count the run started with: float sums (and so traces, scores and, at a
+    tie, tokens) depend on it, and a resumed run must finish as the uninterrupted run would have."""
+    import torch
+
+    before, recorded = torch.get_num_threads(), run.recorded_threads()
+    if recorded is None or recorded == before:
+        yield
+        return
+    echo(f"  using {recorded} torch threads as this run started with (this process had {before}): "
+         "float results depend on the count")
+    torch.set_num_threads(recorded)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _remove_new_run(run: RunDir) -> None:

@@ -4,7 +4,7 @@ Layout::
 
     RUN_DIR/
       config.json          the validated study config (defaults filled in); a resume must match it
-      versions.json        python, platform and package versions of the run
+      versions.json        python, platform, package versions and torch thread count of the run
       records.jsonl        one generation per line, keyed by model/sampler/dataset/attack/item
       judgements.jsonl     one verdict per line, keyed by record key and judge
       defenses.jsonl       one baseline-defense score per line, keyed by record key and defense
@@ -200,7 +200,13 @@ def package_versions() -> dict[str, str]:
     for pkg in ("srilab", "torch", "transformers", "tokenizers", "safetensors", "numpy", "scikit-learn", "gguf"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[pkg] = metadata.version(pkg)
+    import torch
+
+    out[THREADS_KEY] = str(torch.get_num_threads())  # float sums depend on it: a resume reuses it
     return out
+
+
+THREADS_KEY = "torch_threads"
 
 
 def config_digest(config: dict[str, Any]) -> str:
@@ -290,6 +296,13 @@ class RunDir:
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
+
+    def recorded_threads(self) -> int | None:
+        """The torch intra-op thread count the run started with (``versions.json``); None when not recorded."""
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+            n = int(json.loads((self.path / "versions.json").read_text()).get(THREADS_KEY))
+            return n if n > 0 else None
+        return None
 
     def read_config(self) -> dict[str, Any]:
         from srilab.io import read_text
