@@ -50,7 +50,7 @@ from srilab.sri.detectors import make_detector
 from srilab.sri.guard import SRIGuard
 from srilab.sri.signal import signal as sri_signal
 from srilab.study.detection import TextFeatures
-from srilab.study.store import json_safe
+from srilab.study.jsonsafe import json_safe
 from srilab.study.toy_items import ATTACK_ORDER, Item, build_items
 from srilab.toy.evaluate import SAMPLER_NAMES, model_for, pair_samplers
 from srilab.toy.oracle import OracleJudge

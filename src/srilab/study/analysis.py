@@ -26,7 +26,8 @@ from srilab import stats
 from srilab.errors import SrilabError
 from srilab.study.config import StudyConfig, parse_config
 from srilab.study.detection import arm_detection
-from srilab.study.store import RunDir, atomic_write_text, json_safe
+from srilab.study.jsonsafe import json_safe
+from srilab.study.store import RunDir, atomic_write_text
 
 Arm = tuple[str, str]  # (model, sampler)
 

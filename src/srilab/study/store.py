@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import platform
 import shutil
@@ -36,8 +35,6 @@ import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from srilab.errors import SrilabError
 
@@ -202,11 +199,8 @@ def package_versions() -> dict[str, str]:
             out[pkg] = metadata.version(pkg)
     import torch
 
-    out[THREADS_KEY] = str(torch.get_num_threads())  # float sums depend on it: a resume reuses it
+    out["torch_threads"] = str(torch.get_num_threads())  # float sums depend on it: a resume reuses it
     return out
-
-
-THREADS_KEY = "torch_threads"
 
 
 def config_digest(config: dict[str, Any]) -> str:
@@ -299,9 +293,8 @@ class RunDir:
 
     def recorded_threads(self) -> int | None:
         """The torch intra-op thread count the run started with (``versions.json``); None when not recorded."""
-        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
-            n = int(json.loads((self.path / "versions.json").read_text()).get(THREADS_KEY))
-            return n if n > 0 else None
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError, KeyError):
+            return max(1, int(json.loads((self.path / "versions.json").read_text())["torch_threads"]))
         return None
 
     def read_config(self) -> dict[str, Any]:
@@ -440,18 +433,3 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str:
             if x != y:
                 return _first_difference(x, y, f"{path}.{i}")
     return f"{path or '(top level)'}: {json.dumps(a)[:60]} != {json.dumps(b)[:60]}"
-
-
-def json_safe(value: Any) -> Any:
-    """JSON-safe data: numpy scalars to Python, non-finite floats to None (never NaN in a file)."""
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(float(value)) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    return value
