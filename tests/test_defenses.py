@@ -177,7 +177,7 @@ def test_run_shape_and_timing_and_registry():
     with pytest.raises(SrilabError, match="shape"):
         Wrong().run(["a"])
     assert set(DEFENSES) == {"perplexity", "self_examination", "output_keyword", "smoothllm", "refusal_direction",
-                             "early_rejection", "self_reminder"}
+                             "early_rejection", "self_reminder", "diffuguard"}
     assert all(issubclass(DEFENSES.get(n), Defense) and DEFENSES.entry(n).source for n in DEFENSES)
 
 

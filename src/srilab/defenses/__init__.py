@@ -1,6 +1,6 @@
 """srilab.defenses: baseline jailbreak defenses with one timed interface, for comparison with the SRI guard."""
 
-from srilab.defenses import dllm  # noqa: F401  (registers early_rejection, self_reminder)
+from srilab.defenses import diffuguard, dllm  # noqa: F401  (register diffuguard, early_rejection, self_reminder)
 from srilab.defenses.base import DEFENSES, Defense, DefenseScores, evaluate_defense
 from srilab.defenses.baselines import (
     OutputKeywordGuard,

@@ -15,8 +15,9 @@
   answer is still not a refusal (the attack survived the reminder), else 0, so higher means "attack
   succeeded" like every detector here. A prefill or canvas plan of the attack is not replayed.
 
-DiffuGuard's stochastic annealing remasking and its block-level audit-and-repair change the sampler
-itself; they are not in srilab yet.
+DiffuGuard (Li et al. 2025): its stochastic annealing remasking is a remasking rule of the sampler
+(``remasking: diffuguard``, :mod:`srilab.sampling.diffusion_rules`), its block-level audit and repair the
+``diffuguard`` defense (:mod:`srilab.defenses.diffuguard`).
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from srilab.errors import SrilabError
+from srilab.sampling.diffusion_rules import remasking_rule
 
 if TYPE_CHECKING:
     from srilab.models.base import LanguageModel
@@ -61,7 +62,12 @@ class DiffusionSamplerConfig(_Sampler):
     ``schedule``: ``llada`` (LLaDA's blocks of ``block_length``, 1 = one token per step, left to right;
     ``cfg_scale``, ``remasking``, ReMDM-style ``revision``) or ``dream`` (Dream's own ``diffusion_generate``:
     no blocks, ``alg`` ``maskgit_plus`` / ``topk_margin`` / ``entropy`` / ``origin``, ``alg_temp``, ``top_p``,
-    ``top_k``, ``eps``); None: the model's own (Dream checkpoints: dream, every other: llada)."""
+    ``top_k``, ``eps``); None: the model's own (Dream checkpoints: dream, every other: llada).
+
+    ``remasking``: one of :data:`~srilab.sampling.diffusion_rules.REMASKING`; ``diffuguard`` is DiffuGuard's
+    stochastic annealing remasking, its initial noise weight alpha_0 given as ``anneal_alpha`` (default 0.3) or
+    in the name (``diffuguard:0.5``); the config stores the name with alpha_0 (``diffuguard:0.3``), which is
+    what the sampler and the keys of centres and guards read."""
 
     kind: Literal["diffusion"] = "diffusion"
     schedule: Literal["llada", "dream"] | None = None
@@ -69,7 +75,8 @@ class DiffusionSamplerConfig(_Sampler):
     gen_length: int = Field(64, gt=0)
     block_length: int | None = Field(None, gt=0)  # llada; None: gen_length (one block)
     cfg_scale: float = Field(0.0, ge=0.0)
-    remasking: Literal["low_confidence", "random", "entropy", "margin"] = "low_confidence"
+    remasking: str = "low_confidence"  # REMASKING; "diffuguard[:alpha_0]"
+    anneal_alpha: float | None = Field(None, ge=0.0, le=1.0)  # remasking diffuguard: alpha_0 (None: in the name)
     revision: float = Field(0.0, ge=0.0, lt=1.0)
     cache: Literal["none", "prefix", "dual"] = "none"  # Fast-dLLM's block-wise KV cache (approximate in-block)
     threshold: float | None = None  # commit every position whose confidence reaches it (parallel decoding)
@@ -83,8 +90,41 @@ class DiffusionSamplerConfig(_Sampler):
                                           "remasking", "revision", "cache", "threshold")
     _DREAM: ClassVar[tuple[str, ...]] = ("schedule", "steps", "gen_length", "alg", "alg_temp", "top_p", "top_k", "eps")
     _LLADA_ONLY: ClassVar[tuple[str, ...]] = ("block_length", "cfg_scale", "remasking", "revision", "cache",
-                                              "threshold")
+                                              "threshold", "anneal_alpha")
     _DREAM_ONLY: ClassVar[tuple[str, ...]] = ("alg", "alg_temp", "top_p", "top_k", "eps")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _anneal(cls, data: Any) -> Any:
+        """``remasking: diffuguard`` (with ``anneal_alpha``, or ``diffuguard:<alpha_0>``) is stored as
+        ``diffuguard:<alpha_0>`` with ``anneal_alpha`` set, so the key names alpha_0."""
+        if not isinstance(data, dict):
+            return data
+        rule, given = data.get("remasking"), data.get("anneal_alpha")
+        if not (isinstance(rule, str) and rule.partition(":")[0] == "diffuguard"):
+            if given is not None:
+                raise ValueError("anneal_alpha is the alpha_0 of remasking: diffuguard; set remasking: diffuguard")
+            return data
+        try:
+            alpha = remasking_rule(rule)[1]
+        except SrilabError as err:
+            raise ValueError(str(err)) from None
+        if given is not None:
+            if isinstance(given, bool) or not isinstance(given, int | float) or not 0.0 <= given <= 1.0:
+                return data  # the field's own check names the problem
+            if ":" in rule and float(given) != alpha:
+                raise ValueError(f"remasking {rule} and anneal_alpha {given} disagree: give alpha_0 once")
+            alpha = float(given)
+        return {**data, "remasking": f"diffuguard:{alpha!r}", "anneal_alpha": alpha}
+
+    @field_validator("remasking")
+    @classmethod
+    def _rule(cls, value: str) -> str:
+        try:
+            remasking_rule(value)
+        except SrilabError as err:
+            raise ValueError(str(err)) from None
+        return value
 
     @model_validator(mode="after")
     def _check_blocks(self) -> DiffusionSamplerConfig:
@@ -154,7 +194,9 @@ class DiffusionSamplerConfig(_Sampler):
 
     @property
     def stochastic(self) -> bool:
-        return self.temperature > 0 or self.remasking == "random" or self.alg == "origin" or bool(self.alg_temp)
+        annealed = remasking_rule(self.remasking)[1] > 0  # diffuguard with alpha_0 > 0 draws noise
+        return (self.temperature > 0 or self.remasking == "random" or annealed or self.alg == "origin"
+                or bool(self.alg_temp))
 
 
 #: Either sampler family (for type hints).

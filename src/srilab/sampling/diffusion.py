@@ -21,7 +21,8 @@ Additions over the reference (all off by default, so the reference behaviour is 
   (the attention mask is a key-padding mask; rotary attention is relative, so padding does not move
   positions that matter);
 - ``remasking``: ``low_confidence`` (probability of the argmax token), ``random``, ``entropy`` (lowest
-  predictive entropy first) and ``margin`` (largest top-1 minus top-2 probability first);
+  predictive entropy first), ``margin`` (largest top-1 minus top-2 probability first) and ``diffuguard``
+  / ``diffuguard:<alpha_0>`` (DiffuGuard's stochastic annealing, :mod:`srilab.sampling.diffusion_rules`);
 - ``revision`` (ReMDM-style revision remasking, Wang et al. 2025, "Remasking Discrete Diffusion Models with
   Inference-Time Scaling"): at every step but a block's last, ``floor(revision * c)`` of the ``c`` tokens
   already committed in the current block, those the model now finds least likely, are re-masked, and as
@@ -104,6 +105,7 @@ from srilab.sampling.diffusion_rules import (
     get_num_transfer_tokens,
     minus_inf_where_not,
     rand,
+    remasking_rule,
 )
 
 if TYPE_CHECKING:
@@ -183,6 +185,7 @@ class _Predict:
     confidence_eos_eot_inf: bool
     eos_id: int
     eot_id: int
+    steps: int = 1  # the generation's steps (the diffuguard rule anneals its noise over them)
 
     @property
     def per_row(self) -> bool:
@@ -208,7 +211,7 @@ class _Predict:
         if self.remasking == "random" and not self.per_row:
             x0_p = rand(tuple(canvas.x.shape), self.generator, logits.device, step=step)[:, lo:hi]
         else:
-            x0_p = confidence(logits, x0, self.remasking, self.generator, step)
+            x0_p = confidence(logits, x0, self.remasking, self.generator, step, self.steps)
         return x0, x0_p
 
 
@@ -222,8 +225,7 @@ def _check(
         raise SrilabError(f"gen_length {gen_length} must be a multiple of block_length {block_length}")
     if steps % (gen_length // block_length):
         raise SrilabError(f"steps {steps} must be a multiple of the number of blocks {gen_length // block_length}")
-    if remasking not in REMASKING:
-        raise SrilabError(f"unknown remasking {remasking!r}: use one of {', '.join(REMASKING)}")
+    remasking_rule(remasking)  # an unknown rule (or a bad diffuguard alpha_0) is an error
     if not 0.0 <= revision < 1.0:
         raise SrilabError(f"revision must be in [0, 1), got {revision}")
     if prompt_masks not in PROMPT_MASKS:
@@ -298,7 +300,7 @@ def generate(
         attention_mask = torch.cat([attention_mask, ones], dim=-1)
         if bool(attention_mask.all()):
             attention_mask = None  # nothing to mask: the unmasked attention path is the same maths, faster
-    predict = _Predict(temperature, remasking, generator, confidence_eos_eot_inf, eos_id, eot_id)
+    predict = _Predict(temperature, remasking, generator, confidence_eos_eot_inf, eos_id, eot_id, steps)
     keep_ok = not predict.full_draw and _accepts_logits_to_keep(model)
     block_cache = None
     if cache != "none":

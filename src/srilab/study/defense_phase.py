@@ -68,6 +68,15 @@ def build_defense(
         return cls(**opts)
     if spec.name in ("smoothllm", "self_reminder"):  # they answer again, under the arm's own sampler
         return cls(lm, sampler, seed=cfg.seed, **opts)
+    if spec.name == "diffuguard":  # audits and repairs under the arm's own decoding
+        defense = cls(lm, sampler, seed=cfg.seed, **opts)
+        if "harmful" not in opts:
+            benign, harmful = fit_prompts
+            if not benign or not harmful:
+                raise SrilabError("diffuguard needs benign centre/guard_fit items and harmful-centre items to fit its "
+                                  "direction (or options harmful: [...] and harmless: [...])")
+            defense.fit(benign, harmful)
+        return defense
     defense = cls(lm, **opts)
     if spec.name == "refusal_direction":
         benign, harmful = fit_prompts
@@ -75,6 +84,14 @@ def build_defense(
             raise SrilabError("refusal_direction needs benign centre/guard_fit items and harmful-centre items to fit")
         defense.fit(benign, harmful)
     return defense
+
+
+def _answers_after(defense: Defense, n: int) -> list[dict[str, Any]]:
+    """A defense that changes the answer (DiffuGuard's repair): the answer after it and whether it refuses."""
+    responses, refused = getattr(defense, "last_responses", None), getattr(defense, "last_refused", None)
+    if responses is None or refused is None or len(responses) != n or len(refused) != n:
+        return [{} for _ in range(n)]
+    return [{"response_after": str(t), "refused_after": bool(f)} for t, f in zip(responses, refused, strict=True)]
 
 
 def score_defenses(
@@ -117,9 +134,10 @@ def score_defenses(
                     part = rows[lo : lo + 64]
                     out = defense.run([r["prompt"] for r in part], [r["response"] for r in part])
                     per_item = out.seconds / len(part)
+                    after = _answers_after(defense, len(part))
                     counts[spec.name] += journal.append(
-                        {"key": r["key"], "defense": spec.name, "score": float(s), "seconds": per_item}
-                        for r, s in zip(part, out.scores, strict=True)
+                        {"key": r["key"], "defense": spec.name, "score": float(s), "seconds": per_item, **a}
+                        for r, s, a in zip(part, out.scores, after, strict=True)
                     )
                     bar.update(len(part))
                 bar.close()

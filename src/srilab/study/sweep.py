@@ -4,7 +4,8 @@ One study (run through the same runner as ``srilab run``) whose diffusion model 
 
 - **tokens per step** 1, 2, 4, 8 (LLaDA's schedule, blocks of 16: ``steps = gen_length / k``);
 - **remasking rule** at one token per step: ``low_confidence`` (the baseline point), ``random``, ``entropy``,
-  ``margin``, and ReMDM-style ``revision`` (25% of the block's commits re-decided each step);
+  ``margin``, DiffuGuard's stochastic annealing ``diffuguard`` (alpha_0 = 0.3; ``diffuguard:<alpha_0>`` for
+  another weight) and ReMDM-style ``revision`` (25% of the block's commits re-decided each step);
 - **temperature** 0.7 (per-item seeds) and **Dream's schedule** on the same weights;
 
 and attacked with the demo's continuation attacks plus an **opener injected into the canvas at a step**:
@@ -18,13 +19,14 @@ adds attack success against tokens per step and against the injection step (``pl
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from srilab.report import html, plots
+from srilab.sampling.diffusion_rules import remasking_rule
 from srilab.study.analysis import build_report
 from srilab.study.config import StudyConfig, parse_config
 from srilab.study.demo import DEMO_CONFIG, archive_previous
@@ -33,16 +35,20 @@ from srilab.study.store import RunDir, atomic_write_text
 
 GEN = 80
 TOKENS_PER_STEP = (1, 2, 4, 8)
-REMASKING = ("random", "entropy", "margin")
+REMASKING = ("random", "entropy", "margin", "diffuguard")  # besides low_confidence, the baseline point
 INJECT_AT = (0.0, 0.25, 0.5, 0.75)
 SORRY = "sorry , i will not help with that request ."
 
 
-def sweep_samplers(gen_length: int = GEN) -> list[dict[str, Any]]:
+def sweep_samplers(gen_length: int = GEN, remasking: Sequence[str] = REMASKING) -> list[dict[str, Any]]:
+    """The sweep's sampler points; ``remasking``: the rules swept at one token per step besides
+    ``low_confidence`` (any :data:`srilab.sampling.diffusion_rules.REMASKING` name, ``diffuguard:<alpha_0>``)."""
+    for r in remasking:
+        remasking_rule(r)  # an unknown rule is an error before anything runs
     out = [{"kind": "diffusion", "steps": gen_length // k, "gen_length": gen_length, "block_length": 16,
             "name": f"tps{k}"} for k in TOKENS_PER_STEP]
     out += [{"kind": "diffusion", "steps": gen_length, "gen_length": gen_length, "block_length": 16,
-             "remasking": r, "name": f"remask-{r}"} for r in REMASKING]
+             "remasking": r, "name": f"remask-{r.replace(':', '-')}"} for r in dict.fromkeys(remasking)]
     out.append({"kind": "diffusion", "steps": gen_length, "gen_length": gen_length, "block_length": 16,
                 "revision": 0.25, "name": "revision-0.25"})
     out.append({"kind": "diffusion", "steps": gen_length, "gen_length": gen_length, "block_length": 16,
@@ -52,13 +58,17 @@ def sweep_samplers(gen_length: int = GEN) -> list[dict[str, Any]]:
     return out
 
 
-def sweep_config(*, out: str | Path = "sweep-out", limit: int = 12, pair: str | Path | None = None) -> StudyConfig:
+def sweep_config(
+    *, out: str | Path = "sweep-out", limit: int = 12, pair: str | Path | None = None,
+    remasking: Sequence[str] = REMASKING,
+) -> StudyConfig:
     """The sweep study: the demo's world, protocol and judges, the diffusion model under :func:`sweep_samplers`."""
     data: dict[str, Any] = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
     data.update(name="sampler-sweep", output=str(out), defenses=[])
     if pair is not None:
         data["toy_pair"] = str(Path(pair).resolve())
-    data["models"] = [{"name": "toy-diffusion", "path": "toy:diffusion", "samplers": sweep_samplers()}]
+    data["models"] = [{"name": "toy-diffusion", "path": "toy:diffusion",
+                       "samplers": sweep_samplers(remasking=remasking)}]
     keep = {"harmful", "benign-train", "benign-heldout"}
     data["datasets"] = [d for d in data["datasets"] if d["name"] in keep]
     for d in data["datasets"]:
@@ -104,10 +114,11 @@ def sweep_figures(summary: dict[str, Any], out: Path) -> dict[str, Any]:
 
 def run_sweep(
     *, out: str | Path = "sweep-out", limit: int = 12, pair: str | Path | None = None, progress: bool = True,
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] = print, remasking: Sequence[str] = REMASKING,
 ) -> Path:
-    """Run (or finish) the sweep into ``out`` and add its two figures; returns the run directory."""
-    cfg = sweep_config(out=out, limit=limit, pair=pair)
+    """Run (or finish) the sweep into ``out`` and add its two figures; returns the run directory.
+    ``remasking``: the remasking rules swept besides ``low_confidence`` (default :data:`REMASKING`)."""
+    cfg = sweep_config(out=out, limit=limit, pair=pair, remasking=remasking)
     run = RunDir(out)
     resume = run.exists() and run.read_config() == cfg.canonical()
     if not resume and archive_previous(Path(out)) is not None:
