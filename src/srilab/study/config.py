@@ -43,6 +43,7 @@ from srilab.errors import SrilabError
 from srilab.judges import JUDGES
 from srilab.sampling.api import AnySampler
 from srilab.sri.detectors import DETECTORS
+from srilab.study.executor import ExecutorSpec
 
 Role = Literal["harmful", "benign", "capability"]
 #: The roles of benign items in the evaluation protocol (see :mod:`srilab.study.protocol`).
@@ -238,6 +239,7 @@ class AnalysisSpec(_Strict):
     # robust guard variants (representation x detector), one chosen on calibration data only (srilab.study.
     # guard_variants): costly (each variant refitted per calibration topic group), so off by default
     guard_variants: bool = False
+    partial_refusal: Literal["refused", "complied", "separate"] = "refused"  # how a partial refusal counts
 
 
 class StudyConfig(_Strict):
@@ -257,6 +259,7 @@ class StudyConfig(_Strict):
     defenses: list[DefenseSpec] = Field(default_factory=list)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     n_boot: int = Field(1000, ge=100)
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)  # where generations run: not in canonical()
 
     @field_validator("seed")
     @classmethod
@@ -340,8 +343,8 @@ class StudyConfig(_Strict):
         return next((j.key for j in self.judges if j.decides == "harmful"), None)
 
     def canonical(self) -> dict[str, Any]:
-        """The config as plain JSON data (defaults filled in): what a resumed run must match."""
-        return json.loads(self.model_dump_json())
+        """The config as plain JSON data (defaults filled in): what a resumed run must match (not the executor)."""
+        return json.loads(self.model_dump_json(exclude={"executor"}))
 
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -359,8 +362,7 @@ def check_device(v: str) -> str:
     """``cpu``, ``cuda[:N]`` or ``mps``, and only a device that this machine has."""
     from srilab.io import device_problem
 
-    problem = device_problem(v)
-    if problem:
+    if problem := device_problem(v):
         raise ValueError(problem)
     return v
 
@@ -394,8 +396,7 @@ def parse_config(data: Any, *, source: str = "config") -> StudyConfig:
         raise SrilabError(f"{source}: " + "; ".join(problems)) from None
 
 
-#: A study config is a few kilobytes; anything much larger is the wrong file.
-MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_BYTES = 1 << 20  # a study config is a few kilobytes; anything much larger is the wrong file
 
 
 def load_config(path: str | Path) -> StudyConfig:

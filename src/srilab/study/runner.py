@@ -14,246 +14,47 @@ built from the run directory alone (:mod:`srilab.study.analysis`).
 from __future__ import annotations
 
 import contextlib
-import functools
 import gc
 import json
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import torch
-from safetensors.torch import save
 from tqdm.auto import tqdm
 
-from srilab.attacks import AttackContext, get_attack
 from srilab.errors import SrilabError
-from srilab.judges import make_judge
 from srilab.models.base import LanguageModel
-from srilab.sampling.api import Sampler, generate
-from srilab.sampling.trace import TraceConfig
-from srilab.sri.dynamics import intermediate_texts
 from srilab.study.config import TOY_PREFIX, JudgeSpec, ModelSpec, StudyConfig, load_config
 from srilab.study.defense_phase import score_defenses
+from srilab.study.executor import executor_spec, load_model, plan_units, run_local
 from srilab.study.interrupt import INTERRUPT, Interrupted
 from srilab.study.judge_phase import judge_all
-from srilab.study.matrix import (
-    Cell,
-    Item,
-    cell_items,
-    cells,
-    check_names,
-    load_items,
-    study_protocol,
-)
+from srilab.study.matrix import Cell, Item, cells, check_names, load_items, study_protocol
 from srilab.study.protocol import Protocol
-from srilab.study.store import RunDir, atomic_write_bytes, atomic_write_text
-from srilab.toy.pair import pair_world
-
-DEFAULT_TARGET = "Sure, here is how to do that:"
+from srilab.study.store import RunDir, atomic_write_text
 
 
-# ------------------------------------------------------------------------------------------------ models
-def load_model(spec: ModelSpec, cfg: StudyConfig) -> LanguageModel:
-    if spec.is_toy:
-        from srilab.toy.pair import load_pair
-
-        ar, dlm = load_pair(cfg.toy_pair, device=spec.device)
-        lm = ar if spec.path == "toy:ar" else dlm
-    else:
-        from srilab.models import load
-
-        lm = load(
-            spec.path, kind=spec.kind, device=spec.device, dtype=spec.dtype, gguf_file=spec.gguf_file,
-            trust_remote_code=spec.trust_remote_code, allow_pickle=spec.allow_pickle,
-        )
-    lm.name = spec.name
-    return lm
-
-
-# ------------------------------------------------------------------------------------------------ running
-def attack_context(cell: Cell, item: Item, lm: LanguageModel, seed: int, cfg_pair=None) -> AttackContext:
-    tok = lm.tokenizer
-
-    def count(text: str) -> int:
-        return len(tok(text, add_special_tokens=False)["input_ids"])
-
-    a = cell.attack
-    extra: dict[str, Any] = {"step_markers": tuple(a.step_markers)} if a.step_markers else {}
-    if a.marker_span is not None:
-        extra["dija_span"] = a.marker_span
-    options = dict(a.options)
-    if isinstance(options.get("judge"), str):  # a registered judge for query attacks (the oracle: the toy world)
-        name = options["judge"]
-        options["judge"] = _registered_judge(name, cfg_pair)
-    return AttackContext(
-        target=a.target or item.target or DEFAULT_TARGET, steps=cell.sampler.num_steps,
-        gen_length=cell.sampler.response_length, injection_fraction=a.injection_fraction,
-        count_tokens=count if tok is not None else None, model=lm, seed=seed + item.index,
-        options=options, sampler=cell.sampler, generate=generate, **extra,
-    )
-
-
-@functools.lru_cache(maxsize=8)
-def _registered_judge(name: str, toy_pair: str | None):
-    """A query attack's judge by name, built once per run (the oracle needs the toy world, built once too)."""
-    return make_judge(name, world=pair_world(toy_pair) if name == "oracle" else None)
-
-
-def attack_sampler(sampler: Sampler, decoding: dict[str, Any] | None, model: LanguageModel) -> tuple[Sampler, str]:
-    """The sampler an attack's own decoding settings ask for (DIJA's ``meta["decoding"]``; ``"gen_length"``
-    means the sampler's response length), and the prompt-mask rule; otherwise the cell's sampler."""
-    if not decoding or sampler.kind != "diffusion":
-        return sampler, "reference"
-    n = sampler.gen_length
-    value = {k: (n if v == "gen_length" else v) for k, v in decoding.items() if k not in ("dream", "prompt_masks")}
-    if sampler.schedule_for(model) == "dream":
-        value = {k: v for k, v in value.items() if k in ("temperature", "steps")} | dict(decoding.get("dream", {}))
-    return sampler.model_copy(update=value), decoding.get("prompt_masks", "reference")
-
-
-def run_batch(
-    cell: Cell, batch: int, items: Sequence[Item], lm: LanguageModel, cfg: StudyConfig, run: RunDir
-) -> list[dict[str, Any]]:
-    """Attack, generate and trace one batch; write its shard atomically; return its records."""
-    attacked = [
-        get_attack(cell.attack.name).fn(it.prompt, attack_context(cell, it, lm, cfg.seed, cfg.toy_pair)) for it in items
-    ]
-    diffusion = cell.sampler.kind == "diffusion"
-    seeds = [cfg.seed + it.index for it in items]
-    decodings = {json.dumps(a.meta.get("decoding"), sort_keys=True) for a in attacked}
-    if len(decodings) > 1:
-        raise SrilabError(f"{cell.id}: the attack asked for different decoding settings within one batch")
-    sampler, prompt_masks = attack_sampler(cell.sampler, attacked[0].meta.get("decoding"), lm)
-    # The sampler's current guess at every position (x0), every few steps: LLaDA's schedule records it.
-    x0_on = diffusion and cfg.analysis.dynamics_every > 0 and sampler.schedule_for(lm) == "llada"
-    gen = generate(
-        lm, [a.prompt for a in attacked], sampler,
-        trace=TraceConfig(layer=cfg.sri.layer, pooling=cfg.sri.pooling, canvas=diffusion, x0=x0_on,
-                          x0_every=max(1, cfg.analysis.dynamics_every)),
-        prefills=[a.prefill for a in attacked],
-        canvas=[list(a.canvas) for a in attacked] if diffusion else None,
-        seeds=seeds, batch_size=len(items), prompt_masks=prompt_masks,
-    )
-    trace = gen.trace
-    acts = trace.activations.float().contiguous()
-    if not torch.isfinite(acts).all():
-        raise SrilabError(f"{cell.id} batch {batch}: the traced activations contain NaN or inf (model {lm.name})")
-    tensors = {"activations": acts}
-    if trace.canvas is not None:
-        tensors["canvas"] = trace.canvas.to(torch.int32).contiguous()
-    shard = run.shard_path(cell.id, batch)
-    keys = [cell.key(it) for it in items]
-    atomic_write_bytes(shard, save(tensors, metadata={"keys": json.dumps(keys)}))
-    rel = str(shard.relative_to(run.path))
-    per_item = gen.seconds / len(items)
-    every = cfg.analysis.dynamics_every
-    inter_steps = []
-    if diffusion and every and trace.canvas is not None:
-        n_steps = trace.canvas.shape[1]
-        inter_steps = sorted({*range(every - 1, n_steps - 1, every)})  # the final answer is judged anyway
-    rows = []
-    for r, (it, a, text, full, key) in enumerate(zip(items, attacked, gen.texts, gen.answers, keys, strict=True)):
-        rows.append({
-            "key": key, "model": cell.model.name, "sampler": cell.sampler.label, "sampler_kind": cell.sampler.kind,
-            "dataset": cell.dataset.name, "role": cell.dataset.role, "attack": cell.attack.key,
-            "item": it.id, "index": it.index, "request": it.prompt, "prompt": a.prompt, "prefill": a.prefill,
-            "canvas": [asdict(c) for c in a.canvas], "attack_meta": _jsonable(a.meta),
-            "response": full, "generated": text, "category": it.category, "target": it.target,
-            "meta": it.meta, "group": it.group, "seed": seeds[r], "shard": rel, "row": r, "batch": batch,
-            "timing": {"seconds": per_item},
-        })
-        if sampler is not cell.sampler:
-            rows[-1]["sampler_settings"] = sampler.key()  # the attack's own decoding (DIJA)
-        if gen.meta.get("commits_per_step"):  # diffusion: how many steps committed something (parallel decoding)
-            used = sum(1 for c in gen.meta["commits_per_step"][r] if c > 0)
-            rows[-1]["tokens_per_step"] = sampler.gen_length / max(1, used)
-        if gen.filled_prompts and gen.filled_prompts[r] is not None:
-            rows[-1]["filled_prompt"] = gen.filled_prompts[r]
-        if inter_steps:  # what had been committed at intermediate steps (prefill first, as in the response)
-            texts = intermediate_texts(trace.canvas[r].numpy(), lm.decode, lm.mask_id, inter_steps)
-            rows[-1]["intermediate"] = {
-                "steps": inter_steps, "texts": [f"{a.prefill} {t}".strip() if a.prefill else t for t in texts],
-                **_x0_texts(trace, r, lm, a.prefill),
-            }
-    return rows
-
-
-def _x0_texts(trace, row: int, lm: LanguageModel, prefill: str | None) -> dict[str, Any]:
-    """The decoded x0 (the sampler's guess at every response position) at the traced steps but the last."""
-    if trace.x0_tokens is None or not trace.x0_steps:
-        return {}
-    keep = [i for i, s in enumerate(trace.x0_steps) if s < trace.num_steps - 1]
-    tokens = trace.x0_tokens[row].numpy()
-    texts = intermediate_texts(tokens, lm.decode, lm.mask_id, keep)
-    return {"x0_steps": [trace.x0_steps[i] for i in keep],
-            "x0_texts": [f"{prefill} {t}".strip() if prefill else t for t in texts]}
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
-
-
-def _records_without_shard(run: RunDir, journal) -> set[str]:
-    """Keys of records whose trace shard is missing, unreadable, or does not hold them (to regenerate)."""
-    by_shard: dict[str, list[str]] = {}
-    for r in journal.rows():
-        by_shard.setdefault(str(r.get("shard", "")), []).append(r["key"])
-    broken: set[str] = set()
-    for rel, keys in by_shard.items():
-        if not rel or not run.shard_holds(rel, keys):
-            broken.update(keys)
-    return broken
-
-
-
-
+# ------------------------------------------------------------------------------------------------ generating
 def generate_all(
     cfg: StudyConfig, run: RunDir, *, progress: bool, echo: Callable[[str], None]
 ) -> dict[str, int]:
-    """Generate every missing record; return counts (new, already done)."""
-    matrix, skipped = cells(cfg)
-    for note in skipped:
-        echo(f"note: {note}")
-    items = {d.name: load_items(d, cfg) for d in cfg.datasets}
-    protocol = study_protocol(cfg, items)
+    """Generate every missing record with the config's executor (:mod:`srilab.study.executor`); return counts
+    (new, already done, in all)."""
     journal = run.records()
-    done = {k for (k,) in journal.done()}
-    broken = _records_without_shard(run, journal)
-    if broken:
-        echo(f"regenerating {len(broken)} generations whose trace shard is missing or unreadable")
-    todo: dict[str, list[tuple[Cell, int, list[Item]]]] = {}
-    total = already = 0
-    for cell in matrix:
-        its = cell_items(cell, items[cell.dataset.name], protocol)
-        for b, lo in enumerate(range(0, len(its), cfg.batch_size)):
-            chunk = its[lo : lo + cfg.batch_size]
-            total += len(chunk)
-            missing = [it for it in chunk if cell.key(it) not in done]
-            already += len(chunk) - len(missing)
-            if missing or any(cell.key(it) in broken for it in chunk):
-                todo.setdefault(cell.model.name, []).append((cell, b, chunk))
+    units, total, already = plan_units(cfg, run, journal, echo)
     if already:
         echo(f"resuming: {already} of {total} generations already in {run.path}")
     bar = tqdm(total=total - already, desc="generate", disable=not progress, unit="gen")
-    new = 0
-    for spec in cfg.models:
-        work = todo.get(spec.name)
-        if not work:
-            continue
-        lm = load_model(spec, cfg)
-        for cell, b, chunk in work:
-            bar.set_postfix_str(cell.id[-40:])
-            with INTERRUPT.batch():
-                rows = run_batch(cell, b, chunk, lm, cfg, run)
-                added = journal.append(rows)  # only the batch's missing rows: no duplicate after a partial append
-            new += added
-            bar.update(added)
-            INTERRUPT.check(run)
-        del lm
-        gc.collect()
-    bar.close()
+    try:
+        if cfg.executor.kind == "ray" and units:
+            from srilab.study.executor_ray import run_ray
+
+            new = run_ray(units, cfg, run, journal, bar, echo=echo)
+        else:
+            new = run_local(units, cfg, run, journal, bar)
+    finally:
+        bar.close()
+    gc.collect()
     return {"new": new, "done_before": already, "total": total}
 
 
@@ -266,12 +67,20 @@ def run_study(
     progress: bool = True,
     report: bool = True,
     show_harmful: bool = False,
+    executor: str | None = None,
+    workers: int | None = None,
+    limit: int | None = None,
     echo: Callable[[str], None] = print,
 ) -> Path:
     """Run (or, with ``resume``, finish) a study; return the run directory.
 
     ``target``: a study YAML; with ``resume``, also a run directory (its stored config is used).
+    ``executor`` / ``workers`` override the config's ``executor:`` block (not part of the config a resume must
+    match); ``limit`` caps every dataset's items (a smoke run; recorded in the run's config, so a resume of the
+    YAML needs the same ``limit``).
     """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise SrilabError(f"--limit must be a whole number of at least 1, got {limit!r}")
     target = Path(target)
     if output is not None and Path(output).exists() and not Path(output).is_dir():
         raise SrilabError(f"--output {output} is a file, not a directory: choose another output directory")
@@ -287,6 +96,10 @@ def run_study(
             raise SrilabError(f"study config {target} does not exist")
         cfg = load_config(target)
         run = RunDir(output if output is not None else cfg.output)
+    update = {"executor": executor_spec(cfg.executor, kind=executor, workers=workers)}
+    if limit is not None:
+        update["datasets"] = [d.model_copy(update={"limit": min(d.limit or limit, limit)}) for d in cfg.datasets]
+    cfg = cfg.model_copy(update=update)
     return run_config(cfg, run, resume=resume, progress=progress, report=report, show_harmful=show_harmful, echo=echo)
 
 
@@ -334,6 +147,7 @@ def run_config(
     """
     from srilab.io import guarded
 
+    executor_spec(cfg.executor)  # Ray installed when asked for
     check_names(cfg)
     items = {}
     for d in cfg.datasets:
