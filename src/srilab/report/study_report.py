@@ -35,7 +35,9 @@ def _overview(summary: dict[str, Any]) -> html.Section:
         paragraphs=[
             f"Run directory: {summary['run_dir']}. Generations: {summary['records']} ({summary['judged']} judged).",
             f"Refusal is decided by judge {judges.get('refusal')}; attack success by: {summary['asr_basis']}. "
-            "Rates: percent (k/n) [Wilson 95% interval]. AUROC: [bootstrap 95% interval] (positives vs negatives).",
+            + "".join(f"Validity of the {what.replace('_', ' ')} judge: {v['text']}. "
+                      for what, v in summary.get("judge_validity", {}).items())
+            + "Rates: percent (k/n) [Wilson 95% interval]. AUROC: [bootstrap 95% interval] (positives vs negatives).",
             "Roles are disjoint and seeded: the SRI centres, the guard fit and the threshold calibration use "
             "benign items of seen topic groups only; unseen topic groups are held out whole for evaluation; the "
             "harmful items that build the harmful centre are never attacked or scored. "
@@ -50,6 +52,13 @@ def _overview(summary: dict[str, Any]) -> html.Section:
     return sec
 
 
+def _judge_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """Which judge decided refusal and attack success, and its measured validity (``summary.json``'s
+    ``judge_validity``, from the package's ``judges/validity.json``)."""
+    validity = summary.get("judge_validity", {})
+    return [[what.replace("_", " "), str(v.get("judge") or "-"), v["text"]] for what, v in validity.items()]
+
+
 def _rates(summary: dict[str, Any], figs: Path) -> html.Section:
     arms = summary["arms"]
     names = list(arms)
@@ -57,11 +66,15 @@ def _rates(summary: dict[str, Any], figs: Path) -> html.Section:
     harmful_cells = [c for c in cells if any(arms[n]["cells"].get(c, {}).get("role") == "harmful" for n in names)]
     asr = {n: {c: arms[n]["cells"][c]["asr"] for c in harmful_cells if c in arms[n]["cells"]} for n in names}
     refusal = {n: {c: arms[n]["cells"][c]["refusal"] for c in cells if c in arms[n]["cells"]} for n in names}
+    mode = summary.get("partial_refusal", "refused")
     sec = html.Section(
         "Attack success and refusal",
         paragraphs=["Rows: dataset/attack (attacked items only). Columns: model/sampler. Benign and capability "
-                    "datasets show (over-)refusal."],
+                    "datasets show (over-)refusal. The judges deciding these figures and their measured validity "
+                    "(precision and recall against hand labels: k/n, Wilson 95% interval, n and split) are in the "
+                    f"first table. Partial refusals (decline part, answer part) count as: {mode}."],
         tables=[
+            (["figure", "decided by judge", "judge validity"], _judge_rows(summary)),
             (["attack success"] + names,
              [[c] + [rate_text(asr[n][c]) if c in asr[n] else "n/a" for n in names] for c in harmful_cells]),
             (["refusal"] + names,
@@ -74,6 +87,16 @@ def _rates(summary: dict[str, Any], figs: Path) -> html.Section:
              plots.rates_plot(refusal, metric="refusal rate", path=figs / "refusal.png")),
         ],
     )
+    if mode == "separate":
+        sec.tables.append((["partial refusal"] + names, [[c] + [
+            rate_text(arms[n]["cells"][c]["partial_refusal"]) if "partial_refusal" in arms[n]["cells"].get(c, {})
+            else "n/a" for n in names] for c in cells]))
+    by_type = [[n, cell, kind, rate_text(e["refusal"]), rate_text(e["partial_refusal"])]
+               for n in names for cell, kinds in arms[n].get("over_refusal_by_type", {}).items()
+               for kind, e in kinds.items()]
+    if by_type:
+        sec.tables.append((["model/sampler", "benign dataset/attack", "XSTest type", "over-refusal",
+                            "of which / besides: partial refusal"], by_type))
     for pair, tests in summary["paired"].items():
         sec.tables.append((
             [f"paired: {pair}", "ASR a", "ASR b", "diff [95% CI]", "discordant a/b", "exact McNemar p", "n"],

@@ -30,6 +30,14 @@ from srilab.study.jsonsafe import json_safe
 from srilab.study.store import RunDir, atomic_write_text
 
 Arm = tuple[str, str]  # (model, sampler)
+#: XSTest's ten safe-prompt types (Roettger et al. 2024): benign items carrying them get over-refusal per type.
+XSTEST_TYPES = frozenset({
+    "homonyms", "figurative_language", "safe_targets", "safe_contexts", "definitions", "real_group_nons_discr",
+    "nons_group_real_discr", "historical_events", "privacy_public", "privacy_fictional",
+})
+#: How a partial refusal (a refusal judge's ``partial_refusal`` class) counts: as refused (``Verdict.refused``,
+#: the default), as complied, or apart (refusal = full refusals; the partial share reported beside it).
+PARTIAL_MODES = ("refused", "complied", "separate")
 
 
 def arm_name(arm: Arm) -> str:
@@ -62,13 +70,22 @@ def _rate(flags) -> dict[str, Any]:
     return stats.rate(np.asarray(flags, dtype=bool))
 
 
+def partial_mode(cfg: StudyConfig) -> str:
+    """How the study counts partial refusals (:data:`PARTIAL_MODES`): ``analysis.partial_refusal`` (default
+    ``"refused"``: what the refusal judge's ``Verdict.refused`` says)."""
+    return cfg.analysis.partial_refusal
+
+
 def label_verdicts(records: list[dict], verdicts: dict, cfg: StudyConfig) -> str:
-    """Set ``refused`` and ``harmful`` on every judged record from the verdict fields; return the ASR basis."""
+    """Set ``refused``, ``partial`` and ``harmful`` on every judged record from the verdict fields (a partial
+    refusal counts as :func:`partial_mode` says); return the ASR basis."""
     refusal, harm = cfg.refusal_key(), cfg.harm_judge()
     harm_decided = harm is not None and cfg.judge(harm).decides == "harmful"
+    count_partial = partial_mode(cfg) == "refused"
     for r in records:
         v = verdicts[r["key"]]
-        r["refused"] = bool(v[refusal].get("refused"))
+        r["partial"] = str(v[refusal].get("label") or "").startswith("partial_refusal")
+        r["refused"] = bool(v[refusal].get("refused")) and (count_partial or not r["partial"])
         if harm_decided:
             r["harmful"] = bool(v[harm].get("harmful"))
         else:  # no harm judge, or asr_judge names a refusal judge: "answered" as the proxy, said so
@@ -101,6 +118,7 @@ def summarise(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     summary: dict[str, Any] = {
         "study": cfg.name, "run_dir": str(run.path), "asr_basis": asr_basis,
         "judges": {"refusal": cfg.refusal_key(), "attack_success": cfg.harm_judge()},
+        "judge_validity": judges_validity(cfg), "partial_refusal": partial_mode(cfg),
         "records": len(records), "judged": len(judged),
         "config": cfg.canonical(), "protocol": protocol, "arms": {}, "paired": {}, "judge_agreement": None,
         "warnings": warnings,
@@ -123,10 +141,13 @@ def summarise(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
                 cell_rows[(r["dataset"], r["attack"])].append(r)
         for (ds, attack), rs in cell_rows.items():
             entry = {"dataset": ds, "attack": attack, "role": rs[0]["role"], "n": len(rs),
-                     "refusal": _rate([r["refused"] for r in rs])}
+                     "refusal": _rate([r["refused"] for r in rs]), "partial_refusal": _rate([r["partial"] for r in rs])}
             if rs[0]["role"] == "harmful":
                 entry["asr"] = _rate([r["harmful"] for r in rs])
             res["cells"][f"{ds}/{attack}"] = entry
+        by_type = over_refusal_by_type(rows, cfg)
+        if by_type:
+            res["over_refusal_by_type"] = by_type
         res["seconds"] = float(sum(r["timing"]["seconds"] for r in rows))
         tps = [r["tokens_per_step"] for r in rows if r.get("tokens_per_step")]
         if tps:  # diffusion: response positions per step that committed something (parallel decoding: > 1)
@@ -145,6 +166,42 @@ def summarise(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     summary["paired"] = paired_tests(arms, cfg)
     summary["judge_agreement"] = judge_agreement(judged, verdicts, cfg)
     return summary, private
+
+
+def judges_validity(cfg: StudyConfig) -> dict[str, Any]:
+    """Which judge decided refusal and attack success, and its measured validity on the labelled SmolLM2
+    answers (shipped ``srilab/judges/validity.json``; None: not measured on real answers)."""
+    from srilab.judges.validation import judge_validity, validity_text
+
+    def entry(key: str | None, what: str) -> dict[str, Any]:
+        if key is None:  # no harm judge: attack success is "not refused" by the refusal judge, a proxy
+            ref = entry(cfg.refusal_key(), "refusal")
+            return {**ref, "judge": None, "proxy_of": ref["judge"],
+                    "text": f"no harm judge: 'not refused' by judge {ref['judge']} (a proxy; as a measure of harm "
+                            f"not measured on real answers); that judge's refusal figures: {ref['text']}"}
+        spec = cfg.judge(key)
+        found = judge_validity(spec.name) if spec.path is None else None  # a model-backed judge: per model
+        text = validity_text(found)
+        if what == "attack_success" and spec.decides != "harmful":
+            text = f"'not refused' by a refusal judge (a proxy for harm); its refusal figures: {text}"
+        return {"judge": key, "name": spec.name, "decides": spec.decides, "measured": found is not None,
+                "validity": found, "text": text}
+
+    return {"refusal": entry(cfg.refusal_key(), "refusal"), "attack_success": entry(cfg.harm_judge(), "attack_success")}
+
+
+def over_refusal_by_type(rows: list[dict], cfg: StudyConfig) -> dict[str, dict[str, Any]]:
+    """Refusal (and partial refusal) per XSTest type, per benign dataset/attack whose items carry a type: an
+    ``xstest`` dataset's rows, or any benign rows whose category is one of :data:`XSTEST_TYPES`."""
+    xstest = {d.name for d in cfg.datasets if d.source == "xstest"}
+    cells: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        kind = r.get("category")
+        if r["role"] == "benign" and kind and (r["dataset"] in xstest or kind in XSTEST_TYPES):
+            cells[f"{r['dataset']}/{r['attack']}"][kind].append(r)
+    return {cell: {kind: {"refusal": _rate([r["refused"] for r in rs]),
+                          "partial_refusal": _rate([r["partial"] for r in rs])}
+                   for kind, rs in sorted(kinds.items())} for cell, kinds in cells.items()}
 
 
 def capability(rows: list[dict], verdicts: dict, cfg: StudyConfig) -> dict[str, Any]:
@@ -267,12 +324,19 @@ def format_summary(summary: dict[str, Any]) -> str:
     from srilab.report.html import auroc_text, rate_text
 
     lines = [f"attack success ({summary['asr_basis']}), % (k/n) [95% Wilson CI]"]
+    for what, v in summary.get("judge_validity", {}).items():
+        lines.append(f"  {what.replace('_', ' ')} judge {v['judge'] or '-'}: {v['text']}")
+    separate = summary.get("partial_refusal") == "separate"
     for name, arm in summary["arms"].items():
         for cell, e in arm["cells"].items():
             asr = rate_text(e["asr"]) if "asr" in e else "-"
-            lines.append(f"  {name:<28} {cell:<36} ASR {asr:<28} refusal {rate_text(e['refusal'])}")
+            partial = f" partial {rate_text(e['partial_refusal'])}" if separate and "partial_refusal" in e else ""
+            lines.append(f"  {name:<28} {cell:<36} ASR {asr:<28} refusal {rate_text(e['refusal'])}{partial}")
         for what, r in arm.get("capability", {}).items():
             lines.append(f"  {name:<28} {what:<36} {rate_text(r)}")
+        for cell, kinds in arm.get("over_refusal_by_type", {}).items():
+            for kind, e in kinds.items():
+                lines.append(f"  {name:<28} {cell + ' ' + kind:<36} over-refusal {rate_text(e['refusal'])}")
     for name, arm in summary["arms"].items():
         det = arm.get("detection")
         if not det:
