@@ -97,3 +97,26 @@ def micro_pair(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("micro_pair") / "pair"
     train_pair(root, TrainConfig(**MICRO_TRAIN), progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def small_run(micro_pair, tmp_path_factory) -> Path:
+    """A finished study on the micro pair: the demo's datasets and protocol, two arms (AR, diffusion), two attacks,
+    no defenses, short answers (ablations and estimates read it)."""
+    from srilab.study.config import parse_config
+    from srilab.study.demo import demo_config
+    from srilab.study.runner import run_config
+    from srilab.study.store import RunDir
+
+    root = tmp_path_factory.mktemp("ablate")
+    data = demo_config(out=root / "run", limit=6, pair=micro_pair).canonical()
+    data["models"][1]["samplers"] = data["models"][1]["samplers"][:1]
+    data["models"][0]["samplers"][0]["max_new_tokens"] = 16  # short answers: the test is about the plumbing
+    data["models"][1]["samplers"][0].update(steps=16, gen_length=16)
+    data["attacks"] = ["direct", "prefill"]
+    data["defenses"] = []
+    data["analysis"]["dynamics_every"] = 0
+    data["n_boot"] = 100
+    cfg = parse_config(data)
+    run_config(cfg, RunDir(root / "run"), progress=False, echo=lambda _: None)
+    return root / "run"

@@ -1,90 +1,103 @@
-"""`run_ablations` on a micro pair: every variant's figures present and finite, the layers really differ, files
-written, bad settings fail in one line before anything is generated."""
+"""`srilab ablate RUN_DIR` on a small study of the micro pair: the layer variants are studies of their own under
+the run's protocol (same items, same roles), the texts are the run's, the layers really differ, a second call
+resumes instead of regenerating, and bad input fails in one line before anything is generated."""
 
 import json
 import math
 
 import pytest
 
+from srilab.cli import main
 from srilab.errors import SrilabError
-from srilab.study.ablations import VARIANTS, TextFeatures, format_ablations, run_ablations
+from srilab.study.ablations import READ_FROM_RUN, format_ablations, layer_config, run_ablations
+from srilab.study.config import parse_config
 
-SAMPLERS = ("ar", "diffusion")
-KEYS = {"threshold", "fpr_benign", "auroc_attempts", "tpr_at_1pct_fpr_attempts", "tpr_at_5pct_fpr_attempts",
-        "n_jailbroken", "auroc_per_attack", "seconds_per_item", "features"}
+ARMS = ("toy-ar/ar", "toy-diffusion/diffusion")
+
+
+def quiet(_: str) -> None:
+    pass
 
 
 @pytest.fixture(scope="module")
-def ablated(micro_pair, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ablate")
-    result = run_ablations(micro_pair, out, limit=2, samplers=SAMPLERS, progress=False, echo=lambda s: None)
-    return out, result
+def ablated(small_run):
+    said: list[str] = []
+    result = run_ablations(small_run, layers="first,last", progress=False, echo=said.append)
+    return result, said
 
 
-def test_every_variant_has_finite_figures(ablated, walk):
-    _, result = ablated
-    assert result["variants"] == list(VARIANTS)
-    assert set(result["results"]) == set(SAMPLERS)
+def test_every_arm_has_every_variant_with_intervals(ablated, walk):
+    result, said = ablated
+    assert result["variants"] == ["sri_first", "sri_last", *READ_FROM_RUN]
+    assert set(result["arms"]) == set(ARMS)
+    for name in ARMS:
+        arm = result["arms"][name]
+        assert set(arm["variants"]) == set(result["variants"]), name
+        for v, m in arm["variants"].items():
+            auc = m["auroc_jailbroken_vs_unseen"]
+            assert set(auc) == {"auroc", "ci", "n_pos", "n_neg"} and auc["n_neg"] == arm["n"]["eval_unseen_topics"]
+            assert set(m["fpr_unseen"]) == {"k", "n", "rate", "ci"}, (name, v)
+            assert m["fpr_unseen"]["n"] == arm["n"]["eval_unseen_topics"]
+            assert m["cost_per_item_s"] > 0
     for path, value in walk(result):
-        assert value is not None, f"{path} is null"
         if isinstance(value, float):
             assert math.isfinite(value), path
-    for name in SAMPLERS:
-        r = result["results"][name]
-        assert set(r["variants"]) == set(VARIANTS)
-        for v, m in r["variants"].items():
-            assert set(m) >= KEYS, (name, v)
-            for k in ("auroc_attempts", "tpr_at_1pct_fpr_attempts", "tpr_at_5pct_fpr_attempts", "fpr_benign"):
-                assert 0.0 <= m[k] <= 1.0, (name, v, k)
-            assert m["seconds_per_item"] > 0.0
-        assert r["variants"]["static_step0"]["features"] == 48  # the micro hidden size: phi_0, not the signal
-        assert r["variants"]["sri_last"]["features"] == r["sampler"].get("steps", r["sampler"].get("max_new_tokens"))
-        assert r["n"]["attempts"] == (6 if name != "ar" else 4) * 2
+    assert "SRI guard ablations" in "\n".join(said) and format_ablations(result).count("sri_first") == len(ARMS)
 
 
-def test_layer_variants_read_different_layers(ablated):
-    _, result = ablated
-    for name in SAMPLERS:
-        r = result["results"][name]
-        gen = r["generation"]
-        assert set(gen) == {"first", "middle", "last"}
-        assert gen["first"]["module"].endswith("layers.0") and gen["last"]["module"].endswith("norm")
-        assert len({g["module"] for g in gen.values()}) == 3
-        assert len({g["activation_digest"] for g in gen.values()}) == 3  # different activations
-        assert len({round(g["activation_mean_norm"], 4) for g in gen.values()}) == 3
-        assert all(g["seconds"] > 0 for g in gen.values())
-        assert r["texts_identical_across_layers"]  # greedy: the same generations, read at another layer
-        assert [r["variants"][f"sri_{layer}"]["module"] for layer in ("first", "middle", "last")] == [
-            gen[layer]["module"] for layer in ("first", "middle", "last")]
+def test_layer_runs_keep_the_protocol_and_the_answers_and_read_another_layer(small_run, ablated):
+    result, _ = ablated
+    main_protocol = json.loads((small_run / "protocol.json").read_text())
+    sub = small_run / "ablations" / "layer-first"
+    assert json.loads((sub / "protocol.json").read_text())["roles"] == main_protocol["roles"]
+    assert json.loads((sub / "config.json").read_text())["sri"]["layer"] == "first"
+    assert (sub / "summary.json").is_file() and (small_run / "ablations" / "ablations.png").stat().st_size > 0
+    for name in ARMS:
+        layers = result["arms"][name]["layers"]
+        assert layers["first"]["texts_identical"] and layers["last"]["texts_identical"]
+        assert layers["last"]["run_dir"] == str(small_run)  # the run's own layer is the run itself
+        assert layers["first"]["activation_mean_norm"] != pytest.approx(layers["last"]["activation_mean_norm"])
+        s_first = result["arms"][name]["variants"]["sri_first"]["auroc_jailbroken_vs_unseen"]
+        s_last = result["arms"][name]["variants"]["sri_last"]["auroc_jailbroken_vs_unseen"]
+        assert s_first["n_pos"] == s_last["n_pos"]  # the same jailbroken answers, scored from another layer
 
 
-def test_files_written_and_table(ablated):
-    out, result = ablated
-    assert json.loads((out / "ablations.json").read_text()) == json.loads(json.dumps(result))
-    assert (out / "ablations.png").stat().st_size > 1000
-    table = format_ablations(result)
-    for v in VARIANTS:
-        assert v in table
+def test_a_second_ablation_resumes_the_layer_runs(small_run, ablated):
+    said: list[str] = []
+    again = run_ablations(small_run, layers="first,last", progress=False, echo=said.append)
+    assert any("generations: 0 new" in s for s in said), said
+    assert again["arms"].keys() == ablated[0]["arms"].keys()
 
 
-def test_text_features_are_benign_only():
-    feats = TextFeatures().fit(["to bake bread , knead the dough .", "to boil rice , rinse it ."])
-    x = feats.transform(["to bake bread , knead the dough .", "i cannot help with that .", ""])
-    assert x.shape == (3, feats.dim)
-    assert x[0, -1] == 0.0 and 0.0 < x[1, -1] < 1.0 and x[2, -1] == 1.0  # share of unseen words
-    assert not x[2, :-1].any()
+def test_samplers_restrict_the_arms_and_the_layer_runs(small_run, tmp_path):
+    result = run_ablations(small_run, layers="first", samplers="ar", out=tmp_path / "abl", progress=False,
+                           echo=quiet)
+    assert list(result["arms"]) == ["toy-ar/ar"]
+    sub = json.loads((tmp_path / "abl" / "layer-first" / "config.json").read_text())
+    assert [m["name"] for m in sub["models"]] == ["toy-ar"]
+    with pytest.raises(SrilabError, match="unknown sampler"):
+        run_ablations(small_run, samplers="ar,nope", out=tmp_path / "x", echo=quiet)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"detector": "nope"}, "unknown guard detector"),
-    ({"samplers": "ar,beam"}, "unknown sampler"),
-    ({"layers": ("first", "top")}, "unknown layer"),
-    ({"layers": "first,99"}, "out of range"),
-    ({"limit": 0}, "--limit must be at least 1"),
-])
-def test_bad_settings_fail_in_one_line_before_generating(micro_pair, tmp_path, kwargs, message):
-    out = tmp_path / "o"
-    with pytest.raises(SrilabError, match=message) as err:
-        run_ablations(micro_pair, out, progress=False, echo=lambda s: None, **kwargs)
-    assert "\n" not in str(err.value)
-    assert not out.exists()
+def test_the_layer_config_changes_only_what_the_layer_needs(small_run):
+    cfg = parse_config(json.loads((small_run / "config.json").read_text()))
+    sub = layer_config(cfg, 1, small_run / "x")
+    a, b = cfg.canonical(), sub.canonical()
+    assert b["sri"]["layer"] == 1 and b["defenses"] == [] and b["analysis"]["dynamics_every"] == 0
+    for key in ("datasets", "models", "attacks", "judges", "seed", "protocol", "batch_size"):
+        assert a[key] == b[key], key
+
+
+def test_bad_input_is_one_line(small_run, tmp_path, capfd):
+    with pytest.raises(SrilabError, match="unknown layer 'deep'"):
+        run_ablations(small_run, layers="first,deep", echo=quiet)
+    with pytest.raises(SrilabError, match="no layer"):
+        run_ablations(small_run, layers=",", echo=quiet)
+    with pytest.raises(SrilabError, match="layer index 99 is out of range"):
+        run_ablations(small_run, layers="99", progress=False, echo=quiet)
+    assert not (small_run / "ablations" / "layer-99").exists()  # nothing generated: nothing left behind
+    with pytest.raises(SrilabError, match="not a srilab run directory"):
+        run_ablations(tmp_path, echo=quiet)
+    capfd.readouterr()
+    assert main(["ablate", str(tmp_path / "nowhere")]) == 2
+    assert len(capfd.readouterr().err.strip().splitlines()) == 1

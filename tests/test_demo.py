@@ -15,9 +15,8 @@ from srilab.study.store import RunDir
 
 ARMS = ("toy-ar/ar", "toy-diffusion/diffusion", "toy-diffusion/diffusion-l2r", "toy-diffusion/dream-schedule",
         "toy-diffusion/diffusion-fast")
-DETECTORS = {"sri_guard", "text_tfidf", "perplexity", "self_examination", "output_keyword", "refusal_direction",
-             "early_rejection", "self_reminder",
-             "smoothllm"}
+DETECTORS = {"sri_guard", "text_tfidf", "static_step0", "perplexity", "self_examination", "output_keyword",
+             "refusal_direction", "early_rejection", "self_reminder", "smoothllm", "diffuguard"}
 LIMIT = 6  # items per set: enough for every protocol role (benign-train gets 12: one per topic group)
 
 
@@ -142,3 +141,12 @@ def test_cli_demo_bad_settings_fail_before_generating(tmp_path, capsys, args, me
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and message in err
     assert not (tmp_path / "o").exists()  # nothing was started, nothing written
+
+
+def test_the_quick_demo_leaves_out_the_defenses_that_answer_again():
+    quick = {d.name for d in demo_config(quick=True).defenses}
+    full = {d.name: d.limit for d in demo_config().defenses}
+    regenerate = {name for name, limit in full.items() if limit}
+    assert regenerate == {"smoothllm", "self_reminder", "diffuguard"}
+    assert quick == set(full) - regenerate
+    assert {d.name for d in demo_config(limit=6).defenses} == set(full)  # --limit keeps every defense

@@ -19,7 +19,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="srilab: safe
 
 @app.command()
 def info(
-    model: str = typer.Argument(..., help="A model directory, a GGUF file or a hub id (cached)."),
+    model: str = typer.Argument(..., help="A model directory, a GGUF file, a hub id (cached), or a study YAML "
+                                "(then: what the study will cost, before any model is loaded)."),
     kind: str | None = typer.Option(None, help="Force 'ar' or 'diffusion' (default: from config.json)."),
     gguf_file: str | None = typer.Option(None, help="GGUF file name inside MODEL (a directory or hub id)."),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code", help="Allow the checkpoint's own code."),
@@ -27,7 +28,14 @@ def info(
         False, "--allow-pickle", help="Load pickled .bin/.pt weights (unpickling can run code: trusted files only)."
     ),
 ) -> None:
-    """Load a model and describe it (kind, mask id, logits shift, layers, final norm)."""
+    """Load a model and describe it (kind, mask id, logits shift, layers, final norm); for a study YAML, estimate
+    its memory and time per model and sampler instead (srilab.study.estimate)."""
+    if model.endswith((".yaml", ".yml")):
+        from srilab.study.config import load_config
+        from srilab.study.estimate import estimate_study, format_estimate
+
+        typer.echo(format_estimate(estimate_study(load_config(Path(model)))))
+        return
     from srilab.models import load
 
     lm = load(model, kind=kind, gguf_file=gguf_file, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
@@ -80,6 +88,8 @@ def sweep(
     out: Path = typer.Option(Path("sweep-out"), help="Run directory of the sweep study."),
     limit: int = typer.Option(12, help="Harmful requests (and benign held-out ones; twice as many benign train)."),
     pair: Path | None = typer.Option(None, help="A toy pair directory (default: the shipped pair)."),
+    remasking: str = typer.Option("random,entropy,margin,diffuguard",
+                                  help="Remasking rules swept besides low_confidence (diffuguard:<alpha_0> too)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
     """The sampler as the experiment: the toy diffusion model under tokens-per-step, remasking, temperature,
@@ -88,7 +98,8 @@ def sweep(
 
     if limit < 2:
         raise SrilabError(f"--limit must be at least 2, got {limit}")
-    run_sweep(out=out, limit=limit, pair=pair, progress=not no_progress, echo=typer.echo)
+    rules = [r.strip() for r in remasking.split(",") if r.strip()]
+    run_sweep(out=out, limit=limit, pair=pair, progress=not no_progress, echo=typer.echo, remasking=rules)
 
 
 @app.command()
@@ -99,12 +110,15 @@ def run(
     no_report: bool = typer.Option(False, "--no-report", help="Generate and judge only; `srilab report` later."),
     show_harmful: bool = typer.Option(False, "--show-harmful", help="Do not redact harmful generations in the HTML."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+    executor: str | None = typer.Option(None, help="Where generations run: local | ray (default: the config's)."),
+    workers: int | None = typer.Option(None, help="Ray workers (actors), one model replica each."),
+    limit: int | None = typer.Option(None, help="Items per dataset (a smoke run; recorded in the run's config)."),
 ) -> None:
     """Run a study (models x samplers x datasets x attacks, judged, traced) into an append-only run directory."""
     from srilab.study.runner import run_study
 
     run_study(target, resume=resume, output=output, progress=not no_progress, report=not no_report,
-              show_harmful=show_harmful, echo=typer.echo)
+              show_harmful=show_harmful, executor=executor, workers=workers, limit=limit, echo=typer.echo)
 
 
 @app.command()
@@ -123,20 +137,16 @@ def report(
 
 @app.command()
 def ablate(
-    out: Path = typer.Option(Path("ablations-out"), help="Output directory (ablations.json, ablations.png)."),
-    pair: Path | None = typer.Option(None, help="A toy pair directory (default: the shipped pair)."),
-    limit: int | None = typer.Option(None, min=1, help="Items per set (default: all)."),
-    detector: str = typer.Option("autoencoder", help="Detector: autoencoder|mahalanobis|knn|isolation_forest."),
-    samplers: str = typer.Option("ar,diffusion,diffusion-l2r", help="Comma-separated samplers."),
+    run_dir: Path = typer.Argument(..., help="A finished run directory (`srilab run` / `srilab demo`)."),
     layers: str = typer.Option("first,middle,last", help="Comma-separated layers (first|middle|last|index)."),
-    batch_size: int = typer.Option(16, min=1, help="Generation batch size."),
+    samplers: str | None = typer.Option(None, help="Only these sampler labels, comma-separated (default: all)."),
+    out: Path | None = typer.Option(None, help="Output directory (default: RUN_DIR/ablations)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
-    """The guard's ablations: SRI from the first/middle/last layer, static first-step activations, text only."""
+    """The guard's ablations under the run's protocol: SRI read at other layers, the first step alone, text only."""
     from srilab.study.ablations import run_ablations
 
-    run_ablations(pair, out, limit=limit, detector=detector, samplers=samplers, layers=layers,
-                  batch_size=batch_size, progress=not no_progress, echo=typer.echo)
+    run_ablations(run_dir, layers=layers, samplers=samplers, out=out, progress=not no_progress, echo=typer.echo)
 
 
 toy_app = typer.Typer(no_args_is_help=True, help="The embedded toy world: train and evaluate the matched pair.")

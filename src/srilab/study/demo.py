@@ -3,7 +3,9 @@
 The demo is a study like any other: its output directory is a run directory (resumable after a kill with
 ``srilab run --resume DIR``; ``srilab report DIR`` rebuilds ``report.html`` and ``summary.json`` from files
 alone). What the demo adds is only the choice of config: ``--quick`` (or ``--limit N``) cuts every set to N
-evenly spaced items (the benign train phrasings to 2N, since they fill three roles); ``--pair`` another toy
+evenly spaced items (the benign train phrasings to 2N, since they fill three roles), and ``--quick`` leaves out
+the defenses that answer again (those with a ``limit``: SmoothLLM, self-reminder, DiffuGuard's repair), which
+the full demo runs on a bounded subset of each role; ``--pair`` another toy
 pair; ``--detector`` the SRI guard's detector. Running the demo again into a directory that holds a run of
 the same config finishes (or just re-reports) that run; a directory holding anything else has its files
 moved to ``previous/<time>/`` first, never overwritten.
@@ -52,6 +54,8 @@ def demo_config(
         for d in data.get("defenses", []):
             if isinstance(d, dict) and d.get("limit"):  # the costly ones (they generate again) carry a limit
                 d["limit"] = min(d["limit"], QUICK_REGENERATED)
+        if quick and limit is None:  # the quick look: the defenses that generate again wait for the full demo
+            data["defenses"] = [d for d in data.get("defenses", []) if not (isinstance(d, dict) and d.get("limit"))]
     if detector is not None:
         data["sri"]["detector"] = detector
     if batch_size is not None:

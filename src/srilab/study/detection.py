@@ -8,7 +8,8 @@
    both n; all attacked requests against benign second; and the refusal flag alone as a detector, so a
    reader sees what the signal adds over "it refused".
 3. **Every detector at one benign FPR.** The SRI guard, a benign-only TF-IDF detector on the answer text,
-   and every baseline defense scored in the run (``defenses.jsonl``): each scored so that higher means
+   the same detector family on the first step's pooled state alone (``static_step0``: a static probe, no
+   trajectory), and every baseline defense scored in the run (``defenses.jsonl``): each scored so that higher means
    "attack succeeded", its threshold set on the same ``calibration`` rows to the same FPR
    (``protocol.fpr``), and reported there: TPR on jailbroken answers, attack success after the defense, FPR
    on both benign evaluation parts (k, n, Wilson interval) and cost per item.
@@ -214,6 +215,10 @@ def arm_detection(
         X = feats.transform([r["response"] for r in rows])
         det = make_detector(cfg.sri.detector, cfg.seed).fit(X[sets["guard_fit"]])
         detectors["text_tfidf"] = (det.score(X), (time.perf_counter() - t0) / len(rows))
+    t0 = time.perf_counter()  # the static probe: the pooled state of the first step alone, no trajectory
+    first = acts[:, 0, :].astype(np.float64)
+    det = make_detector(cfg.sri.detector, cfg.seed).fit(first[sets["guard_fit"]])
+    detectors["static_step0"] = (det.score(first), (time.perf_counter() - t0) / len(rows))
     for name, by_key in defense_scores.items():
         vals = np.array([by_key.get(r["key"], (np.nan, np.nan))[0] for r in rows], dtype=np.float64)
         if np.isfinite(vals).any():
