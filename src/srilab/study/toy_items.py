@@ -1,9 +1,9 @@
-"""The items of ``srilab ablate`` on the toy world: every attack on the world's harmful requests, benign and
-reasoning requests, built per sampler (the attacks' canvas plans depend on the sampler's steps).
+"""Every attack on the toy world's harmful requests, with benign and reasoning requests, built per sampler
+(the attacks' canvas plans depend on the sampler's steps): a fixed item set for timing the guard
+(``benchmarks/bench_guard.py``) and for the remask monitor's tests.
 
-The ablations regenerate these items once per traced layer. They keep their own split (``benign_fit`` for
-the centre and the detector, ``benign_eval`` held-out phrasings of the same tasks): unlike ``srilab run``
-and ``srilab demo`` (:mod:`srilab.study.protocol`) they hold out no topic group.
+Not an evaluation protocol: its split (``benign_fit``, ``benign_eval`` held-out phrasings of the same tasks)
+holds out no topic group. Studies, the demo and ``srilab ablate`` use :mod:`srilab.study.protocol`.
 """
 
 from __future__ import annotations
