@@ -54,6 +54,9 @@ def test_the_demo_writes_a_run_directory_with_every_stage(demo_out):
         # SmoothLLM re-generates: it is scored on a bounded, evenly spaced subset of each role
         smooth = det["detectors"]["smoothllm"]
         assert 0 < smooth["n_calibration"] <= 4
+        # ... and of the attacked rows, up to 4 successful attacks and 4 others: its TPR rests on jailbreaks
+        n_jailbroken = det["detectors"]["sri_guard"]["at_fpr"]["5%"]["flagged_jailbroken"]["n"]
+        assert smooth["at_fpr"]["5%"]["flagged_jailbroken"]["n"] == min(4, n_jailbroken), name
         assert 0.0 < det["overhead_share"] < 0.5
         if name == "toy-ar/ar":
             assert not arm["dynamics"]

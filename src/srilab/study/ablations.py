@@ -223,8 +223,9 @@ def format_ablations(result: dict[str, Any]) -> str:
 
 
 def plot_ablations(result: dict[str, Any], path: str | Path) -> Path:
-    """Per variant, one bar per arm: AUROC of jailbroken vs unseen-topic benign answers (95% bootstrap CI)
-    and TPR on jailbroken answers at the protocol's FPR (95% Wilson CI)."""
+    """Per variant, one bar per arm: AUROC of jailbroken vs unseen-topic benign answers (95% bootstrap CI),
+    and at the threshold set for the protocol's FPR on the calibration rows, the TPR on jailbroken answers and
+    the FPR it reaches on unseen-topic benign answers (95% Wilson CIs)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -233,9 +234,11 @@ def plot_ablations(result: dict[str, Any], path: str | Path) -> Path:
     variants, arms = result["variants"], list(result["arms"])
     x = np.arange(len(variants))
     width = 0.8 / max(1, len(arms))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), dpi=110)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), dpi=110)
+    fpr = f"{100 * result['fpr']:g}%"
     panels = (("auroc_jailbroken_vs_unseen", "auroc", "AUROC: jailbroken vs unseen-topic benign"),
-              ("tpr_jailbroken", "rate", f"TPR on jailbroken at {100 * result['fpr']:g}% benign FPR"))
+              ("tpr_jailbroken", "rate", f"TPR on jailbroken (threshold: {fpr} calibration FPR)"),
+              ("fpr_unseen", "rate", f"FPR on unseen-topic benign (same threshold; nominal {fpr})"))
     for ax, (key, field, title) in zip(axes, panels, strict=True):
         for j, arm in enumerate(arms):
             vals, lo, hi = [], [], []
@@ -249,8 +252,9 @@ def plot_ablations(result: dict[str, Any], path: str | Path) -> Path:
             ax.bar(x + (j - (len(arms) - 1) / 2) * width, vals, width, yerr=[lo, hi], capsize=2, label=arm)
         ax.set_xticks(x, variants, rotation=20)
         ax.set_ylim(0, 1.05)
-        ax.set_title(title, fontsize=10)
+        ax.set_title(title, fontsize=9)
         ax.grid(axis="y", alpha=0.3)
+    axes[2].axhline(result["fpr"], color="black", linestyle="--", linewidth=0.8)
     axes[0].legend(fontsize=7, loc="lower left")
     fig.suptitle(f"SRI guard ablations on {result['study']} ({result['detector']}; bars: 95% CI)")
     fig.tight_layout()

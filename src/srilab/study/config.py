@@ -228,7 +228,7 @@ class DefenseSpec(_Strict):
 
     name: str = Field(min_length=1)
     options: dict[str, Any] = Field(default_factory=dict)
-    limit: int | None = Field(None, gt=0)  # score at most this many records per arm and role (SmoothLLM: costly)
+    limit: int | None = Field(None, gt=0)  # per arm and role at most this many (attacked: this many successes + others)
 
 
 class AnalysisSpec(_Strict):

@@ -12,6 +12,10 @@ successful attack.
 - ``self_examination``, ``refusal_direction`` (fitted on the prompts of the ``centre``/``guard_fit`` benign
   items and of the ``harmful_centre`` items), ``smoothllm`` (re-generates ``copies`` perturbed answers under
   the arm's sampler; ``limit`` bounds its cost), ``output_keyword``: the arm's own model.
+
+A defense with a ``limit`` scores at most ``limit`` evenly spaced rows of each role, and of the attacked
+rows ``limit`` successful attacks (by the study's attack-success judge) and ``limit`` others, so its TPR on
+jailbroken answers rests on more than the one or two an even spread would pick.
 """
 
 from __future__ import annotations
@@ -86,6 +90,28 @@ def build_defense(
     return defense
 
 
+def _succeeded(run: RunDir, records: list[dict], cfg: StudyConfig) -> set[str]:
+    """Keys of the records the study's attack-success judge counts as successful attacks (judged records)."""
+    from srilab.study.analysis import label_verdicts
+
+    verdicts: dict[str, dict[str, dict]] = {}
+    for j in run.judgements().rows():
+        verdicts.setdefault(j["key"], {})[j["judge"]] = j
+    judged = [dict(r) for r in records if all(j.key in verdicts.get(r["key"], {}) for j in cfg.judges)]
+    label_verdicts(judged, verdicts, cfg)
+    return {r["key"] for r in judged if r["harmful"]}
+
+
+def _parts(arm: list[dict], rl: str, role: dict[str, str], succeeded: set[str], limit: int | None) -> list[list]:
+    """The rows of one role, in the parts a ``limit`` applies to: with a limit, the attacked rows come as the
+    successful attacks and the others, ``limit`` of each (a bounded subset still measures the TPR on
+    jailbroken answers); otherwise one part."""
+    rows = [x for x in arm if role[x["key"]] == rl]
+    if limit is None or rl != "attacked":
+        return [rows]
+    return [[x for x in rows if x["key"] in succeeded], [x for x in rows if x["key"] not in succeeded]]
+
+
 def _answers_after(defense: Defense, n: int) -> list[dict[str, Any]]:
     """A defense that changes the answer (DiffuGuard's repair): the answer after it and whether it refuses."""
     responses, refused = getattr(defense, "last_responses", None), getattr(defense, "last_refused", None)
@@ -105,6 +131,7 @@ def score_defenses(
     done = journal.done()
     records = list(run.records().rows())
     role = {r["key"]: protocol.role(r["dataset"], r["item"]) for r in records}
+    succeeded = _succeeded(run, records, cfg)
     counts = {d.name: 0 for d in cfg.defenses}
     for mspec in cfg.models:
         mine = [r for r in records if r["model"] == mspec.name]
@@ -113,8 +140,8 @@ def score_defenses(
             arm = [r for r in mine if r["sampler"] == sampler.label]
             for spec in cfg.defenses:
                 # The subset comes from all of the arm's rows, not the pending ones: a resume scores the same rows.
-                chosen = [r for rl in SCORED_ROLES
-                          for r in _evenly([x for x in arm if role[x["key"]] == rl], spec.limit)]
+                chosen = [r for rl in SCORED_ROLES for part in _parts(arm, rl, role, succeeded, spec.limit)
+                          for r in _evenly(part, spec.limit)]
                 todo[(sampler.label, spec.name)] = [r for r in chosen if (r["key"], spec.name) not in done]
         if not any(todo.values()):
             continue

@@ -1,15 +1,15 @@
 """``srilab info STUDY.yaml``: what a study will cost, before any model is loaded.
 
-Per model: the parameter count, read from the safetensors headers (no weight is read; a GGUF file counts by
-its size), and the memory its weights take in the configured dtype. Per sampler: the forward passes of one
-generation (diffusion: ``steps``, twice with classifier-free guidance; AR: one per new token, with the KV
-cache), the tokens each pass computes, and so an estimate of the FLOPs (``2 x parameters x tokens``, the
-usual rule that leaves attention's quadratic term out: a lower bound for long canvases), and the trace one
-generation stores (steps x hidden size x 4 bytes). The matrix gives the number of generations (a query attack
--- PAIR, GCG, random search -- generates more per item while it searches: not counted). Time is the
-FLOPs over a matrix-multiply throughput measured on the model's device now (float32 on a CPU, the dtype on
-a GPU): an order of magnitude, not a promise -- a real forward pass reaches a fraction of it, which the
-estimate applies (``EFFICIENCY``) and says.
+Per model: the parameter count, read from the safetensors headers or a GGUF file's header (no weight is read),
+and the memory its weights take in the configured dtype (GGUF weights are dequantised when loaded). Per sampler:
+the forward passes of one generation (diffusion: ``steps``, twice with classifier-free guidance; AR: one per new
+token, with the KV cache), the tokens each pass computes, and so an estimate of the FLOPs (``2 x parameters x
+tokens``, the usual rule that leaves attention's quadratic term out: a lower bound for long canvases), and the
+trace one generation stores (steps x hidden size x 4 bytes). The matrix gives the number of generations (a query
+attack -- PAIR, GCG, random search -- generates more per item while it searches: not counted). Time is the FLOPs
+over a matrix-multiply throughput measured on the model's device now (float32 on a CPU, the dtype on a GPU): an
+order of magnitude, not a promise -- a real forward pass reaches a fraction of it, which the estimate applies
+(``EFFICIENCY``) and says.
 """
 
 from __future__ import annotations
@@ -30,13 +30,29 @@ EFFICIENCY = 0.3  # the share of the measured matmul throughput a whole forward 
 BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 
 
+def _gguf_count(path: Path) -> tuple[int, int | None, int]:
+    """A GGUF file's parameters and hidden size from its header (``gguf`` reads tensor shapes, not weights);
+    (0, None, size) without the ``gguf`` package."""
+    try:
+        from gguf import GGUFReader
+    except ImportError:
+        return 0, None, path.stat().st_size
+    reader = GGUFReader(str(path))
+    n = sum(int(t.n_elements) for t in reader.tensors)
+    hidden = None
+    for name, field in reader.fields.items():
+        if name.endswith(".embedding_length") and field.data:
+            hidden = int(field.parts[field.data[0]][0])
+    return n, hidden, path.stat().st_size
+
+
 def parameter_count(path: Path) -> tuple[int, int | None, int]:
     """(parameters, hidden size, bytes on disk) of a checkpoint folder (safetensors headers, config.json) or a
-    GGUF file (its size; the parameter count of a quantised file is not known without reading it: 0)."""
+    GGUF file (its header)."""
     from safetensors import safe_open
 
     if path.suffix == ".gguf":
-        return 0, None, path.stat().st_size
+        return _gguf_count(path)
     files = sorted(path.glob("*.safetensors"))
     if not files:
         raise SrilabError(f"{path}: no *.safetensors weights to count (pickled weights are not read here)")
@@ -106,6 +122,7 @@ def estimate_study(
             measured[key] = throughput(spec.device, spec.dtype)
         flops_s = measured[key] * EFFICIENCY
         entry: dict[str, Any] = {"parameters": params, "hidden_size": hidden, "disk_bytes": disk,
+                                 # GGUF weights are dequantised when loaded: their memory is the dtype's too
                                  "weights_bytes": params * BYTES[dtype] if params else disk, "dtype": dtype,
                                  "device": spec.device, "matmul_flops": measured[key], "samplers": {}}
         for s in spec.samplers:
