@@ -192,17 +192,23 @@ def context_length(raw: dict) -> int | None:
     return None
 
 
-def inspect_checkpoint(path_or_id: str | os.PathLike, *, allow_pickle: bool = False) -> dict:
-    """What can be checked without reading weights: the checkpoint exists, its config parses, its weights are
-    not pickle-only (unless allowed). Returns ``{"path", "format", "context_length"}``; a GGUF file or a hub id
-    that is not cached locally is only checked when loaded."""
+def local_source(path_or_id: str | os.PathLike) -> tuple[str, Path]:
+    """The model argument as given (``package:`` resolved) and as a local path; a ``.gguf`` path must exist."""
     src = str(path_or_id)
     if src.startswith(PACKAGE_PREFIX):
         src = str(resolve_package_path(src))
     path = Path(src).expanduser()
+    if path.suffix == ".gguf" and not path.is_file():
+        raise SrilabError(f"GGUF file {path} does not exist")
+    return src, path
+
+
+def inspect_checkpoint(path_or_id: str | os.PathLike, *, allow_pickle: bool = False) -> dict:
+    """What can be checked without reading weights: the checkpoint exists, its config parses, its weights are
+    not pickle-only (unless allowed). Returns ``{"path", "format", "context_length"}``; a GGUF file or a hub id
+    that is not cached locally is only checked when loaded."""
+    src, path = local_source(path_or_id)
     if path.suffix == ".gguf":
-        if not path.is_file():
-            raise SrilabError(f"GGUF file {path} does not exist")
         return {"path": str(path), "format": "gguf", "context_length": None}
     if not path.exists():
         if not _looks_like_hub_id(src):
@@ -260,13 +266,8 @@ def _load(
     path_or_id: str | os.PathLike, kind: Kind | None, device: str, torch_dtype: torch.dtype,
     trust_remote_code: bool, gguf_file: str | None, allow_pickle: bool,
 ) -> LanguageModel:
-    src = str(path_or_id)
-    if src.startswith(PACKAGE_PREFIX):
-        src = str(resolve_package_path(src))
-    path = Path(src).expanduser()
+    src, path = local_source(path_or_id)
     if path.suffix == ".gguf":
-        if not path.is_file():
-            raise SrilabError(f"GGUF file {path} does not exist")
         gguf_file, path = path.name, path.parent
     elif not path.exists():
         if not _looks_like_hub_id(src):
