@@ -88,17 +88,17 @@ def sweep(
     out: Path = typer.Option(Path("sweep-out"), help="Run directory of the sweep study."),
     limit: int = typer.Option(12, help="Harmful requests (and benign held-out ones; twice as many benign train)."),
     pair: Path | None = typer.Option(None, help="A toy pair directory (default: the shipped pair)."),
-    remasking: str = typer.Option("random,entropy,margin,diffuguard",
-                                  help="Remasking rules swept besides low_confidence (diffuguard:<alpha_0> too)."),
+    remasking: str | None = typer.Option(None, help="Remasking rules swept besides low_confidence, comma-separated "
+                                         "(diffuguard:<alpha_0> too; default: random,entropy,margin,diffuguard)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
     """The sampler as the experiment: the toy diffusion model under tokens-per-step, remasking, temperature,
     schedule and injection-step settings, attacked, judged and traced; plots ASR against each."""
-    from srilab.study.sweep import run_sweep
+    from srilab.study.sweep import REMASKING, run_sweep
 
     if limit < 2:
         raise SrilabError(f"--limit must be at least 2, got {limit}")
-    rules = [r.strip() for r in remasking.split(",") if r.strip()]
+    rules = REMASKING if remasking is None else [r.strip() for r in remasking.split(",") if r.strip()]
     run_sweep(out=out, limit=limit, pair=pair, progress=not no_progress, echo=typer.echo, remasking=rules)
 
 
