@@ -30,7 +30,7 @@ import numpy as np
 
 from srilab.errors import SrilabError
 from srilab.models.base import LayerSpec
-from srilab.study.analysis import summarise
+from srilab.study.analysis import build_report, summarise
 from srilab.study.config import StudyConfig, parse_config
 from srilab.study.detection import activations
 from srilab.study.jsonsafe import json_safe
@@ -139,9 +139,12 @@ def run_ablations(
             continue
         sub = RunDir(out / f"layer-{layer}")
         echo(f"  layer {layer}: {sub.path}")
-        run_config(layer_config(cfg, layer, sub.path, chosen), sub, resume=sub.exists(), progress=progress, report=True,
-                   echo=lambda s: echo(f"    {s}"))
-        by_layer[str(layer)] = (sub, *summarise(sub.path))
+        indent = lambda s: echo(f"    {s}")  # noqa: E731
+        run_config(layer_config(cfg, layer, sub.path, chosen), sub, resume=sub.exists(), progress=progress,
+                   report=False, echo=indent)
+        summarised = summarise(sub.path)  # once: for its report and for the comparison below
+        build_report(sub.path, summarised=summarised, echo=indent)
+        by_layer[str(layer)] = (sub, *summarised)
     arms: dict[str, Any] = {}
     notes: list[str] = []
     for name, arm in summary["arms"].items():

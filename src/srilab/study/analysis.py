@@ -302,12 +302,14 @@ def judge_agreement(records: list[dict], verdicts: dict, cfg: StudyConfig) -> di
 def build_report(
     path: str | Path, *, show_harmful: bool = False, echo: Callable[[str], None] = print,
     extra: Callable[[dict[str, Any], Path], list[Any]] | None = None,
+    summarised: tuple[dict[str, Any], dict[str, Any]] | None = None,
 ) -> dict[str, Path]:
     """Write ``summary.json``, ``report.html`` and ``plots/`` into the run directory (``extra(summary, run
-    dir)`` may add report sections, e.g. the sampler sweep's)."""
+    dir)`` may add report sections, e.g. the sampler sweep's; ``summarised``: :func:`summarise`'s result for
+    this run when the caller already has it)."""
     from srilab.report.study_report import write_study_report
 
-    summary, private = summarise(path)
+    summary, private = summarised if summarised is not None else summarise(path)
     run = RunDir(path)
     more = extra(json_safe(summary), run.path) if extra is not None else []
     report = write_study_report(run.path, summary, private, show_harmful=show_harmful, extra=more)
