@@ -23,6 +23,7 @@ reproduces a run.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -74,6 +75,7 @@ def get_num_transfer_tokens(mask_index: torch.Tensor, steps: int) -> torch.Tenso
     return base + extra.to(torch.int64)
 
 
+@functools.lru_cache(maxsize=64)  # read at every sampling step: parse each name once
 def remasking_rule(remasking: str) -> tuple[str, float]:
     """A remasking name split into the rule and its annealing weight alpha_0 (0 for every rule but
     ``diffuguard``): ``"diffuguard"`` -> ``("diffuguard", 0.3)``, ``"diffuguard:0.5"`` -> ``("diffuguard", 0.5)``."""
