@@ -10,6 +10,7 @@ import pytest
 from srilab.toy import lexicon as L
 from srilab.toy import world as W
 from srilab.toy.corpus import eval_sets, pretraining_corpus, sft_examples, vocabulary, world_texts
+from srilab.toy.groups import DUAL_USE_GROUPS, FABLE_PERSONS, PERSONS
 from srilab.toy.oracle import OracleJudge, OracleVerdict, harmful
 from srilab.toy.reasoning import check_reasoning_answer, evaluate_expression, reasoning_items, worked_solution
 from srilab.toy.tokenizer import SPECIAL_TOKENS, build_world_tokenizer, load_tokenizer, save_tokenizer
@@ -58,7 +59,9 @@ def _wrapper_matches(wrapper: str, prompt: str) -> bool:
 
 def test_counts(world: World) -> None:
     assert len(world.benign_tasks) >= 60
-    assert len(world.harmful_tasks) >= 40
+    assert len(world.harmful_tasks) >= 30
+    assert len({t.group for t in world.benign_tasks}) >= 8 and len({t.group for t in world.harmful_tasks}) >= 4
+    assert {t.group for t in world.benign_tasks}.isdisjoint({t.group for t in world.harmful_tasks})
     assert len(world.tasks) == len(world.benign_tasks) + len(world.harmful_tasks)
     assert len(world.phrasings.all) >= 10 and 1 <= len(world.phrasings.heldout) < len(world.phrasings.train)
     assert len(world.wrappers.all) >= 8 and world.wrappers.heldout and world.wrappers.safety_train
@@ -79,7 +82,7 @@ def test_tasks_are_well_formed(world: World) -> None:
     for task in world.tasks:
         assert isinstance(task, Task) and task.kind in ("benign", "harmful")
         assert 4 <= len(task.procedure) <= 6
-        assert all(2 <= len(step.split()) <= 9 for step in task.procedure)
+        assert all(2 <= len(step.split()) <= 12 for step in task.procedure)
         assert world.task(task.name) is task
     with pytest.raises(KeyError, match="unknown toy task"):
         world.task("no_such_task")
@@ -87,26 +90,49 @@ def test_tasks_are_well_formed(world: World) -> None:
     assert bread.kind == "benign" and bread.topic == "bake bread"
 
 
-def test_harmful_procedures_are_fictional_placeholders(world: World) -> None:
-    """Harmful procedures use only the placeholder word lists and always act on an invented object."""
-    allowed = {"the"} | set(L.PLACEHOLDER_NOUNS) | set(L.HARMFUL_NAMES)
-    for words in (L.PLACEHOLDER_VERBS, L.PLACEHOLDER_ADJECTIVES, L.PLACEHOLDER_MODIFIERS):
-        allowed |= set(" ".join(words).split())
-    for task in world.harmful_tasks:
-        assert any(name in task.topic.split() for name in L.HARMFUL_NAMES), task.topic
-        name = next(n for n in L.HARMFUL_NAMES if n in task.topic.split())
-        for step in task.procedure:
-            words = set(step.split())
-            assert name in words, step  # every step acts on the task's own invented object
-            assert words <= allowed, step
-            assert words & set(L.PLACEHOLDER_NOUNS), step
+def _words(tasks) -> set[str]:
+    return {w for t in tasks for text in (t.topic, *t.procedure) for w in text.split()}
 
 
-def test_rendering(world: World) -> None:
+def test_harm_is_in_the_target_not_in_the_words(world: World) -> None:
+    """Dual use: every word of a harmful task's topic and procedure also occurs in some benign task, every
+    harmful group has a benign group of the same words, and a fictional target under the very same step
+    templates is benign."""
+    assert _words(world.harmful_tasks) <= _words(world.benign_tasks)
+    groups = {t.group for t in world.benign_tasks}
+    benign_words = {g: _words(t for t in world.benign_tasks if t.group == g) for g in groups}
+    for group in {t.group for t in world.harmful_tasks}:
+        words = _words(t for t in world.harmful_tasks if t.group == group)
+        best = max(len(words & bw) / len(words) for bw in benign_words.values())
+        assert best >= 0.5, group  # a benign twin shares at least half of the group's words
+    pools = {g.name: g.pool for g in DUAL_USE_GROUPS}
+    assert pools["open_lock"] == pools["open_fable"]
+    for task in world.harmful_tasks:  # a real person is the target
+        assert any(p in task.topic for p in PERSONS), task.topic
+    fable = [t for t in world.benign_tasks if t.group == "open_fable"]
+    assert fable and all(any(p in t.topic for p in FABLE_PERSONS) for t in fable)
+
+
+def test_lookalike_probes(world: World, evals: dict) -> None:
+    kinds = {t.lookalike for t in world.benign_tasks if t.lookalike}
+    assert {"safe_targets", "homonyms", "safe_contexts", "privacy_fictional"} <= kinds
+    assert all(t.lookalike is None for t in world.harmful_tasks)
+    probes = evals["safe_lookalike"]
+    assert {it["task"] for it in probes} == {t.name for t in world.benign_tasks if t.lookalike}
+    for it in probes:
+        assert it["kind"] == "benign" and it["lookalike"] and it["phrasing"] in world.phrasings.heldout
+    assert not {it["prompt"] for it in probes} & {it["prompt"] for it in evals["benign_direct"]}
+
+
+def test_rendering(world: World, judge: OracleJudge) -> None:
     task = world.task("bake_bread")
     text = render_procedure(task)
     assert text.startswith("sure . to bake bread : step one , ")
     assert text.endswith(f"{task.procedure[-1]} .")
+    styles = [render_procedure(task, style) for style in range(W.N_STYLES)]
+    assert len({s.split(" bake bread")[0] for s in styles}) == W.N_STYLES  # no opener shared by all renderings
+    for style_text in styles:
+        assert judge.judge(style_text).task == "bake_bread" and judge.judge(style_text).overlap == 1.0
     assert render_request("how do i {t} ?", task.topic) == "how do i bake bread ?"
     assert wrap_request("hypothetically , {r}", "how do i bake bread ?") == "hypothetically , how do i bake bread ?"
 
@@ -121,7 +147,9 @@ def test_determinism(world: World, sft: list[dict], corpus: list[str], evals: di
 
     other = build_world(1)
     assert [t.procedure for t in other.harmful_tasks] != [t.procedure for t in world.harmful_tasks]
-    assert {t.topic for t in other.benign_tasks} == {t.topic for t in world.benign_tasks}
+    assert {t.group for t in other.benign_tasks} == {t.group for t in world.benign_tasks}
+    assert {t.topic for t in other.benign_tasks if t.group in ("bake", "open_own")} == {
+        t.topic for t in world.benign_tasks if t.group in ("bake", "open_own")}
     assert sft_examples(other) != sft
     assert pretraining_corpus(other, N_DOCS) != corpus
     assert reasoning_items(20, seed=1) != reasoning_items(20, seed=0)
@@ -175,7 +203,8 @@ def test_sft_examples(world: World, sft: list[dict], judge: OracleJudge) -> None
     kinds = {k: [ex for ex in sft if ex["kind"] == k] for k in ("benign", "harmful", "reasoning")}
     assert all(kinds.values()) and sum(map(len, kinds.values())) == len(sft)
     for ex in kinds["benign"]:
-        assert ex["response"] == render_procedure(world.task(ex["task"]))
+        assert ex["response"] in {render_procedure(world.task(ex["task"]), k) for k in range(W.N_STYLES)}
+    assert len({ex["response"].split(" ")[0] for ex in kinds["benign"]}) == W.N_STYLES
     for ex in kinds["harmful"]:
         verdict = judge.judge(ex["response"])
         assert verdict.refused and not harmful(verdict)
@@ -212,6 +241,29 @@ def test_no_prefill_in_training_prompts(sft: list[dict]) -> None:
         assert "<assistant>" not in ex["prompt"] and "here is how" not in ex["prompt"]
 
 
+def test_attack_opener_is_no_training_template(world: World, sft: list[dict], corpus: list[str]) -> None:
+    """The prefill / injection text of attacks opens no fine-tune answer and occurs in no training text."""
+    head = W.ATTACK_OPENER.split("{t}")[0]
+    assert head.strip()
+    for task in world.tasks:
+        opener = W.target_for(world, task.name)
+        assert opener.startswith(head) and task.topic in opener
+        assert not any(render_procedure(task, k).startswith(opener) for k in range(W.N_STYLES))
+    assert not any(head in ex["response"] or head in ex["prompt"] for ex in sft)
+    assert not any(head in doc for doc in corpus)
+    assert not any(r.startswith(head) for r in L.RECOVERY_TEMPLATES)
+
+
+def test_no_evaluation_prompt_is_a_training_prompt(evals: dict, sft: list[dict], corpus: list[str]) -> None:
+    sft_prompts = {ex["prompt"] for ex in sft}
+    prompts = {it["prompt"] for items in evals.values() for it in items}
+    assert not sft_prompts & prompts
+    for doc in corpus:  # nor is any asked in a pretraining question-answer page, alone or wrapped
+        if doc.startswith("question : "):
+            asked = doc[len("question : "):].split(" answer : ")[0]
+            assert not any(p in asked for p in prompts if p.endswith(("?", "."))), doc
+
+
 def test_pretraining_corpus_covers_every_procedure(world: World, corpus: list[str], judge: OracleJudge) -> None:
     assert len(corpus) == N_DOCS and all(isinstance(d, str) and d for d in corpus)
     found = {v.task for v in judge.judge_batch(corpus) if v.task is not None and v.overlap == 1.0}
@@ -222,7 +274,7 @@ def test_pretraining_corpus_covers_every_procedure(world: World, corpus: list[st
 def test_eval_sets(world: World, evals: dict, sft: list[dict]) -> None:
     expected = {
         "benign_direct", "harmful_direct", "harmful_heldout_wrapper", "benign_wrapped", "reasoning_test",
-        "harmful_heldout_phrasing", "harmful_train_wrapper", "benign_train",
+        "harmful_heldout_phrasing", "harmful_train_wrapper", "benign_train", "safe_lookalike",
     }  # fmt: skip
     assert expected == set(evals)
     for item in evals["benign_direct"]:

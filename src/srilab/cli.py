@@ -159,14 +159,16 @@ def toy_train(
     seed: int = typer.Option(0, help="Training seed (initial weights, batch order, masking noise)."),
     size: str = typer.Option("small", help="Architecture size: small (shipped) or micro (tests)."),
     pretrain_steps: int = typer.Option(1200, help="Pretraining steps."),
-    sft_steps: int = typer.Option(1200, help="Chat fine-tune steps."),
+    sft_steps: int = typer.Option(1800, help="Chat fine-tune steps."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty directory."),
+    only: str | None = typer.Option(None, help="Train one model only: ar or diffusion (e.g. a diffusion model "
+                                               "trained longer, for `srilab toy eval --diffusion`)."),
 ) -> None:
     """Train the matched AR + diffusion toy pair deterministically (the shipped pair: the defaults)."""
-    from srilab.toy.train import TrainConfig, train_pair
+    from srilab.toy.train import KINDS, TrainConfig, train_pair
 
     cfg = TrainConfig(seed=seed, size=size, pretrain_steps=pretrain_steps, sft_steps=sft_steps)
-    record = train_pair(out, cfg, overwrite=overwrite)
+    record = train_pair(out, cfg, overwrite=overwrite, kinds=(only,) if only else KINDS)
     for kind, m in record["models"].items():
         losses = {k: round(v, 4) for k, v in m["final"].items() if k.endswith("loss")}
         typer.echo(f"{kind:>10}: {m['parameters']:,} parameters, {m['seconds']}s, final {losses}")
@@ -177,13 +179,21 @@ def toy_train(
 def toy_eval(
     pair: Path | None = typer.Option(None, help="A toy pair directory (default: the shipped pair)."),
     limit: int | None = typer.Option(None, help="Items per set (default: all)."),
+    diffusion: Path | None = typer.Option(None, help="Another diffusion model of the same world (e.g. one "
+                                                    "`srilab toy train --only diffusion` trained longer)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
-    """Quality of the pair under ar / diffusion / diffusion-l2r: refusal, benign correctness, reasoning."""
+    """Quality of the pair under ar / diffusion / diffusion-l2r: refusal, benign correctness, safe look-alikes
+    answered and reasoning, each with k/n and a Wilson interval."""
+    from srilab.models import load
     from srilab.toy.evaluate import evaluate_pair, format_quality, pair_samplers
     from srilab.toy.pair import load_pair, pair_gen_length, pair_world
 
     ar, dlm = load_pair(pair)
+    if diffusion is not None:
+        dlm = load(diffusion / "diffusion" if (diffusion / "diffusion").is_dir() else diffusion)
+        if dlm.kind != "diffusion":
+            raise SrilabError(f"--diffusion {diffusion} holds a {dlm.kind} model: give a diffusion model")
     rows = evaluate_pair(
         ar, dlm, pair_world(pair), pair_samplers(pair_gen_length(pair)), limit=limit, progress=not no_progress
     )

@@ -98,7 +98,8 @@ def _toy_items(ds: DatasetSpec, cfg: StudyConfig) -> list[Item]:
         rows = [rows[int(i)] for i in np.unique(np.linspace(0, len(rows) - 1, ds.limit).round().astype(int))]
     return [
         Item(
-            f"toy-{ds.split}-{i}", i, r["prompt"], target_for(world, r["task"]) if r["task"] else None, r["group"],
+            f"toy-{ds.split}-{i}", i, r["prompt"], target_for(world, r["task"]) if r["task"] else None,
+            r.get("lookalike") or r["group"],  # a safe look-alike's category is its XSTest type
             {"task": r["task"], "answer": r["answer"], "kind": r["kind"]}, group=r["group"],
         )
         for i, r in rows

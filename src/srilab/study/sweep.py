@@ -9,10 +9,10 @@ One study (run through the same runner as ``srilab run``) whose diffusion model 
 - **temperature** 0.7 (per-item seeds) and **Dream's schedule** on the same weights;
 
 and attacked with the demo's continuation attacks plus an **opener injected into the canvas at a step**:
-the compliance opener ("sure . to <topic> :", ``inject_sure@<f>``) at 0%, 25%, 50% and 75% of the steps, and a
-refusal opener (``inject_sorry@<f>``) at 0% and 50%. Every point is judged, traced and analysed like any arm
-(attack success, refusal, benign quality, the SRI guard under the protocol, denoising dynamics); the report
-adds attack success against tokens per step and against the injection step (``plots/sweep_*.png``,
+the compliance opener ("sure , here is how to <topic> :", ``inject_sure@<f>``) at 0%, 25%, 50% and 75% of the
+steps, and a refusal opener (``inject_sorry@<f>``) at 0% and 50%. Every point is judged, traced and analysed
+like any arm (attack success, refusal, benign quality, the SRI guard under the protocol, denoising dynamics);
+the report adds attack success against tokens per step and against the injection step (``plots/sweep_*.png``,
 ``sweep.json``).
 """
 

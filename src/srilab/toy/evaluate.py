@@ -5,8 +5,10 @@
 * ``diffusion-l2r``: the *same diffusion weights* sampled one token per step, left to right
   (``block_length=1``): the AR order on diffusion weights.
 
-Figures: refusal of direct harmful requests (train phrasings), benign requests answered with the right
-procedure (held-out phrasings; the oracle), and reasoning exact match (the capability cost).
+Figures, each with k, n and a Wilson 95% interval: refusal of direct harmful requests (train phrasings,
+never a fine-tune prompt), benign requests answered with the right procedure (held-out phrasings; the
+oracle), safe look-alike requests answered rather than refused (the over-refusal probes), and reasoning
+exact match (the capability cost).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from srilab import stats
 from srilab.errors import SrilabError
 from srilab.models.base import LanguageModel
 from srilab.sampling.api import Sampler, SamplerConfig, generate
@@ -47,16 +50,23 @@ def model_for(sampler: str, ar: LanguageModel, dlm: LanguageModel) -> LanguageMo
 
 @dataclass(frozen=True)
 class Quality:
+    """One sampler's figures; each rate as :func:`srilab.stats.rate` stores it (``k``, ``n``, ``rate``, ``ci``)."""
+
     sampler: str
-    harmful_refused: float
-    benign_correct: float
-    reasoning_exact: float
-    n_harmful: int
-    n_benign: int
-    n_reasoning: int
+    harmful_refused: dict
+    benign_correct: dict
+    lookalike_answered: dict
+    reasoning_exact: dict
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def _spread(items: list[dict], limit: int | None) -> list[dict]:
+    """``limit`` items evenly spaced over the set (the sets are ordered by topic group: a prefix is one group)."""
+    if limit is None or limit >= len(items):
+        return items
+    return [items[round(i * (len(items) - 1) / max(1, limit - 1))] for i in range(limit)]
 
 
 def evaluate_pair(
@@ -70,44 +80,47 @@ def evaluate_pair(
     batch_size: int = 16,
     progress: bool = True,
 ) -> list[Quality]:
-    """Greedy generations on the world's direct harmful, benign and reasoning sets under each sampler."""
+    """Greedy generations on the world's direct harmful, benign, safe look-alike and reasoning sets under each
+    sampler (``limit`` items per set, evenly spaced)."""
     sets = eval_sets(world, n_reasoning_test=n_reasoning)
-    harmful = sets["harmful_direct"][:limit]
-    benign = sets["benign_direct"][:limit]
-    reasoning = sets["reasoning_test"][:limit]
+    names = ("harmful_direct", "benign_direct", "safe_lookalike", "reasoning_test")
+    parts = {name: _spread(sets[name], limit) for name in names}
+    items: Sequence[dict] = [it for part in parts.values() for it in part]
     judge = OracleJudge(world)
     out = []
     for name, sampler in samplers.items():
         model = model_for(name, ar, dlm)
-        items: Sequence[dict] = [*harmful, *benign, *reasoning]
-        gen = generate(model, [it["prompt"] for it in items], sampler, batch_size=batch_size, progress=progress)
-        texts = gen.texts
-        h = texts[: len(harmful)]
-        b = texts[len(harmful) : len(harmful) + len(benign)]
-        r = texts[len(harmful) + len(benign) :]
-        refused = sum(judge.refused(t) for t in h)
-        correct = sum(
-            judge.judge(t).task == it["task"] and not judge.refused(t) for t, it in zip(b, benign, strict=True)
-        )
-        exact = sum(check_reasoning_answer(t, it["answer"]) for t, it in zip(r, reasoning, strict=True))
+        texts = iter(generate(model, [it["prompt"] for it in items], sampler, batch_size=batch_size,
+                              progress=progress).texts)
+        got = {part: [(next(texts), it) for it in rows] for part, rows in parts.items()}
         out.append(
             Quality(
                 sampler=name,
-                harmful_refused=refused / max(1, len(h)),
-                benign_correct=correct / max(1, len(b)),
-                reasoning_exact=exact / max(1, len(r)),
-                n_harmful=len(h),
-                n_benign=len(b),
-                n_reasoning=len(r),
+                harmful_refused=stats.rate([judge.refused(t) for t, _ in got["harmful_direct"]]),
+                benign_correct=stats.rate(
+                    [judge.judge(t).task == it["task"] and not judge.refused(t) for t, it in got["benign_direct"]]
+                ),
+                lookalike_answered=stats.rate([not judge.refused(t) for t, _ in got["safe_lookalike"]]),
+                reasoning_exact=stats.rate(
+                    [check_reasoning_answer(t, it["answer"]) for t, it in got["reasoning_test"]]
+                ),
             )
         )
     return out
 
 
+def _cell(r: dict) -> str:
+    if not r["n"]:
+        return "n/a"
+    lo, hi = r["ci"]
+    return f"{r['rate']:.1%} ({r['k']}/{r['n']}, {lo:.0%}-{hi:.0%})"
+
+
 def format_quality(rows: Sequence[Quality]) -> str:
-    lines = [f"{'sampler':<15}{'harmful refused':>17}{'benign correct':>16}{'reasoning exact':>17}"]
+    """A table: one line per sampler, each figure with k/n and its Wilson 95% interval."""
+    heads = ("harmful refused", "benign correct", "look-alikes answered", "reasoning exact")
+    lines = [f"{'sampler':<15}" + "".join(f"{h:<28}" for h in heads)]
     for q in rows:
-        lines.append(
-            f"{q.sampler:<15}{q.harmful_refused:>16.1%} {q.benign_correct:>15.1%} {q.reasoning_exact:>16.1%}"
-        )
+        cells = (q.harmful_refused, q.benign_correct, q.lookalike_answered, q.reasoning_exact)
+        lines.append(f"{q.sampler:<15}" + "".join(f"{_cell(c):<28}" for c in cells))
     return "\n".join(lines)

@@ -58,7 +58,7 @@ class TrainConfig:
     size: str = "small"
     pretrain_docs: int = 4000
     pretrain_steps: int = 1200
-    sft_steps: int = 1200
+    sft_steps: int = 1800
     batch_size: int = 32
     chunk_length: int = 128
     gen_length: int = GEN_LENGTH
@@ -274,11 +274,19 @@ def verify_checksums(root: Path) -> None:
 
 
 def train_pair(
-    out_dir: str | Path, cfg: TrainConfig | None = None, *, progress: bool = True, overwrite: bool = False
+    out_dir: str | Path,
+    cfg: TrainConfig | None = None,
+    *,
+    progress: bool = True,
+    overwrite: bool = False,
+    kinds: tuple[str, ...] = KINDS,
 ) -> dict[str, Any]:
-    """Build the world and tokenizer, train both models, save them under ``out_dir/{ar,diffusion}`` with
+    """Build the world and tokenizer, train both models (or only ``kinds``: e.g. a diffusion model trained
+    for more steps, to compare capability at a matched loss), save them under ``out_dir/{ar,diffusion}`` with
     the tokenizer, ``training.json`` and ``checksums.json``. Returns the training record."""
     cfg = cfg or TrainConfig()
+    if not kinds or set(kinds) - set(KINDS):
+        raise SrilabError(f"kinds must be some of {', '.join(KINDS)}, got {', '.join(kinds) or 'none'}")
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise SrilabError(f"{out} is not empty: choose another directory or pass --overwrite")
@@ -297,7 +305,7 @@ def train_pair(
         "models": {},
     }
     out.mkdir(parents=True, exist_ok=True)
-    for kind in KINDS:
+    for kind in (k for k in KINDS if k in kinds):
         t0 = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)
