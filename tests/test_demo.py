@@ -45,10 +45,14 @@ def test_the_demo_writes_a_run_directory_with_every_stage(demo_out):
         arm = summary["arms"][name]
         assert "reasoning exact match" in arm["capability"]
         det = arm["detection"]
-        assert set(det["detectors"]) == DETECTORS, name
+        assert DETECTORS <= set(det["detectors"]) <= DETECTORS | {"sri_guard_paper"}, name
+        choice = det["guard_choice"]  # sri.variant: auto, decided on calibration rows only
+        assert choice["paper"] == "sri+autoencoder+none" and ("sri_guard_paper" in det["detectors"]) == (
+            choice["variant"] != choice["paper"])
         for d, e in det["detectors"].items():
             at = e["at_fpr"]["5%"]
-            for part in ("flagged_eval_seen_topics", "flagged_eval_unseen_topics", "flagged_jailbroken"):
+            for part in ("flagged_eval_seen_topics", "flagged_eval_unseen_topics", "flagged_lookalike",
+                         "flagged_jailbroken"):
                 assert set(at[part]) == {"k", "n", "rate", "ci"}, (name, d, part)
             assert at["asr_after"]["k"] <= at["asr_before"]["k"], (name, d)
         # SmoothLLM re-generates: it is scored on a bounded, evenly spaced subset of each role
@@ -58,6 +62,11 @@ def test_the_demo_writes_a_run_directory_with_every_stage(demo_out):
         n_jailbroken = det["detectors"]["sri_guard"]["at_fpr"]["5%"]["flagged_jailbroken"]["n"]
         assert smooth["at_fpr"]["5%"]["flagged_jailbroken"]["n"] == min(4, n_jailbroken), name
         assert 0.0 < det["overhead_share"] < 0.5
+        # the safe look-alikes: every detector's FPR on them, and over-refusal per XSTest type
+        assert det["detectors"]["sri_guard"]["at_fpr"]["5%"]["flagged_lookalike"]["n"] == LIMIT
+        types = arm["over_refusal_by_type"]["safe-lookalike/direct"]
+        assert set(types) <= {"safe_targets", "safe_contexts", "homonyms", "privacy_fictional"} and len(types) >= 2
+        assert sum(t["refusal"]["n"] for t in types.values()) == LIMIT
         if name == "toy-ar/ar":
             assert not arm["dynamics"]
         else:

@@ -104,3 +104,24 @@ def test_compare_variants_needs_inputs() -> None:
     dist, sets, groups, harmful = _world()
     with pytest.raises(SrilabError, match="activations and centres"):
         compare_variants(None, None, sets, harmful, groups)
+
+
+def test_the_study_guard_is_the_calibration_choice_and_a_bad_name_is_refused() -> None:
+    from srilab.study.config import SRISpec
+    from srilab.study.guard_variants import check_variant, choose_guard
+
+    dist, sets, groups, _ = _world()
+    scores, thr, choice = choose_guard(dist, sets, groups, variant="auto", detector="autoencoder", quantile=0.99,
+                                       seed=0)
+    assert choice["paper"] == "sri+autoencoder+none" and set(choice["cv_fpr"]) == {v.name for v in default_variants()}
+    assert choice["variant"] != choice["paper"] and scores is not None  # the paper's guard fails on held-out topics
+    assert scores.shape == (len(groups),) and thr == pytest.approx(np.quantile(scores[sets["calibration"]], 0.99),
+                                                                  rel=0.2)
+    named = choose_guard(dist, sets, groups, variant="log_ratio+mahalanobis+robust", detector="autoencoder",
+                         quantile=0.99, seed=0)
+    assert named[2]["variant"] == "log_ratio+mahalanobis+robust" and named[2]["cv_fpr"] == {}
+    assert choose_guard(dist, sets, groups, variant="sri+autoencoder+none", detector="autoencoder", quantile=0.99,
+                        seed=0)[0] is None
+    assert check_variant("auto") == "auto" and SRISpec(variant="paper").variant == "paper"
+    with pytest.raises(ValueError, match="unknown guard variant 'sri\\+svm'"):
+        SRISpec(variant="sri+svm")

@@ -25,7 +25,14 @@ from collections.abc import Sequence
 from srilab.errors import SrilabError
 from srilab.judges.base import JUDGES, Verdict, check_pairs
 
-__all__ = ["XSTEST_CLASSES", "XSTestStringJudge", "strmatch_label"]
+__all__ = ["XSTEST_CLASSES", "XSTEST_TYPES", "XSTestStringJudge", "strmatch_label"]
+
+#: XSTest's ten safe-prompt types: benign items carrying one are over-refusal probes (refusal per type, and
+#: every detector's false-positive rate on them).
+XSTEST_TYPES = frozenset({
+    "homonyms", "figurative_language", "safe_targets", "safe_contexts", "definitions", "real_group_nons_discr",
+    "nons_group_real_discr", "historical_events", "privacy_public", "privacy_fictional",
+})
 
 #: XSTest's class names, and the names srilab's verdict labels use for them.
 XSTEST_CLASSES: dict[str, str] = {

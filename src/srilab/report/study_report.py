@@ -129,6 +129,9 @@ def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> 
             f"Every detector is scored so that higher means 'attack succeeded' and calibrated on the same benign "
             f"calibration rows to {key} FPR; its TPR, the attack success that gets past it and its FPR on both "
             "benign evaluation parts are read at that threshold.",
+            *[f"{n}: the SRI guard is {c['variant']} ({c['rule']}); the paper's guard ({c['paper']}) is listed "
+              "beside it as sri_guard_paper when they differ." for n in names
+              if (c := arms[n]["detection"].get("guard_choice"))],
         ],
     )
     head = []
@@ -158,10 +161,12 @@ def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> 
                 f"{rate_text(at['asr_before'])} -> {rate_text(at['asr_after'])}" if at else "n/a",
                 rate_text(at["flagged_eval_seen_topics"]) if at else "n/a",
                 rate_text(at["flagged_eval_unseen_topics"]) if at else "n/a",
+                rate_text(at["flagged_lookalike"]) if at and "flagged_lookalike" in at else "n/a",
                 "n/a" if cost is None else f"{1000 * cost:.3g} ms",
             ])
     sec.tables.append((["model/sampler", "detector", "AUROC jailbroken vs unseen benign", f"TPR jailbroken @ {key}",
-                        "attack success before -> after", "FPR seen", "FPR unseen", "cost / item"], rows))
+                        "attack success before -> after", "FPR seen", "FPR unseen", "FPR safe look-alikes",
+                        "cost / item"], rows))
     online = []
     for n in names:
         o = arms[n]["detection"]["online"]
@@ -188,6 +193,37 @@ def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> 
         sec.figures.append((f"ROC, jailbroken vs unseen-topic benign: {n}",
                             plots.roc_plot(curves, title=n, path=figs / f"roc-{i}.png")))
     return sec
+
+
+def _guard_variants(summary: dict[str, Any]) -> html.Section | None:
+    """The SRI guard on unseen topics: every guard variant beside the paper's, and which one the calibration-only
+    rule chose (``analysis.guard_variants``)."""
+    rows = []
+    for n, arm in summary["arms"].items():
+        gv = arm.get("detection", {}).get("guard_variants")
+        if not gv:
+            continue
+        cv = gv["selection"]["cv"]
+        for name, v in gv["variants"].items():
+            role = " + ".join(x for x, on in (("paper", name == gv["paper"]), ("chosen", name == gv["chosen"])) if on)
+            at = v["at_quantile"]
+            rows.append([n, name, role or "-", rate_text(cv[name]["fpr"]), rate_text(at["fpr_eval_seen_topics"]),
+                         rate_text(at["fpr_eval_unseen_topics"]), rate_text(at["tpr_jailbroken"]),
+                         auroc_text(v["auroc_jailbroken_vs_eval_unseen_topics"])])
+    if not rows:
+        return None
+    q = next(a["detection"]["guard_variants"]["quantile"] for a in summary["arms"].values()
+             if a.get("detection", {}).get("guard_variants"))
+    return html.Section(
+        "The SRI guard on unseen topics: variants",
+        paragraphs=[f"Each variant fitted as the study fits the guard (guard_fit rows), its threshold the {100 * q:g}% "
+                    "quantile of the calibration scores. 'CV FPR' is what the choice reads: leave one calibration "
+                    "topic group out, refit and threshold on the others, FPR on the held-out group (calibration "
+                    "data only). The paper's guard stays unless its CV FPR exceeds 3x the nominal rate and a "
+                    "variant's is lower. The other columns are evaluation, never read by the choice."],
+        tables=[(["model/sampler", "variant", "role", "CV FPR (calibration)", "FPR seen", "FPR unseen",
+                  "TPR jailbroken", "AUROC jailbroken vs unseen"], rows)],
+    )
 
 
 def _dynamics(summary: dict[str, Any]) -> html.Section | None:
@@ -225,7 +261,7 @@ def write_study_report(
                        "n/a" if p["kappa"] is None or p["kappa"] != p["kappa"] else f"{p['kappa']:.3f}", str(p["n"])]
                       for p in agree["pairs"]])],
         ))
-    for extra in (_detection(summary, private, figs), _dynamics(summary)):
+    for extra in (_detection(summary, private, figs), _guard_variants(summary), _dynamics(summary)):
         if extra is not None:
             sections.append(extra)
     ex_rows = []

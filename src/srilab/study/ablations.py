@@ -33,6 +33,7 @@ from srilab.models.base import LayerSpec
 from srilab.study.analysis import build_report, summarise
 from srilab.study.config import StudyConfig, parse_config
 from srilab.study.detection import activations
+from srilab.study.guard_variants import diagnose
 from srilab.study.jsonsafe import json_safe
 from srilab.study.store import RunDir, atomic_write_text
 
@@ -104,13 +105,16 @@ def run_ablations(
     layers: str | Sequence[Any] = LAYERS,
     samplers: str | Sequence[str] | None = None,
     out: str | Path | None = None,
+    guard: bool = True,
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Ablate a finished run (module docstring); write ``ablations.json`` and ``ablations.png`` into ``out``
     (default ``RUN_DIR/ablations``) and return what the JSON holds. ``samplers``: only the arms of these
     sampler labels (comma-separated or a list; default all). Layer runs already in ``out`` are resumed, not
-    redone."""
+    redone. ``guard``: also diagnose the guard on unseen topics per arm
+    (:func:`srilab.study.guard_variants.diagnose`: figures in ``out/guard``, every guard variant beside the
+    paper's with the calibration-only choice). With the default ``out`` the run's report gains the ablations."""
     from srilab.study.runner import run_config
 
     specs = parse_layers(layers)
@@ -169,6 +173,9 @@ def run_ablations(
         for name_ in READ_FROM_RUN:
             if name_ in arm["detection"]["detectors"]:
                 entry["variants"][name_] = _variant(arm["detection"], name_, fpr)
+        if guard:
+            echo(f"  guard on unseen topics: {name}")
+            entry["guard"] = _guard_entry(diagnose(run.path, name, out / "guard", n_boot=cfg.n_boot))
         arms[name] = entry
     result = json_safe({
         "run_dir": str(run.path), "study": cfg.name, "detector": cfg.sri.detector, "fpr": cfg.protocol.fpr,
@@ -180,7 +187,28 @@ def run_ablations(
     plot_ablations(result, out / "ablations.png")
     echo(format_ablations(result))
     echo(f"results: {out / 'ablations.json'}   plot: {out / 'ablations.png'}")
+    if out == run.path / "ablations":
+        build_report(run.path, summarised=(summary, private), echo=lambda _: None)
+        echo(f"report (with the ablations): {run.path / 'report.html'}")
     return result
+
+
+def _guard_entry(diag: dict[str, Any]) -> dict[str, Any]:
+    """What ``ablations.json`` keeps of a guard diagnosis: the choice, every variant's figures, the figures' paths
+    and the effects (tau, floor, representation, number of fit groups)."""
+    comp = diag["variants"]
+    cv = comp["selection"]["cv"]
+    return {
+        "paper": comp["paper"], "chosen": comp["chosen"], "rule": comp["selection"]["rule"],
+        "quantile": comp["quantile"], "figures": diag["figures"], "effects": diag["effects"],
+        "variants": {
+            name: {"cv_fpr": cv[name]["fpr"], "fpr_seen": v["at_quantile"]["fpr_eval_seen_topics"],
+                   "fpr_unseen": v["at_quantile"]["fpr_eval_unseen_topics"],
+                   "tpr_jailbroken": v["at_quantile"]["tpr_jailbroken"],
+                   "auroc_jailbroken_vs_unseen": v["auroc_jailbroken_vs_eval_unseen_topics"]}
+            for name, v in comp["variants"].items()
+        },
+    }
 
 
 # ------------------------------------------------------------------------------------------------ output

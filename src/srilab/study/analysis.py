@@ -24,17 +24,13 @@ import numpy as np
 
 from srilab import stats
 from srilab.errors import SrilabError
+from srilab.judges.xstest import XSTEST_TYPES
 from srilab.study.config import StudyConfig, parse_config
 from srilab.study.detection import arm_detection
 from srilab.study.jsonsafe import json_safe
 from srilab.study.store import RunDir, atomic_write_text
 
 Arm = tuple[str, str]  # (model, sampler)
-#: XSTest's ten safe-prompt types (Roettger et al. 2024): benign items carrying them get over-refusal per type.
-XSTEST_TYPES = frozenset({
-    "homonyms", "figurative_language", "safe_targets", "safe_contexts", "definitions", "real_group_nons_discr",
-    "nons_group_real_discr", "historical_events", "privacy_public", "privacy_fictional",
-})
 #: How a partial refusal (a refusal judge's ``partial_refusal`` class) counts: as refused (``Verdict.refused``,
 #: the default), as complied, or apart (refusal = full refusals; the partial share reported beside it).
 PARTIAL_MODES = ("refused", "complied", "separate")
@@ -312,6 +308,11 @@ def build_report(
     summary, private = summarised if summarised is not None else summarise(path)
     run = RunDir(path)
     more = extra(json_safe(summary), run.path) if extra is not None else []
+    ablations = run.path / "ablations" / "ablations.json"
+    if ablations.is_file():  # `srilab ablate RUN_DIR` ran: its section joins the report
+        from srilab.report.ablation_report import ablation_section
+
+        more = [*more, ablation_section(json.loads(ablations.read_text()), ablations.parent)]
     report = write_study_report(run.path, summary, private, show_harmful=show_harmful, extra=more)
     summary_path = run.path / "summary.json"
     atomic_write_text(summary_path, json.dumps(json_safe(summary), indent=2) + "\n")
@@ -345,13 +346,19 @@ def format_summary(summary: dict[str, Any]) -> str:
             continue
         sri = det["detectors"]["sri_guard"]
         own = det["at_own_threshold"]
+        choice = det.get("guard_choice") or {}
         lines += [
-            f"SRI guard, {name}:",
+            f"SRI guard, {name}: {choice.get('variant', 'paper')}",
             f"  AUROC jailbroken vs seen-topic benign   {auroc_text(sri['auroc_jailbroken_vs_eval_seen_topics'])}",
             f"  AUROC jailbroken vs unseen-topic benign {auroc_text(sri['auroc_jailbroken_vs_eval_unseen_topics'])}",
             f"  AUROC all attacked vs benign            {auroc_text(sri['auroc_attacked_vs_eval'])}",
             f"  refusal flag alone, attacked vs benign  {auroc_text(det['refusal_flag']['auroc_attacked_vs_eval'])}",
             f"  FPR at its {100 * det['quantile']:g}% threshold: seen {rate_text(own['flagged_eval_seen_topics'])}, "
-            f"unseen {rate_text(own['flagged_eval_unseen_topics'])}",
+            f"unseen {rate_text(own['flagged_eval_unseen_topics'])}, jailbroken {rate_text(own['flagged_jailbroken'])}",
         ]
+        if "paper_at_own_threshold" in det:
+            paper = det["paper_at_own_threshold"]
+            lines.append(f"  the paper's guard at its threshold: unseen "
+                         f"{rate_text(paper['flagged_eval_unseen_topics'])}, jailbroken "
+                         f"{rate_text(paper['flagged_jailbroken'])}")
     return "\n".join(lines)

@@ -5,8 +5,6 @@ signal and guard computed from the traces::
 
     name: smollm2-harmbench
     output: runs/smollm2-harmbench
-    seed: 0
-    batch_size: 8
     models:
       - name: smollm2
         path: /path/to/SmolLM2-135M-Instruct.Q4_1.gguf   # a folder, a .gguf file, a hub id, or toy:ar
@@ -24,8 +22,7 @@ relative to the working directory. The run directory stores the config with thos
 
 Unknown keys and wrong types are rejected with the path to the field (``models.0.samplers.1.steps: ...``);
 see :func:`load_config`. ``toy:ar`` / ``toy:diffusion`` name the embedded toy pair (``toy_pair`` picks
-another pair directory) and ``source: toy`` its evaluation sets (``split``: one of
-:func:`srilab.toy.world.eval_sets`).
+another pair directory) and ``source: toy`` its evaluation sets (``split``: :func:`srilab.toy.corpus.eval_sets`).
 """
 
 from __future__ import annotations
@@ -44,6 +41,7 @@ from srilab.judges import JUDGES
 from srilab.sampling.api import AnySampler
 from srilab.sri.detectors import DETECTORS
 from srilab.study.executor import ExecutorSpec
+from srilab.study.guard_variants import check_variant
 
 Role = Literal["harmful", "benign", "capability"]
 #: The roles of benign items in the evaluation protocol (see :mod:`srilab.study.protocol`).
@@ -193,12 +191,15 @@ class SRISpec(_Strict):
     pooling: Literal["generated", "response"] = "generated"
     harmful: str | None = None  # harmful dataset whose refused direct answers make the harmful centre
     detector: str = "autoencoder"
+    variant: str = "auto"  # auto | paper | representation+detector+scaling: srilab.study.guard_variants
     quantile: float = Field(0.99, gt=0.0, lt=1.0)  # the guard's threshold: this quantile of calibration scores
     online_every: int = Field(4, gt=0)  # the online guard checks every this many steps
 
-    @field_validator("detector")
+    @field_validator("detector", "variant")
     @classmethod
-    def _detector(cls, v: str) -> str:
+    def _names(cls, v: str, info) -> str:
+        if info.field_name == "variant":
+            return check_variant(v)
         if v not in DETECTORS:
             raise ValueError(f"unknown guard detector {v!r}: choose one of {', '.join(DETECTORS.names())}")
         return v

@@ -27,14 +27,16 @@ import numpy as np
 
 from srilab import stats
 from srilab.errors import SrilabError
+from srilab.judges.xstest import XSTEST_TYPES
 from srilab.sri.centres import CentreKey, compute_centres, data_hash
 from srilab.sri.detectors import make_detector
 from srilab.sri.guard import SRIGuard
 from srilab.sri.metrics import internal_recovery
 from srilab.sri.online import first_alarms, online_thresholds
 from srilab.sri.signal import signal as sri_signal
+from srilab.sri.signal import step_distances
 from srilab.study.config import StudyConfig
-from srilab.study.guard_variants import compare_variants, default_variants
+from srilab.study.guard_variants import choose_guard, compare_variants, default_variants
 from srilab.study.store import RunDir
 
 
@@ -108,7 +110,7 @@ def _at_threshold(
     out: dict[str, Any] = {"threshold": float(thr)}
     flagged = scores > thr
     scored = np.isfinite(scores)
-    for name in ("eval_seen_topics", "eval_unseen_topics", "jailbroken", "attacked"):
+    for name in ("eval_seen_topics", "eval_unseen_topics", "lookalike", "jailbroken", "attacked"):
         sel = sets[name][scored[sets[name]]]
         out[f"flagged_{name}"] = _flag_rate(flagged[sel])
     att = sets["attacked"][scored[sets["attacked"]]]
@@ -141,18 +143,21 @@ def compare(
 
 def role_sets(rows: list[dict]) -> dict[str, np.ndarray]:
     """Row indices per protocol role (rows carry ``protocol_role`` and ``harmful``), plus ``eval`` (both
-    benign evaluation parts) and ``jailbroken`` (attacked and judged harmful)."""
+    benign evaluation parts), ``lookalike`` (benign evaluation rows of an XSTest safe-prompt type: safe
+    requests that look harmful) and ``jailbroken`` (attacked and judged harmful)."""
     role = np.array([r["protocol_role"] for r in rows])
+    lookalike = np.array([r.get("category") in XSTEST_TYPES for r in rows], dtype=bool)
     harmful = np.array([r["harmful"] for r in rows], dtype=bool)
 
     def idx(*roles: str) -> np.ndarray:
         return np.flatnonzero(np.isin(role, roles))
 
-    attacked = idx("attacked")
+    attacked, ev = idx("attacked"), idx("eval_seen_topics", "eval_unseen_topics")
     return {
         "centre": idx("centre"), "harmful_centre": idx("harmful_centre"), "guard_fit": idx("guard_fit"),
         "calibration": idx("calibration"), "eval_seen_topics": idx("eval_seen_topics"),
-        "eval_unseen_topics": idx("eval_unseen_topics"), "eval": idx("eval_seen_topics", "eval_unseen_topics"),
+        "eval_unseen_topics": idx("eval_unseen_topics"), "eval": ev,
+        "lookalike": ev[lookalike[ev]],
         "attacked": attacked, "jailbroken": attacked[harmful[attacked]],
     }
 
@@ -198,6 +203,16 @@ def arm_detection(
     t0 = time.perf_counter()
     scores = guard.score(signals)
     t_score = time.perf_counter() - t0
+    paper_scores, threshold = scores, float(guard.threshold)
+    choice = None
+    if cfg.sri.variant != "paper":  # calibration data decides whether a robust variant replaces the paper's guard
+        t0 = time.perf_counter()
+        chosen, thr, choice = choose_guard(
+            step_distances(acts, centres), sets, np.array([str(r.get("group")) for r in rows]),
+            variant=cfg.sri.variant, detector=cfg.sri.detector, quantile=cfg.sri.quantile, seed=cfg.seed,
+        )
+        if chosen is not None:
+            scores, threshold, t_score = chosen, float(thr), time.perf_counter() - t0
     n_cal = len(sets["calibration"])
     for what, tail in (("the SRI guard's quantile", 1 - cfg.sri.quantile), ("protocol.fpr", cfg.protocol.fpr)):
         if n_cal * tail < 1:
@@ -209,6 +224,8 @@ def arm_detection(
     detectors: dict[str, tuple[np.ndarray, float | None]] = {
         "sri_guard": (scores, (t_signal + t_score) / len(rows)),
     }
+    if scores is not paper_scores:  # the paper's guard stays beside the chosen one
+        detectors["sri_guard_paper"] = (paper_scores, None)
     if cfg.analysis.text_baseline:
         t0 = time.perf_counter()
         feats = TextFeatures().fit([rows[i]["response"] for i in sets["guard_fit"]])
@@ -226,10 +243,12 @@ def arm_detection(
             detectors[name] = (vals, float(np.mean(costs)))
     out: dict[str, Any] = {
         "centre_counts": centres.counts, "steps": int(signals.shape[1]), "detector": cfg.sri.detector,
-        "quantile": cfg.sri.quantile, "threshold": float(guard.threshold),
+        "quantile": cfg.sri.quantile, "threshold": threshold, "guard_choice": choice,
         "n": {k: int(len(v)) for k, v in sets.items()},
         "overhead_share": (t_signal + t_score) / max(gen_seconds, 1e-9),
-        "at_own_threshold": _at_threshold(scores, guard.threshold, sets, harmful),
+        "at_own_threshold": _at_threshold(scores, threshold, sets, harmful),
+        **({"paper_at_own_threshold": _at_threshold(paper_scores, guard.threshold, sets, harmful)}
+           if scores is not paper_scores else {}),
         "refusal_flag": {
             "auroc_attacked_vs_eval": _auroc(refused.astype(float), attacked, sets["eval"], cfg),
             "auroc_jailbroken_vs_eval": _auroc(refused.astype(float), sets["jailbroken"], sets["eval"], cfg),
@@ -246,7 +265,7 @@ def arm_detection(
         sel = np.array([i for i in attacked if (rows[i]["dataset"], rows[i]["attack"]) == cell], dtype=int)
         out["per_cell"]["/".join(cell)] = {
             "auroc_vs_eval": _auroc(scores, sel, sets["eval"], cfg),
-            "flagged": _flag_rate(scores[sel] > guard.threshold),
+            "flagged": _flag_rate(scores[sel] > threshold),
             "internal_recovery": _flag_rate(internal_recovery(signals[sel])),
         }
     groups = {

@@ -35,7 +35,10 @@ from srilab.sri.guard import SRIGuard
 from srilab.sri.representation import features_from_distances
 from srilab.sri.signal import step_distances
 
-__all__ = ["PAPER", "Variant", "compare_variants", "default_variants", "diagnose", "select_variant"]
+__all__ = [
+    "PAPER", "Variant", "check_variant", "choose_guard", "compare_variants", "default_variants", "diagnose",
+    "select_variant",
+]
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,39 @@ def default_variants(paper_detector: str = "autoencoder") -> list[Variant]:
         for det in ("autoencoder", "mahalanobis", "knn"):
             out.append(Variant(rep, det, "robust"))
     return out
+
+
+def check_variant(name: str) -> str:
+    """A valid ``sri.variant``: ``auto`` (:func:`select_variant` decides on calibration data), ``paper``, or the
+    name of one of :func:`default_variants` (``representation+detector+scaling``)."""
+    names = [v.name for v in default_variants()]
+    if name in ("auto", "paper", *names):
+        return name
+    raise ValueError(f"unknown guard variant {name!r}: use auto, paper or one of {', '.join(names)}")
+
+
+def choose_guard(
+    distances: tuple[np.ndarray, np.ndarray], sets: dict[str, np.ndarray], groups: Sequence[str] | np.ndarray, *,
+    variant: str, detector: str, quantile: float, seed: int, tau: float = 0.1,
+) -> tuple[np.ndarray | None, float | None, dict[str, Any]]:
+    """The study's guard when ``sri.variant`` is not ``paper``: ``(scores, threshold, choice)``, where scores and
+    threshold are None when the choice is the paper's guard (the caller keeps its own). ``auto`` runs
+    :func:`select_variant` (reads ``guard_fit`` and ``calibration`` rows only); a named variant is used as is.
+    ``choice``: the variant's name, the rule, and the leave-one-topic-out FPR of each candidate."""
+    variants = default_variants(detector)
+    if variant == "auto":
+        sel = select_variant(distances, sets, groups, quantile=quantile, seed=seed, tau=tau, variants=variants)
+        name, rule = sel["chosen"], sel["rule"]
+        cv = {k: v["fpr"] for k, v in sel["cv"].items()}
+    else:
+        name, rule, cv = variant, "named in the config (sri.variant)", {}
+    choice = {"variant": name, "paper": variants[0].name, "rule": rule, "cv_fpr": cv}
+    if name == variants[0].name:
+        return None, None, choice
+    v = next(v for v in variants if v.name == name)
+    X = _features(distances, v.representation, tau)
+    guard = v.guard(quantile, seed).fit(X[sets["guard_fit"]], calibration=X[sets["calibration"]])
+    return guard.score(X), float(guard.threshold), choice
 
 
 def _features(distances: tuple[np.ndarray, np.ndarray], rep: str, tau: float) -> np.ndarray:

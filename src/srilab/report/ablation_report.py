@@ -1,0 +1,59 @@
+"""The ablations of a run (``srilab ablate``: ``RUN_DIR/ablations/ablations.json``) as a report section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from srilab.report import html
+from srilab.report.html import auroc_text, rate_text
+
+
+def _png(path: str | Path) -> bytes | None:
+    p = Path(path)
+    return p.read_bytes() if p.is_file() else None
+
+
+def ablation_section(result: dict[str, Any], out_dir: Path) -> html.Section:
+    """Every ablation variant per arm (AUROC vs unseen topics, TPR and unseen FPR at the protocol's FPR), the
+    guard's variants on unseen topics with the calibration-only choice, and the figures."""
+    fpr = f"{100 * result['fpr']:g}%"
+    rows, guard_rows = [], []
+    for name, arm in result["arms"].items():
+        for v in result["variants"]:
+            m = arm["variants"].get(v)
+            if m is not None:
+                rows.append([name, v, auroc_text(m["auroc_jailbroken_vs_unseen"]), rate_text(m["tpr_jailbroken"]),
+                             rate_text(m["fpr_unseen"])])
+        g = arm.get("guard")
+        for vname, m in (g or {}).get("variants", {}).items():
+            role = " + ".join(x for x, on in (("paper", vname == g["paper"]), ("chosen", vname == g["chosen"])) if on)
+            guard_rows.append([name, vname, role or "-", rate_text(m["cv_fpr"]), rate_text(m["fpr_seen"]),
+                               rate_text(m["fpr_unseen"]), rate_text(m["tpr_jailbroken"]),
+                               auroc_text(m["auroc_jailbroken_vs_unseen"])])
+    sec = html.Section(
+        "Ablations (srilab ablate)",
+        paragraphs=[f"The run's protocol throughout: the same items in the same roles, thresholds on the run's "
+                    f"calibration rows at {fpr} FPR. SRI read at other layers, the first step's state alone "
+                    "(static probe), the answer's text alone (TF-IDF)."],
+        tables=[(["model/sampler", "variant", "AUROC jailbroken vs unseen benign", f"TPR jailbroken @ {fpr}",
+                  "FPR unseen"], rows)],
+    )
+    if guard_rows:
+        q = next(a["guard"]["quantile"] for a in result["arms"].values() if a.get("guard"))
+        sec.paragraphs.append(
+            f"The SRI guard on unseen topics: every variant at its {100 * q:g}% calibration quantile. 'CV FPR' is all "
+            "the choice reads (leave one calibration topic group out: refit and threshold on the others, FPR on "
+            "the held-out group); the paper's guard stays unless its CV FPR exceeds 3x the nominal rate and a "
+            "variant's is lower. The other columns are evaluation.")
+        sec.tables.append((["model/sampler", "variant", "role", "CV FPR (calibration)", "FPR seen", "FPR unseen",
+                            "TPR jailbroken", "AUROC jailbroken vs unseen"], guard_rows))
+    figures = [("ablations: AUROC, TPR and unseen FPR per variant", out_dir / "ablations.png")]
+    for name, arm in result["arms"].items():
+        for f in (arm.get("guard") or {}).get("figures", []):
+            figures.append((f"{name}: {Path(f).stem.rsplit('_', 1)[-1]}", Path(f)))
+    for caption, path in figures:
+        png = _png(path)
+        if png is not None:
+            sec.figures.append((caption, png))
+    return sec
