@@ -313,20 +313,22 @@ def _lines(path: Path) -> int:
     return path.read_text().count("\n") if path.exists() else 0
 
 
-@pytest.mark.parametrize("point", ["shard", "judging", "defenses", "report"])
-def test_sigkill_at_each_phase_then_resume_equals_the_reference(point, micro_pair, reference, tmp_path):
+#: Where a run is killed (srilab.study.crashpoints): before, half-way through and after journal appends, around
+#: the trace shards' atomic rename, before the summary, the report and after the first plot.
+CRASH_POINTS = [
+    "records.jsonl:before:1", "records.jsonl:torn:2", "records.jsonl:after:3", ".safetensors:before:1",
+    ".safetensors:after:2", "judgements.jsonl:torn:1", "judgements.jsonl:after:1", "defenses.jsonl:after:1",
+    ".json:before:2", ".html:before:1", ".png:after:1",
+]
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+def test_sigkill_at_each_point_then_resume_equals_the_reference(point, micro_pair, reference, tmp_path):
     out = tmp_path / "run"
     cfg = write_yaml(tmp_path / "study.yaml", small_config(micro_pair, out, defenses=["output_keyword"]))
-    ready = {
-        "shard": lambda: any((out / "traces").rglob("*.safetensors")) if (out / "traces").exists() else False,
-        "judging": lambda: _lines(out / "judgements.jsonl") >= 1,
-        "defenses": lambda: _lines(out / "defenses.jsonl") >= 1,
-        "report": lambda: (out / "plots").exists() or (out / "report.html").exists(),
-    }[point]
-    proc = _spawn(["run", str(cfg), "--no-progress"])
-    _wait_for(proc, ready)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc = subprocess.run([sys.executable, "-m", "srilab.cli", "run", str(cfg), "--no-progress"],
+                          env={**ENV, "SRILAB_CRASH_AT": point}, capture_output=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, (point, proc.returncode, proc.stderr[-2000:])  # it crashed there
     assert (out / "config.json").exists()
     assert main(["run", "--resume", str(out), "--no-progress"]) == 0
     _same_as_reference(reference, out)

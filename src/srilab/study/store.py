@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from srilab.errors import SrilabError
+from srilab.study.crashpoints import crash_point, wants
 
 
 class Journal:
@@ -141,15 +142,18 @@ class Journal:
         if not new:
             return 0
         data = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in new).encode("utf-8")
+        crash_point(f"{self.path.name}:before")
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            view = memoryview(data)
+            view = memoryview(data)[: len(data) // 2] if wants(f"{self.path.name}:torn") else memoryview(data)
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
             os.fsync(fd)
+            crash_point(f"{self.path.name}:torn")
         finally:
             os.close(fd)
+        crash_point(f"{self.path.name}:after")
         return len(new)
 
 
@@ -179,7 +183,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        crash_point(f"{path.suffix}:before")
         os.replace(tmp, path)
+        crash_point(f"{path.suffix}:after")
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -1,0 +1,40 @@
+"""Named crash points, for testing that every interruption is recoverable.
+
+Every write a run makes passes a crash point: ``<file>:before`` and ``<file>:after`` around a journal append
+(``records.jsonl``, ``judgements.jsonl``, ``dynamics.jsonl``, ``defenses.jsonl``), ``<file>:torn`` in the
+middle of one (half the bytes written), and ``<suffix>:before`` / ``<suffix>:after`` around an atomic file
+write (``.safetensors`` for trace shards, ``.json``, ``.html``, ``.png``). With the environment variable
+``SRILAB_CRASH_AT=<point>[:<n>]`` (e.g. ``records.jsonl:after:3``) the process kills itself with SIGKILL the
+``n``-th time (default 1) it passes that point: no cleanup, no ``finally``, exactly as ``kill -9`` or a power
+cut. Without the variable a crash point costs one dictionary lookup. Tests only; never set it in a real run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections import Counter
+
+ENV = "SRILAB_CRASH_AT"
+_passed: Counter[str] = Counter()
+
+
+def crash_point(point: str) -> None:
+    """Kill this process (SIGKILL) if ``SRILAB_CRASH_AT`` names ``point`` and this is its n-th pass."""
+    spec = os.environ.get(ENV)
+    if not spec:
+        return
+    name, _, count = spec.rpartition(":")
+    if not name or not count.isdigit():
+        name, count = spec, "1"
+    if name != point:
+        return
+    _passed[point] += 1
+    if _passed[point] == int(count):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def wants(point: str) -> bool:
+    """Whether ``SRILAB_CRASH_AT`` names ``point`` (so a caller can prepare, e.g. write half a line first)."""
+    spec = os.environ.get(ENV, "")
+    return spec == point or spec.rpartition(":")[0] == point
