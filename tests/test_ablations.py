@@ -45,6 +45,19 @@ def test_every_arm_has_every_variant_with_intervals(ablated, walk):
     assert "SRI guard ablations" in "\n".join(said) and format_ablations(result).count("sri_first") == len(ARMS)
 
 
+def test_the_guard_diagnosis_joins_the_ablations_and_the_run_report(small_run, ablated):
+    result, _ = ablated
+    for name in ARMS:
+        guard = result["arms"][name]["guard"]
+        assert guard["paper"] == "sri+autoencoder+none" and guard["chosen"] in guard["variants"]
+        for v in guard["variants"].values():
+            assert set(v["cv_fpr"]) == {"k", "n", "rate", "ci"} and v["fpr_unseen"]["n"] > 0
+        assert len(guard["figures"]) == 4 and all((small_run / "ablations" / "guard").glob("*.png"))
+        assert set(guard["effects"]) == {"tau", "representation_paper_ae", "std_floor", "fit_groups"}
+    html = (small_run / "report.html").read_text()
+    assert "Ablations (srilab ablate)" in html and "CV FPR (calibration)" in html
+
+
 def test_layer_runs_keep_the_protocol_and_the_answers_and_read_another_layer(small_run, ablated):
     result, _ = ablated
     main_protocol = json.loads((small_run / "protocol.json").read_text())
@@ -64,14 +77,14 @@ def test_layer_runs_keep_the_protocol_and_the_answers_and_read_another_layer(sma
 
 def test_a_second_ablation_resumes_the_layer_runs(small_run, ablated):
     said: list[str] = []
-    again = run_ablations(small_run, layers="first,last", progress=False, echo=said.append)
+    again = run_ablations(small_run, layers="first,last", guard=False, progress=False, echo=said.append)
     assert any("generations: 0 new" in s for s in said), said
     assert again["arms"].keys() == ablated[0]["arms"].keys()
 
 
 def test_samplers_restrict_the_arms_and_the_layer_runs(small_run, tmp_path):
-    result = run_ablations(small_run, layers="first", samplers="ar", out=tmp_path / "abl", progress=False,
-                           echo=quiet)
+    result = run_ablations(small_run, layers="first", samplers="ar", out=tmp_path / "abl", guard=False,
+                           progress=False, echo=quiet)
     assert list(result["arms"]) == ["toy-ar/ar"]
     sub = json.loads((tmp_path / "abl" / "layer-first" / "config.json").read_text())
     assert [m["name"] for m in sub["models"]] == ["toy-ar"]

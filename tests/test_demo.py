@@ -63,7 +63,7 @@ def test_the_demo_writes_a_run_directory_with_every_stage(demo_out):
         assert smooth["at_fpr"]["5%"]["flagged_jailbroken"]["n"] == min(4, n_jailbroken), name
         assert 0.0 < det["overhead_share"] < 0.5
         # the safe look-alikes: every detector's FPR on them, and over-refusal per XSTest type
-        assert det["detectors"]["sri_guard"]["at_fpr"]["5%"]["flagged_lookalike"]["n"] == LIMIT
+        assert det["detectors"]["sri_guard"]["at_fpr"]["5%"]["flagged_lookalike"]["n"] >= LIMIT  # + look-alike groups
         types = arm["over_refusal_by_type"]["safe-lookalike/direct"]
         assert set(types) <= {"safe_targets", "safe_contexts", "homonyms", "privacy_fictional"} and len(types) >= 2
         assert sum(t["refusal"]["n"] for t in types.values()) == LIMIT
@@ -114,7 +114,7 @@ def test_sigkill_of_the_demo_then_resume_loses_and_duplicates_nothing(demo_out, 
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
-    assert main(["run", "--resume", str(out), "--no-progress"]) == 0
+    assert main(["run", "--resume", str(out), "--no-progress", "--no-report"]) == 0  # what is compared: the files
     ref, got = RunDir(demo_out), RunDir(out)
     assert stable(got.records().rows()) == stable(ref.records().rows())
     key = lambda r: (r["key"], r["judge"])  # noqa: E731

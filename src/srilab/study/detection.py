@@ -36,7 +36,7 @@ from srilab.sri.online import first_alarms, online_thresholds
 from srilab.sri.signal import signal as sri_signal
 from srilab.sri.signal import step_distances
 from srilab.study.config import StudyConfig
-from srilab.study.guard_variants import choose_guard, compare_variants, default_variants
+from srilab.study.guard_variants import choose_guard, compare_variants, default_variants, variant_features
 from srilab.study.store import RunDir
 
 
@@ -206,13 +206,14 @@ def arm_detection(
     paper_scores, threshold = scores, float(guard.threshold)
     choice = None
     if cfg.sri.variant != "paper":  # calibration data decides whether a robust variant replaces the paper's guard
-        t0 = time.perf_counter()
-        chosen, thr, choice = choose_guard(
+        variant, chosen, choice = choose_guard(
             step_distances(acts, centres), sets, np.array([str(r.get("group")) for r in rows]),
             variant=cfg.sri.variant, detector=cfg.sri.detector, quantile=cfg.sri.quantile, seed=cfg.seed,
         )
-        if chosen is not None:
-            scores, threshold, t_score = chosen, float(thr), time.perf_counter() - t0
+        if variant is not None and chosen is not None:  # its cost per item: distances, features and score
+            t0 = time.perf_counter()
+            scores = chosen.score(variant_features(step_distances(acts, centres), variant))
+            t_signal, t_score, threshold = 0.0, time.perf_counter() - t0, float(chosen.threshold)
     n_cal = len(sets["calibration"])
     for what, tail in (("the SRI guard's quantile", 1 - cfg.sri.quantile), ("protocol.fpr", cfg.protocol.fpr)):
         if n_cal * tail < 1:

@@ -37,7 +37,7 @@ from srilab.sri.signal import step_distances
 
 __all__ = [
     "PAPER", "Variant", "check_variant", "choose_guard", "compare_variants", "default_variants", "diagnose",
-    "select_variant",
+    "select_variant", "variant_features",
 ]
 
 
@@ -85,11 +85,12 @@ def check_variant(name: str) -> str:
 def choose_guard(
     distances: tuple[np.ndarray, np.ndarray], sets: dict[str, np.ndarray], groups: Sequence[str] | np.ndarray, *,
     variant: str, detector: str, quantile: float, seed: int, tau: float = 0.1,
-) -> tuple[np.ndarray | None, float | None, dict[str, Any]]:
-    """The study's guard when ``sri.variant`` is not ``paper``: ``(scores, threshold, choice)``, where scores and
-    threshold are None when the choice is the paper's guard (the caller keeps its own). ``auto`` runs
-    :func:`select_variant` (reads ``guard_fit`` and ``calibration`` rows only); a named variant is used as is.
-    ``choice``: the variant's name, the rule, and the leave-one-topic-out FPR of each candidate."""
+) -> tuple[Variant | None, SRIGuard | None, dict[str, Any]]:
+    """The study's guard when ``sri.variant`` is not ``paper``: ``(variant, fitted guard, choice)``, the first two
+    None when the choice is the paper's guard (the caller keeps its own). ``auto`` runs :func:`select_variant`
+    (reads ``guard_fit`` and ``calibration`` rows only); a named variant is used as is. ``choice``: the
+    variant's name, the rule, and the leave-one-topic-out FPR of each candidate. Score rows with
+    ``guard.score(variant_features(distances, variant))``."""
     variants = default_variants(detector)
     if variant == "auto":
         sel = select_variant(distances, sets, groups, quantile=quantile, seed=seed, tau=tau, variants=variants)
@@ -101,9 +102,14 @@ def choose_guard(
     if name == variants[0].name:
         return None, None, choice
     v = next(v for v in variants if v.name == name)
-    X = _features(distances, v.representation, tau)
+    X = variant_features(distances, v, tau)
     guard = v.guard(quantile, seed).fit(X[sets["guard_fit"]], calibration=X[sets["calibration"]])
-    return guard.score(X), float(guard.threshold), choice
+    return v, guard, choice
+
+
+def variant_features(distances: tuple[np.ndarray, np.ndarray], variant: Variant, tau: float = 0.1) -> np.ndarray:
+    """The rows' features under ``variant``'s representation (from the per-step distances)."""
+    return _features(distances, variant.representation, tau)
 
 
 def _features(distances: tuple[np.ndarray, np.ndarray], rep: str, tau: float) -> np.ndarray:
@@ -371,9 +377,10 @@ def diagnose(run_dir: str | Path, arm: str, out_dir: str | Path, *, n_boot: int 
     fit_groups = sorted(set(groups[sets["guard_fit"]]))
     rng = np.random.default_rng(seed)
     by_groups: dict[str, Any] = {}
-    for k in range(1, len(fit_groups) + 1):
+    sizes = sorted({k for k in (1, 2, 4, 8, 16, 32) if k < len(fit_groups)} | {len(fit_groups)})
+    for k in sizes:  # 1, 2, 4, ... groups and all of them: two random picks of each size
         entries = []
-        for _ in range(3 if k < len(fit_groups) else 1):
+        for _ in range(2 if k < len(fit_groups) else 1):
             pick = rng.choice(fit_groups, size=k, replace=False)
             fit_idx = sets["guard_fit"][np.isin(groups[sets["guard_fit"]], pick)]
             if len(fit_idx) < 2:
