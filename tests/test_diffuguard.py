@@ -126,8 +126,10 @@ def toy():
                           prefills=[" ".join(x["reference"].split()[:6]) for x in jb]).full_texts
     benign = [x["prompt"] for x in es["benign_direct"][8:16]]
     return {
-        "model": dm, "sampler": sampler, "fit": ([x["prompt"] for x in es["benign_direct"][:6]],
-                                                 [x["prompt"] for x in harmful[:6]]),
+        # the direction is fitted on requests spread over topic groups (neither the audited benign nor the
+        # jailbroken ones): fitted on one benign and one harmful group it is a topic direction
+        "model": dm, "sampler": sampler, "fit": ([x["prompt"] for x in es["benign_direct"][17::17][:6]],
+                                                 [x["prompt"] for x in harmful[16::4][:6]]),
         "jb": ([x["prompt"] for x in jb], jb_answers), "benign": (benign, generate(dm, benign, sampler).full_texts),
     }
 

@@ -314,11 +314,11 @@ def _lines(path: Path) -> int:
 
 
 #: Where a run is killed (srilab.study.crashpoints): before, half-way through and after journal appends, around
-#: the trace shards' atomic rename, before the summary, the report and after the first plot.
+#: the trace shards' atomic rename, after the protocol, before the report (plots, HTML) and before the summary.
 CRASH_POINTS = [
     "records.jsonl:before:1", "records.jsonl:torn:2", "records.jsonl:after:3", ".safetensors:before:1",
-    ".safetensors:after:2", "judgements.jsonl:torn:1", "judgements.jsonl:after:1", "defenses.jsonl:after:1",
-    ".json:before:2", ".html:before:1", ".png:after:1",
+    ".safetensors:after:2", "protocol.json:after:1", "judgements.jsonl:torn:1", "judgements.jsonl:after:1",
+    "defenses.jsonl:after:1", "report:before:1", "summary.json:before:1",
 ]
 
 

@@ -179,7 +179,8 @@ def generate(
                     generator=item_generators(seeds[lo:hi]) if stochastic else None, tracer=tracer,
                 )
             else:
-                injections = _injections(model, canvas[lo:hi] if canvas is not None else None)
+                injections = _injections(model, canvas[lo:hi] if canvas is not None else None,
+                                         getattr(sampler, "gen_length", None))
                 rng = seeds[lo:hi] if stochastic else None
                 if sampler.schedule_for(model) == "dream":
                     out = dream_generate(
@@ -225,14 +226,21 @@ def generate(
     )
 
 
-def _injections(model: LanguageModel, plans: Sequence[Sequence[CanvasText]] | None) -> list[Injection]:
+def _injections(
+    model: LanguageModel, plans: Sequence[Sequence[CanvasText]] | None, gen_length: int | None = None
+) -> list[Injection]:
+    """Canvas texts as token injections. A text that runs past the canvas (``gen_length``) is cut at its end,
+    as an attacker writing into a fixed canvas would be; one that starts past it is dropped."""
     if not plans:
         return []
     out = []
     for row, plan in enumerate(plans):
         for c in plan:
             ids = model.encode([c.text])[0][0].tolist()
-            out.append(Injection(step=c.step, offset=c.offset, token_ids=tuple(ids), rows=(row,)))
+            if gen_length is not None:
+                ids = ids[: max(0, gen_length - c.offset)]
+            if ids:
+                out.append(Injection(step=c.step, offset=c.offset, token_ids=tuple(ids), rows=(row,)))
     return out
 
 

@@ -26,6 +26,7 @@ from srilab import stats
 from srilab.errors import SrilabError
 from srilab.judges.xstest import XSTEST_TYPES
 from srilab.study.config import StudyConfig, parse_config
+from srilab.study.crashpoints import crash_point
 from srilab.study.detection import arm_detection
 from srilab.study.jsonsafe import json_safe
 from srilab.study.store import RunDir, atomic_write_text
@@ -313,7 +314,9 @@ def build_report(
         from srilab.report.ablation_report import ablation_section
 
         more = [*more, ablation_section(json.loads(ablations.read_text()), ablations.parent)]
+    crash_point("report:before")
     report = write_study_report(run.path, summary, private, show_harmful=show_harmful, extra=more)
+    crash_point("report:after")
     summary_path = run.path / "summary.json"
     atomic_write_text(summary_path, json.dumps(json_safe(summary), indent=2) + "\n")
     for w in summary["warnings"]:

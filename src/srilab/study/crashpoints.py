@@ -2,11 +2,14 @@
 
 Every write a run makes passes a crash point: ``<file>:before`` and ``<file>:after`` around a journal append
 (``records.jsonl``, ``judgements.jsonl``, ``dynamics.jsonl``, ``defenses.jsonl``), ``<file>:torn`` in the
-middle of one (half the bytes written), and ``<suffix>:before`` / ``<suffix>:after`` around an atomic file
-write (``.safetensors`` for trace shards, ``.json``, ``.html``, ``.png``). With the environment variable
-``SRILAB_CRASH_AT=<point>[:<n>]`` (e.g. ``records.jsonl:after:3``) the process kills itself with SIGKILL the
-``n``-th time (default 1) it passes that point: no cleanup, no ``finally``, exactly as ``kill -9`` or a power
-cut. Without the variable a crash point costs one dictionary lookup. Tests only; never set it in a real run.
+middle of one (half the bytes written), ``<suffix>:before`` / ``<suffix>:after`` and ``<name>:before`` /
+``<name>:after`` around an atomic file write (``.safetensors`` for trace shards; ``protocol.json``,
+``summary.json``), and ``report:before`` / ``report:after`` around the report's plots and HTML.
+
+With the environment variable ``SRILAB_CRASH_AT=<point>[:<n>]`` (e.g. ``records.jsonl:after:3``) the process
+kills itself with SIGKILL the ``n``-th time (default 1) it passes that point: no cleanup, no ``finally``,
+exactly as ``kill -9`` or a power cut. Without the variable a crash point costs one dictionary lookup. Tests
+only; never set it in a real run.
 """
 
 from __future__ import annotations
@@ -19,18 +22,19 @@ ENV = "SRILAB_CRASH_AT"
 _passed: Counter[str] = Counter()
 
 
-def crash_point(point: str) -> None:
-    """Kill this process (SIGKILL) if ``SRILAB_CRASH_AT`` names ``point`` and this is its n-th pass."""
+def crash_point(*points: str) -> None:
+    """Kill this process (SIGKILL) if ``SRILAB_CRASH_AT`` names one of ``points`` (one place can have several
+    names, e.g. ``.json:before`` and ``summary.json:before``) and this is its n-th pass."""
     spec = os.environ.get(ENV)
     if not spec:
         return
     name, _, count = spec.rpartition(":")
     if not name or not count.isdigit():
         name, count = spec, "1"
-    if name != point:
+    if name not in points:
         return
-    _passed[point] += 1
-    if _passed[point] == int(count):
+    _passed[name] += 1
+    if _passed[name] == int(count):
         os.kill(os.getpid(), signal.SIGKILL)
 
 

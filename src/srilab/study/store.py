@@ -183,9 +183,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        crash_point(f"{path.suffix}:before")
+        crash_point(f"{path.suffix}:before", f"{path.name}:before")
         os.replace(tmp, path)
-        crash_point(f"{path.suffix}:after")
+        crash_point(f"{path.suffix}:after", f"{path.name}:after")
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
