@@ -85,6 +85,12 @@ def test_compare_variants_reports_every_variant_and_the_chosen_one() -> None:
         assert q["tpr_jailbroken"]["n"] == 40
         assert set(entry["at_fpr"]) == {"1%", "5%"}
         assert entry["auroc_jailbroken_vs_eval_unseen_topics"]["n_neg"] == 50
+    # the report's table of it: one row per variant, the paper's and the chosen one marked
+    from srilab.report.ablation_report import GUARD_HEADER, guard_rows_for, variant_table
+
+    rows = guard_rows_for("arm", variant_table(out))
+    assert len(rows) == len(VARIANTS) and all(len(r) == len(GUARD_HEADER) for r in rows)
+    assert [r[2] for r in rows if r[1] == out["chosen"]][0].endswith("chosen") and rows[0][2].startswith("paper")
     paper, chosen = out["variants"][PAPER_FAST.name], out["variants"][out["chosen"]]
     assert paper["at_quantile"]["fpr_eval_unseen_topics"]["rate"] > 0.3
     # 70 calibration rows put the 99% threshold near their maximum: far fewer alarms, not yet the nominal rate

@@ -8,6 +8,37 @@ from typing import Any
 from srilab.report import html
 from srilab.report.html import auroc_text, rate_text
 
+#: The guard-variant table (the study report's and the ablations'), and what its columns mean.
+GUARD_HEADER = ["model/sampler", "variant", "role", "CV FPR (calibration)", "FPR seen", "FPR unseen",
+                "TPR jailbroken", "AUROC jailbroken vs unseen"]
+GUARD_NOTE = ("'CV FPR' is all the choice reads (leave one calibration topic group out: refit and threshold on the "
+              "others, FPR on the held-out group); the paper's guard stays unless its CV FPR exceeds 3x the nominal "
+              "rate and a variant's is lower. The other columns are evaluation, never read by the choice.")
+
+
+def variant_table(comparison: dict[str, Any]) -> dict[str, Any]:
+    """``srilab.study.guard_variants.compare_variants``' result as the table's entry: ``paper``, ``chosen`` and per
+    variant its CV FPR, FPR on seen / unseen topics and TPR on jailbroken answers at the guard's threshold, and the
+    AUROC of jailbroken vs unseen-topic benign answers."""
+    cv = comparison["selection"]["cv"]
+    return {"paper": comparison["paper"], "chosen": comparison["chosen"], "variants": {
+        name: {"cv_fpr": cv[name]["fpr"], "fpr_seen": v["at_quantile"]["fpr_eval_seen_topics"],
+               "fpr_unseen": v["at_quantile"]["fpr_eval_unseen_topics"],
+               "tpr_jailbroken": v["at_quantile"]["tpr_jailbroken"],
+               "auroc_jailbroken_vs_unseen": v["auroc_jailbroken_vs_eval_unseen_topics"]}
+        for name, v in comparison["variants"].items()}}
+
+
+def guard_rows_for(arm: str, table: dict[str, Any]) -> list[list[str]]:
+    """The rows of :data:`GUARD_HEADER` for one arm's :func:`variant_table`."""
+    rows = []
+    for name, m in table["variants"].items():
+        role = " + ".join(x for x, on in (("paper", name == table["paper"]), ("chosen", name == table["chosen"])) if on)
+        rows.append([arm, name, role or "-", rate_text(m["cv_fpr"]), rate_text(m["fpr_seen"]),
+                     rate_text(m["fpr_unseen"]), rate_text(m["tpr_jailbroken"]),
+                     auroc_text(m["auroc_jailbroken_vs_unseen"])])
+    return rows
+
 
 def _png(path: str | Path) -> bytes | None:
     p = Path(path)
@@ -25,12 +56,8 @@ def ablation_section(result: dict[str, Any], out_dir: Path) -> html.Section:
             if m is not None:
                 rows.append([name, v, auroc_text(m["auroc_jailbroken_vs_unseen"]), rate_text(m["tpr_jailbroken"]),
                              rate_text(m["fpr_unseen"])])
-        g = arm.get("guard")
-        for vname, m in (g or {}).get("variants", {}).items():
-            role = " + ".join(x for x, on in (("paper", vname == g["paper"]), ("chosen", vname == g["chosen"])) if on)
-            guard_rows.append([name, vname, role or "-", rate_text(m["cv_fpr"]), rate_text(m["fpr_seen"]),
-                               rate_text(m["fpr_unseen"]), rate_text(m["tpr_jailbroken"]),
-                               auroc_text(m["auroc_jailbroken_vs_unseen"])])
+        if arm.get("guard"):
+            guard_rows += guard_rows_for(name, arm["guard"])
     sec = html.Section(
         "Ablations (srilab ablate)",
         paragraphs=[f"The run's protocol throughout: the same items in the same roles, thresholds on the run's "
@@ -41,13 +68,9 @@ def ablation_section(result: dict[str, Any], out_dir: Path) -> html.Section:
     )
     if guard_rows:
         q = next(a["guard"]["quantile"] for a in result["arms"].values() if a.get("guard"))
-        sec.paragraphs.append(
-            f"The SRI guard on unseen topics: every variant at its {100 * q:g}% calibration quantile. 'CV FPR' is all "
-            "the choice reads (leave one calibration topic group out: refit and threshold on the others, FPR on "
-            "the held-out group); the paper's guard stays unless its CV FPR exceeds 3x the nominal rate and a "
-            "variant's is lower. The other columns are evaluation.")
-        sec.tables.append((["model/sampler", "variant", "role", "CV FPR (calibration)", "FPR seen", "FPR unseen",
-                            "TPR jailbroken", "AUROC jailbroken vs unseen"], guard_rows))
+        sec.paragraphs.append(f"The SRI guard on unseen topics: every variant at its {100 * q:g}% calibration "
+                              f"quantile. {GUARD_NOTE}")
+        sec.tables.append((GUARD_HEADER, guard_rows))
     figures = [("ablations: AUROC, TPR and unseen FPR per variant", out_dir / "ablations.png")]
     for name, arm in result["arms"].items():
         for f in (arm.get("guard") or {}).get("figures", []):

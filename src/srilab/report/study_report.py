@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from srilab.report import html, plots
+from srilab.report.ablation_report import GUARD_HEADER, GUARD_NOTE, guard_rows_for, variant_table
 from srilab.report.html import auroc_text, rate_text
 
 EXAMPLE_CHARS = 400
@@ -198,31 +199,19 @@ def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> 
 def _guard_variants(summary: dict[str, Any]) -> html.Section | None:
     """The SRI guard on unseen topics: every guard variant beside the paper's, and which one the calibration-only
     rule chose (``analysis.guard_variants``)."""
-    rows = []
+    rows, q = [], None
     for n, arm in summary["arms"].items():
         gv = arm.get("detection", {}).get("guard_variants")
-        if not gv:
-            continue
-        cv = gv["selection"]["cv"]
-        for name, v in gv["variants"].items():
-            role = " + ".join(x for x, on in (("paper", name == gv["paper"]), ("chosen", name == gv["chosen"])) if on)
-            at = v["at_quantile"]
-            rows.append([n, name, role or "-", rate_text(cv[name]["fpr"]), rate_text(at["fpr_eval_seen_topics"]),
-                         rate_text(at["fpr_eval_unseen_topics"]), rate_text(at["tpr_jailbroken"]),
-                         auroc_text(v["auroc_jailbroken_vs_eval_unseen_topics"])])
+        if gv:
+            rows += guard_rows_for(n, variant_table(gv))
+            q = gv["quantile"]
     if not rows:
         return None
-    q = next(a["detection"]["guard_variants"]["quantile"] for a in summary["arms"].values()
-             if a.get("detection", {}).get("guard_variants"))
     return html.Section(
         "The SRI guard on unseen topics: variants",
         paragraphs=[f"Each variant fitted as the study fits the guard (guard_fit rows), its threshold the {100 * q:g}% "
-                    "quantile of the calibration scores. 'CV FPR' is what the choice reads: leave one calibration "
-                    "topic group out, refit and threshold on the others, FPR on the held-out group (calibration "
-                    "data only). The paper's guard stays unless its CV FPR exceeds 3x the nominal rate and a "
-                    "variant's is lower. The other columns are evaluation, never read by the choice."],
-        tables=[(["model/sampler", "variant", "role", "CV FPR (calibration)", "FPR seen", "FPR unseen",
-                  "TPR jailbroken", "AUROC jailbroken vs unseen"], rows)],
+                    f"quantile of the calibration scores. {GUARD_NOTE}"],
+        tables=[(GUARD_HEADER, rows)],
     )
 
 

@@ -30,6 +30,7 @@ import numpy as np
 
 from srilab.errors import SrilabError
 from srilab.models.base import LayerSpec
+from srilab.report.ablation_report import variant_table
 from srilab.study.analysis import build_report, summarise
 from srilab.study.config import StudyConfig, parse_config
 from srilab.study.detection import activations
@@ -194,21 +195,12 @@ def run_ablations(
 
 
 def _guard_entry(diag: dict[str, Any]) -> dict[str, Any]:
-    """What ``ablations.json`` keeps of a guard diagnosis: the choice, every variant's figures, the figures' paths
-    and the effects (tau, floor, representation, number of fit groups)."""
+    """What ``ablations.json`` keeps of a guard diagnosis: the choice and every variant's figures
+    (:func:`srilab.report.ablation_report.variant_table`), the rule, the figures' paths and the effects (tau,
+    floor, representation, number of fit groups)."""
     comp = diag["variants"]
-    cv = comp["selection"]["cv"]
-    return {
-        "paper": comp["paper"], "chosen": comp["chosen"], "rule": comp["selection"]["rule"],
-        "quantile": comp["quantile"], "figures": diag["figures"], "effects": diag["effects"],
-        "variants": {
-            name: {"cv_fpr": cv[name]["fpr"], "fpr_seen": v["at_quantile"]["fpr_eval_seen_topics"],
-                   "fpr_unseen": v["at_quantile"]["fpr_eval_unseen_topics"],
-                   "tpr_jailbroken": v["at_quantile"]["tpr_jailbroken"],
-                   "auroc_jailbroken_vs_unseen": v["auroc_jailbroken_vs_eval_unseen_topics"]}
-            for name, v in comp["variants"].items()
-        },
-    }
+    return {**variant_table(comp), "rule": comp["selection"]["rule"], "quantile": comp["quantile"],
+            "figures": diag["figures"], "effects": diag["effects"]}
 
 
 # ------------------------------------------------------------------------------------------------ output

@@ -22,23 +22,27 @@ ENV = "SRILAB_CRASH_AT"
 _passed: Counter[str] = Counter()
 
 
+def _target() -> tuple[str, int] | None:
+    """The point ``SRILAB_CRASH_AT`` names and on which pass to crash (None when unset)."""
+    spec = os.environ.get(ENV)
+    if not spec:
+        return None
+    name, _, count = spec.rpartition(":")
+    return (name, int(count)) if name and count.isdigit() else (spec, 1)
+
+
 def crash_point(*points: str) -> None:
     """Kill this process (SIGKILL) if ``SRILAB_CRASH_AT`` names one of ``points`` (one place can have several
     names, e.g. ``.json:before`` and ``summary.json:before``) and this is its n-th pass."""
-    spec = os.environ.get(ENV)
-    if not spec:
+    target = _target()
+    if target is None or target[0] not in points:
         return
-    name, _, count = spec.rpartition(":")
-    if not name or not count.isdigit():
-        name, count = spec, "1"
-    if name not in points:
-        return
-    _passed[name] += 1
-    if _passed[name] == int(count):
+    _passed[target[0]] += 1
+    if _passed[target[0]] == target[1]:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
 def wants(point: str) -> bool:
     """Whether ``SRILAB_CRASH_AT`` names ``point`` (so a caller can prepare, e.g. write half a line first)."""
-    spec = os.environ.get(ENV, "")
-    return spec == point or spec.rpartition(":")[0] == point
+    target = _target()
+    return target is not None and target[0] == point

@@ -206,14 +206,15 @@ def arm_detection(
     paper_scores, threshold = scores, float(guard.threshold)
     choice = None
     if cfg.sri.variant != "paper":  # calibration data decides whether a robust variant replaces the paper's guard
+        dist = step_distances(acts, centres)
         variant, chosen, choice = choose_guard(
-            step_distances(acts, centres), sets, np.array([str(r.get("group")) for r in rows]),
+            dist, sets, np.array([str(r.get("group")) for r in rows]),
             variant=cfg.sri.variant, detector=cfg.sri.detector, quantile=cfg.sri.quantile, seed=cfg.seed,
         )
-        if variant is not None and chosen is not None:  # its cost per item: distances, features and score
+        if variant is not None and chosen is not None:  # its cost per item: the signal's (distances) + this
             t0 = time.perf_counter()
-            scores = chosen.score(variant_features(step_distances(acts, centres), variant))
-            t_signal, t_score, threshold = 0.0, time.perf_counter() - t0, float(chosen.threshold)
+            scores = chosen.score(variant_features(dist, variant))
+            t_score, threshold = time.perf_counter() - t0, float(chosen.threshold)
     n_cal = len(sets["calibration"])
     for what, tail in (("the SRI guard's quantile", 1 - cfg.sri.quantile), ("protocol.fpr", cfg.protocol.fpr)):
         if n_cal * tail < 1:
