@@ -53,7 +53,9 @@ def test_the_guard_diagnosis_joins_the_ablations_and_the_run_report(small_run, a
         for v in guard["variants"].values():
             assert set(v["cv_fpr"]) == {"k", "n", "rate", "ci"} and v["fpr_unseen"]["n"] > 0
         assert len(guard["figures"]) == 4 and all((small_run / "ablations" / "guard").glob("*.png"))
-        assert set(guard["effects"]) == {"tau", "representation_paper_ae", "std_floor", "fit_groups"}
+        assert set(guard["effects"]) == {"tau", "representation_paper_ae", "threshold_rule", "std_floor", "fit_groups"}
+        assert set(guard["effects"]["threshold_rule"]) == {"calibration", "topic_heldout"}
+        assert guard["threshold_rule"] == "topic_heldout"
     html = (small_run / "report.html").read_text()
     assert "Ablations (srilab ablate)" in html and "CV FPR (calibration)" in html
 

@@ -47,8 +47,9 @@ def test_the_demo_writes_a_run_directory_with_every_stage(demo_out):
         det = arm["detection"]
         assert DETECTORS <= set(det["detectors"]) <= DETECTORS | {"sri_guard_paper"}, name
         choice = det["guard_choice"]  # sri.variant: auto, decided on calibration rows only
-        assert choice["paper"] == "sri+autoencoder+none" and ("sri_guard_paper" in det["detectors"]) == (
-            choice["variant"] != choice["paper"])
+        # its threshold on out-of-topic scores (sri.threshold: topic_heldout): the paper's guard is listed beside
+        assert choice["paper"] == "sri+autoencoder+none" and choice["threshold_rule"] == "topic_heldout"
+        assert "sri_guard_paper" in det["detectors"] and "paper_at_own_threshold" in det
         for d, e in det["detectors"].items():
             at = e["at_fpr"]["5%"]
             for part in ("flagged_eval_seen_topics", "flagged_eval_unseen_topics", "flagged_lookalike",

@@ -243,3 +243,60 @@ def test_guard_and_centre_files_from_different_fits_are_one_error(tmp_path) -> N
     save_file({"harmless": np.zeros((4, 3), dtype=np.float32)}, str(tmp_path / "c" / "centres.safetensors"))
     with pytest.raises(SrilabError, match="cannot read .*recompute the centres"):
         Centres.load(tmp_path / "c")
+
+
+def test_conformal_quantile_is_the_finite_sample_rank() -> None:
+    from srilab.sri.guard import conformal_quantile
+
+    x = np.arange(1.0, 100.0)  # 99 scores: rank ceil(100 * 0.99) = 99, the largest
+    assert conformal_quantile(x, 0.99) == 99.0 and conformal_quantile(x[:9], 0.5) == 5.0
+    assert conformal_quantile(x[:10], 0.99) == 10.0  # the rank exceeds n: the largest
+    with pytest.raises(SrilabError, match="finite scores"):
+        conformal_quantile([1.0, np.nan], 0.9)
+
+
+def test_a_threshold_on_topics_the_detector_has_not_seen() -> None:
+    """With topic groups, every benign and calibration row is scored by a detector fitted without its group;
+    the threshold is the conformal quantile of those scores; the scoring detector is the one fitted on all."""
+    from srilab.sri.guard import conformal_quantile
+
+    levels = [0.5, 0.7, 0.9, 1.1, 1.3]
+    X = np.concatenate([_log_ratio_rows(24, lv - 0.05, lv + 0.05, i) for i, lv in enumerate(levels)])
+    g = np.repeat([f"t{i}" for i in range(5)], 24)
+    fit, cal = np.arange(len(X)) % 3 != 0, np.arange(len(X)) % 3 == 0
+    plain = SRIGuard("mahalanobis", representation="log_ratio").fit(X[fit], calibration=X[cal])
+    topic = SRIGuard("mahalanobis", representation="log_ratio").fit(X[fit], calibration=X[cal], groups=(g[fit], g[cal]))
+    assert plain.threshold_rule == "calibration" and topic.threshold_rule == "topic_heldout"
+    np.testing.assert_allclose(topic.score(X), plain.score(X))  # the same detector scores
+    held = topic.heldout_scores
+    assert held is not None and held.shape == (len(X),)
+    rows, labels = np.concatenate([X[fit], X[cal]]), np.concatenate([g[fit], g[cal]])
+    alone = make_detector("mahalanobis", 0).fit(X[fit][g[fit] != "t4"])  # the last topic, out of its own fit
+    np.testing.assert_allclose(held[labels == "t4"], alone.score(rows[labels == "t4"]))
+    assert topic.threshold == conformal_quantile(held, 0.99) > plain.threshold  # the extreme topics sit far out
+    unseen = _log_ratio_rows(200, 1.4, 1.5, 9)  # a topic beyond every fit topic
+    assert topic.predict(unseen).mean() < plain.predict(unseen).mean()
+    for bad, message in (
+        (dict(groups=(g[fit], g[cal][:-1])), "one topic group per row"),
+        (dict(groups=(np.full(fit.sum(), "a"), np.full(cal.sum(), "a"))), "1 topic group"),
+        (dict(groups=(np.where(np.arange(fit.sum()) == 0, "one", "big"), np.full(cal.sum(), "big"))),
+         "can be left out with 2 or more"),
+    ):
+        with pytest.raises(SrilabError, match=message):
+            SRIGuard("mahalanobis", representation="log_ratio").fit(X[fit], calibration=X[cal], **bad)
+    # a group that holds all but one benign row cannot be left out: its rows get no score, the others do
+    lop = np.where(np.arange(fit.sum()) == 0, "one", "big")
+    lopsided = SRIGuard("mahalanobis", representation="log_ratio").fit(X[fit], calibration=X[cal], groups=(lop, g[cal]))
+    held, n_big = lopsided.heldout_scores, int((lop == "big").sum())
+    assert np.isnan(held[1:n_big + 1]).all() and np.isfinite(held[n_big + 1:]).all() and np.isfinite(held[0])
+    assert np.isfinite(lopsided.threshold)
+    with pytest.raises(SrilabError, match="pass calibration too"):
+        SRIGuard("mahalanobis", representation="log_ratio").fit(X[fit], groups=(g[fit], g[cal]))
+
+
+def test_the_threshold_rule_is_saved(tmp_path: Path) -> None:
+    X = _log_ratio_rows(90, 0.5, 1.3, 7)
+    g = np.repeat(["a", "b", "c"], 30)
+    guard = SRIGuard("knn", representation="log_ratio").fit(X[:60], calibration=X[60:], groups=(g[:60], g[60:]))
+    loaded = SRIGuard.load(guard.save(tmp_path / "g"))
+    assert loaded.threshold_rule == "topic_heldout" and loaded.threshold == guard.threshold

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from srilab.study.guard_variants import Variant, compare_variants, default_variants, select_variant
+from srilab.errors import SrilabError
+from srilab.study.guard_variants import Variant, compare_variants, default_variants, fit_variants, select_variant
 
 S = 12
 #: the paper's guard (fewer epochs, for speed) and three robust candidates
@@ -44,23 +45,24 @@ def _world(seed: int = 0):
     return (d_harmful, d_harmless), sets, np.array(groups), np.isin(roles, ["attacked"])
 
 
-def test_selection_reads_only_guard_fit_and_calibration_rows() -> None:
+@pytest.mark.parametrize("rule", ["topic_heldout", "calibration"])
+def test_selection_reads_only_guard_fit_and_calibration_rows(rule: str) -> None:
     dist, sets, groups, _ = _world()
-    clean = select_variant(dist, sets, groups, seed=0, variants=VARIANTS)
+    clean = select_variant(dist, sets, groups, seed=0, variants=VARIANTS, threshold=rule)
     poisoned = tuple(d.copy() for d in dist)
     other = np.setdiff1d(np.arange(len(groups)), np.concatenate([sets["guard_fit"], sets["calibration"]]))
     for d in poisoned:
         d[other] = np.nan  # every eval and attacked row
     poisoned_groups = groups.copy()
     poisoned_groups[other] = "g0"  # a lie about other rows' groups changes nothing either
-    picked = select_variant(poisoned, sets, poisoned_groups, seed=0, variants=VARIANTS)
+    picked = select_variant(poisoned, sets, poisoned_groups, seed=0, variants=VARIANTS, threshold=rule)
     assert picked == clean
     assert clean["rows_read"] == len(sets["guard_fit"]) + len(sets["calibration"])
 
 
 def test_selection_replaces_the_paper_guard_only_when_it_fails_on_held_out_topics() -> None:
-    dist, sets, groups, _ = _world()
-    sel = select_variant(dist, sets, groups, seed=0, variants=VARIANTS)
+    dist, sets, groups, _ = _world()  # thresholds on the calibration rows (the paper's rule)
+    sel = select_variant(dist, sets, groups, seed=0, variants=VARIANTS, threshold="calibration")
     paper = sel["cv"][PAPER_FAST.name]
     assert paper["folds"] == 7 and paper["fpr"]["n"] == 154
     assert paper["fpr"]["rate"] > 0.03  # the saturated signal flags held-out topics
@@ -69,14 +71,14 @@ def test_selection_replaces_the_paper_guard_only_when_it_fails_on_held_out_topic
     # a paper guard that generalises is kept: here only the comfortably interior groups are benign
     inner = {k: v[np.isin(groups[v], [f"g{i}" for i in range(3, 7)])] for k, v in sets.items()}
     kept = select_variant(dist, inner, groups, seed=0, variants=[Variant("log_ratio", "mahalanobis"), *VARIANTS[1:]],
-                          max_ratio=100.0)
+                          max_ratio=100.0, threshold="calibration")
     assert kept["chosen"] == "log_ratio+mahalanobis+robust" and "within" in kept["rule"]
 
 
 def test_compare_variants_reports_every_variant_and_the_chosen_one() -> None:
     dist, sets, groups, harmful = _world()
     out = compare_variants(None, None, sets, harmful, groups, quantile=0.99, seed=0, n_boot=50, distances=dist,
-                           variants=VARIANTS)
+                           variants=VARIANTS, threshold="calibration")
     assert list(out["variants"]) == [v.name for v in VARIANTS] and out["paper"] == PAPER_FAST.name
     assert out["chosen"] == out["selection"]["chosen"]
     for entry in out["variants"].values():
@@ -98,6 +100,34 @@ def test_compare_variants_reports_every_variant_and_the_chosen_one() -> None:
     assert chosen["at_quantile"]["tpr_jailbroken"]["rate"] > 0.95
 
 
+def test_a_threshold_on_out_of_topic_scores_holds_on_unseen_topics() -> None:
+    """The paper's guard unchanged, its threshold set on out-of-topic scores: far fewer alarms on the unseen
+    topics, the CV estimate (leave one group out, no refit) near them, the jailbreaks still caught."""
+    dist, sets, groups, harmful = _world()
+    fits = fit_variants(dist, sets, groups, seed=0, variants=VARIANTS, threshold="topic_heldout")
+    out = {rule: compare_variants(None, None, sets, harmful, groups, quantile=0.99, seed=0, n_boot=50, distances=dist,
+                                  variants=VARIANTS, threshold=rule, fits=fits if rule == "topic_heldout" else None)
+           for rule in ("topic_heldout", "calibration")}
+    assert out["topic_heldout"]["threshold_rule"] == "topic_heldout"
+    at = {rule: o["variants"][PAPER_FAST.name]["at_quantile"] for rule, o in out.items()}
+    assert at["calibration"]["fpr_eval_unseen_topics"]["rate"] > 0.3
+    assert at["topic_heldout"]["fpr_eval_unseen_topics"]["rate"] <= 0.1
+    assert at["topic_heldout"]["threshold"] > at["calibration"]["threshold"]
+    assert at["topic_heldout"]["tpr_jailbroken"]["rate"] > 0.95
+    paper = fits[PAPER_FAST.name]
+    assert paper.guard.threshold_rule == "topic_heldout" and paper.cv["folds"] == 7 and paper.cv["fpr"]["n"] == 154
+    # on calibration data alone it wins: leave one topic group out, fewer of its rows are flagged under it
+    refit = fit_variants(dist, sets, groups, seed=0, variants=VARIANTS, threshold="calibration")
+    assert all(fits[n].cv["fpr"]["k"] <= refit[n].cv["fpr"]["k"] for n in fits)
+    assert sum(f.cv["fpr"]["k"] for f in fits.values()) < sum(f.cv["fpr"]["k"] for f in refit.values()) / 2
+    # the fits passed in are the ones compared: the same thresholds as fitting afresh
+    again = compare_variants(None, None, sets, harmful, groups, quantile=0.99, seed=0, n_boot=50, distances=dist,
+                             variants=VARIANTS, threshold="topic_heldout")
+    assert again["variants"][PAPER_FAST.name]["at_quantile"] == at["topic_heldout"]
+    with pytest.raises(SrilabError, match="unknown guard threshold rule 'median'"):
+        fit_variants(dist, sets, groups, variants=VARIANTS, threshold="median")
+
+
 def test_default_variants_start_with_the_paper_guard() -> None:
     vs = default_variants("knn")
     assert vs[0] == Variant("sri", "knn", "none") and len(vs) == 10
@@ -105,8 +135,6 @@ def test_default_variants_start_with_the_paper_guard() -> None:
 
 
 def test_compare_variants_needs_inputs() -> None:
-    from srilab.errors import SrilabError
-
     dist, sets, groups, harmful = _world()
     with pytest.raises(SrilabError, match="activations and centres"):
         compare_variants(None, None, sets, harmful, groups)
@@ -118,17 +146,21 @@ def test_the_study_guard_is_the_calibration_choice_and_a_bad_name_is_refused() -
 
     dist, sets, groups, _ = _world()
     variant, guard, choice = choose_guard(dist, sets, groups, variant="auto", detector="autoencoder", quantile=0.99,
-                                          seed=0)
+                                          seed=0, threshold="calibration")
     assert choice["paper"] == "sri+autoencoder+none" and set(choice["cv_fpr"]) == {v.name for v in default_variants()}
     assert choice["variant"] != choice["paper"] and variant.name == choice["variant"]  # the paper's fails unseen
+    assert choice["threshold_rule"] == "calibration" == guard.threshold_rule
     scores = guard.score(variant_features(dist, variant))
     assert scores.shape == (len(groups),)
     assert np.mean(scores[sets["calibration"]] > guard.threshold) <= 0.05  # its threshold: a calibration quantile
     named = choose_guard(dist, sets, groups, variant="log_ratio+mahalanobis+robust", detector="autoencoder",
                          quantile=0.99, seed=0)
-    assert named[2]["variant"] == "log_ratio+mahalanobis+robust" and named[2]["cv_fpr"] == {}
-    assert choose_guard(dist, sets, groups, variant="sri+autoencoder+none", detector="autoencoder", quantile=0.99,
-                        seed=0)[0] is None
+    assert named[2]["variant"] == "log_ratio+mahalanobis+robust" and set(named[2]["cv_fpr"]) == {named[0].name}
+    assert named[1].threshold_rule == "topic_heldout" and named[2]["threshold_rule"] == "topic_heldout"
+    paper = choose_guard(dist, sets, groups, variant="paper", detector="knn", quantile=0.99, seed=0)
+    assert paper[0] == Variant("sri", "knn", "none") and "paper" in paper[2]["rule"]
+    with pytest.raises(SrilabError, match="not one of detector 'knn'"):
+        choose_guard(dist, sets, groups, variant="sri+autoencoder+none", detector="knn", quantile=0.99, seed=0)
     assert check_variant("auto") == "auto" and SRISpec(variant="paper").variant == "paper"
     with pytest.raises(ValueError, match="unknown guard variant 'sri\\+svm'"):
         SRISpec(variant="sri+svm")

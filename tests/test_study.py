@@ -281,6 +281,33 @@ def test_report_from_the_run_directory_alone(reference_run, capsys):
     assert "srilab study: micro" in (reference_run / "report.html").read_text()
 
 
+def test_the_papers_guard_and_threshold_rule_is_the_sri_guard_paper_beside_the_default(reference_run, monkeypatch):
+    """By default the guard's threshold is set on out-of-topic scores and the paper's guard (threshold on the
+    calibration rows) is listed beside it; asked for (sri: {variant: paper, threshold: calibration}) the paper's
+    guard is the guard, with the same figures, and nothing is listed beside it."""
+    from srilab.study import analysis
+
+    default, _ = analysis.summarise(reference_run)
+    load_run = analysis.load_run
+
+    def paper_config(path):
+        run, cfg, records, verdicts = load_run(path)
+        sri = cfg.sri.model_copy(update={"variant": "paper", "threshold": "calibration"})
+        return run, cfg.model_copy(update={"sri": sri}), records, verdicts
+
+    monkeypatch.setattr(analysis, "load_run", paper_config)
+    paper, _ = analysis.summarise(reference_run)
+    arms = [n for n, a in default["arms"].items() if "detection" in a]
+    assert arms
+    for name in arms:
+        d, p = default["arms"][name]["detection"], paper["arms"][name]["detection"]
+        assert d["guard_choice"]["threshold_rule"] == "topic_heldout" and p["guard_choice"] is None
+        assert "sri_guard_paper" in d["detectors"] and "sri_guard_paper" not in p["detectors"]
+        assert p["detectors"]["sri_guard"]["auroc_attacked_vs_eval"] == d["detectors"]["sri_guard_paper"][
+            "auroc_attacked_vs_eval"]
+        assert p["at_own_threshold"] == d["paper_at_own_threshold"] and p["threshold"] != d["threshold"]
+
+
 def test_summary_protocol_is_disjoint_and_every_rate_carries_an_interval(reference_run):
     if not (reference_run / "summary.json").is_file():
         assert main(["report", str(reference_run)]) == 0

@@ -11,9 +11,13 @@ from srilab.report.html import auroc_text, rate_text
 #: The guard-variant table (the study report's and the ablations'), and what its columns mean.
 GUARD_HEADER = ["model/sampler", "variant", "role", "CV FPR (calibration)", "FPR seen", "FPR unseen",
                 "TPR jailbroken", "AUROC jailbroken vs unseen"]
-GUARD_NOTE = ("'CV FPR' is all the choice reads (leave one calibration topic group out: refit and threshold on the "
-              "others, FPR on the held-out group); the paper's guard stays unless its CV FPR exceeds 3x the nominal "
+GUARD_NOTE = ("'CV FPR' is all the choice reads (leave one calibration topic group out: threshold on the others, "
+              "FPR on the held-out group); the paper's guard stays unless its CV FPR exceeds 3x the nominal "
               "rate and a variant's is lower. The other columns are evaluation, never read by the choice.")
+#: What a guard's threshold is set on, per ``sri.threshold`` rule.
+THRESHOLD_TEXT = {"topic_heldout": "out-of-topic benign scores (guard_fit and calibration rows, each scored by a "
+                                   "detector fitted without its topic group)",
+                  "calibration": "the calibration rows' scores (the paper's rule)"}
 
 
 def variant_table(comparison: dict[str, Any]) -> dict[str, Any]:
@@ -67,9 +71,9 @@ def ablation_section(result: dict[str, Any], out_dir: Path) -> html.Section:
                   "FPR unseen"], rows)],
     )
     if guard_rows:
-        q = next(a["guard"]["quantile"] for a in result["arms"].values() if a.get("guard"))
-        sec.paragraphs.append(f"The SRI guard on unseen topics: every variant at its {100 * q:g}% calibration "
-                              f"quantile. {GUARD_NOTE}")
+        g = next(a["guard"] for a in result["arms"].values() if a.get("guard"))
+        sec.paragraphs.append(f"The SRI guard on unseen topics: every variant at the {100 * g['quantile']:g}% quantile "
+                              f"of {THRESHOLD_TEXT[g.get('threshold_rule', 'calibration')]}. {GUARD_NOTE}")
         sec.tables.append((GUARD_HEADER, guard_rows))
     figures = [("ablations: AUROC, TPR and unseen FPR per variant", out_dir / "ablations.png")]
     for name, arm in result["arms"].items():

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from srilab.report import html, plots
-from srilab.report.ablation_report import GUARD_HEADER, GUARD_NOTE, guard_rows_for, variant_table
+from srilab.report.ablation_report import GUARD_HEADER, GUARD_NOTE, THRESHOLD_TEXT, guard_rows_for, variant_table
 from srilab.report.html import auroc_text, rate_text
 
 EXAMPLE_CHARS = 400
@@ -130,8 +130,9 @@ def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> 
             f"Every detector is scored so that higher means 'attack succeeded' and calibrated on the same benign "
             f"calibration rows to {key} FPR; its TPR, the attack success that gets past it and its FPR on both "
             "benign evaluation parts are read at that threshold.",
-            *[f"{n}: the SRI guard is {c['variant']} ({c['rule']}); the paper's guard ({c['paper']}) is listed "
-              "beside it as sri_guard_paper when they differ." for n in names
+            *[f"{n}: the SRI guard is {c['variant']} ({c['rule']}), its threshold on "
+              f"{THRESHOLD_TEXT.get(c.get('threshold_rule', 'calibration'), '?')}; the paper's guard ({c['paper']}, "
+              "threshold on the calibration rows) is listed beside it as sri_guard_paper." for n in names
               if (c := arms[n]["detection"].get("guard_choice"))],
         ],
     )
@@ -199,18 +200,18 @@ def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> 
 def _guard_variants(summary: dict[str, Any]) -> html.Section | None:
     """The SRI guard on unseen topics: every guard variant beside the paper's, and which one the calibration-only
     rule chose (``analysis.guard_variants``)."""
-    rows, q = [], None
+    rows, q, rule = [], None, "calibration"
     for n, arm in summary["arms"].items():
         gv = arm.get("detection", {}).get("guard_variants")
         if gv:
             rows += guard_rows_for(n, variant_table(gv))
-            q = gv["quantile"]
+            q, rule = gv["quantile"], gv.get("threshold_rule", "calibration")
     if not rows:
         return None
     return html.Section(
         "The SRI guard on unseen topics: variants",
         paragraphs=[f"Each variant fitted as the study fits the guard (guard_fit rows), its threshold the {100 * q:g}% "
-                    f"quantile of the calibration scores. {GUARD_NOTE}"],
+                    f"quantile of {THRESHOLD_TEXT[rule]}. {GUARD_NOTE}"],
         tables=[(GUARD_HEADER, rows)],
     )
 

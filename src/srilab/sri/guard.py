@@ -13,9 +13,14 @@ The detectors and their registry live in :mod:`srilab.sri.detectors` (``srilab l
 
 :class:`SRIGuard` splits the benign rows deterministically, fits the detector on one part and sets
 ``threshold`` to the ``quantile`` quantile of the held-out benign scores; ``predict`` flags
-``score > threshold``. Persistence uses no pickle: ``guard.safetensors`` holds the autoencoder weights
-(or the training matrix of an sklearn detector, refitted deterministically on load) and ``guard.json``
-the metadata, including the ``key`` (model, sampler, layer, ...) the guard was fitted for.
+``score > threshold``. Given calibration rows, the threshold is set on them instead; given also the *topic
+group* of every row, it is set on topics the detector has not seen (``threshold_rule="topic_heldout"``, see
+:meth:`SRIGuard.fit`): the FPR a deployed guard meets is on requests of new topics, and a threshold set on
+scores of the fit's own topics underestimates it.
+
+Persistence uses no pickle: ``guard.safetensors`` holds the autoencoder weights (or the training matrix of an
+sklearn detector, refitted deterministically on load) and ``guard.json`` the metadata, including the ``key``
+(model, sampler, layer, ...) the guard was fitted for and the threshold rule.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from srilab.errors import SrilabError
 from srilab.sri.detectors import DETECTORS, Detector, make_detector
 from srilab.sri.representation import REPRESENTATIONS, RobustScaler
 
-__all__ = ["SRIGuard"]
+__all__ = ["SRIGuard", "conformal_quantile"]
 
 GUARD_JSON = "guard.json"
 GUARD_TENSORS = "guard.safetensors"
@@ -78,6 +83,17 @@ def _as_signals(
             "use signals from the same sampler configuration and representation or refit the guard"
         )
     return arr
+
+
+def conformal_quantile(scores: Any, quantile: float) -> float:
+    """The split-conformal threshold: the ``ceil((n + 1) * quantile)``-th smallest of ``n`` exchangeable benign
+    scores (the largest when that rank exceeds ``n``): a new score exchangeable with them exceeds it with
+    probability at most ``1 - quantile`` whenever that rank is at most ``n`` (Vovk et al., 2005)."""
+    s = np.sort(np.asarray(scores, dtype=np.float64))
+    if s.size == 0 or not np.isfinite(s).all():
+        raise SrilabError(f"conformal_quantile needs finite scores, got {s.size} value(s) with non-finite ones")
+    rank = int(np.ceil((s.size + 1) * float(quantile)))
+    return float(s[min(max(rank, 1), s.size) - 1])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -164,6 +180,8 @@ class SRIGuard:
         self.n_holdout: int | None = None
         self._detector: Detector | None = None
         self.holdout_index: np.ndarray | None = None
+        self.threshold_rule: str | None = None  # "holdout", "calibration" or "topic_heldout" (see fit)
+        self.heldout_scores: np.ndarray | None = None
 
     # -- fitting and scoring ------------------------------------------------------------------------
 
@@ -172,23 +190,44 @@ class SRIGuard:
         """True once :meth:`fit` or :meth:`load` has set a detector and a threshold."""
         return self._detector is not None and self.threshold is not None
 
-    def fit(self, benign_signals: Any, holdout_fraction: float = 0.3, *, calibration: Any = None) -> SRIGuard:
+    def fit(
+        self, benign_signals: Any, holdout_fraction: float = 0.3, *, calibration: Any = None,
+        groups: tuple[Any, Any] | None = None,
+    ) -> SRIGuard:
         """Fit on benign signals ``[N, S]``.
 
         With ``calibration`` (benign signals of *other* items, e.g. a study's ``calibration`` role): the
         detector is fitted on all of ``benign_signals`` and the threshold is the ``quantile`` of the
-        calibration scores. Without: the detector on one part of ``benign_signals``, the threshold on the
-        held-out rest (a permutation drawn from ``np.random.default_rng(seed)``).
+        calibration scores (``threshold_rule="calibration"``, the paper's). Without: the detector on one
+        part of ``benign_signals``, the threshold on the held-out rest (a permutation drawn from
+        ``np.random.default_rng(seed)``; ``"holdout"``).
+
+        With ``calibration`` and ``groups`` = ``(topic group of each benign row, of each calibration row)``
+        (``"topic_heldout"``): every row of both is scored by a detector fitted on the ``benign_signals``
+        rows of the *other* groups (leave one topic group out), and the threshold is the split-conformal
+        quantile of those out-of-topic scores, the ``ceil((n + 1) * quantile)``-th smallest of ``n`` (the
+        largest when that rank exceeds ``n``). The scores stay in ``heldout_scores`` (benign rows first;
+        NaN for the rows of a group whose leaving out leaves fewer than 2 benign rows; not saved). The
+        detector that scores is still the one fitted on all of ``benign_signals``.
         """
         bounded = self.representation == "sri"
         X = _as_signals(benign_signals, "benign_signals", bounded=bounded)
+        self.heldout_scores = None
+        if groups is not None and calibration is None:
+            raise SrilabError("groups set the threshold on topics the detector has not seen: pass calibration too")
         if calibration is not None:
             C = _as_signals(calibration, "calibration", expected_steps=X.shape[1], bounded=bounded)
             if X.shape[0] < 2:
                 raise SrilabError(f"benign_signals has {X.shape[0]} row(s); the guard needs at least 2 to fit")
-            detector = make_detector(self.detector_name, self.seed, **self.options).fit(self._fit_scaler(X))
-            self._detector = detector
-            self.threshold = float(np.quantile(detector.score(self._scale(C)), self.quantile))
+            self._scaler, self._detector = self._fit_detector(X)
+            if groups is None:
+                self.threshold = float(np.quantile(self._detector.score(self._scale(C)), self.quantile))
+                self.threshold_rule = "calibration"
+            else:
+                self.heldout_scores = self._topic_heldout_scores(X, C, groups)
+                scored = self.heldout_scores[np.isfinite(self.heldout_scores)]
+                self.threshold = conformal_quantile(scored, self.quantile)
+                self.threshold_rule = "topic_heldout"
             self.steps = int(X.shape[1])
             self.n_fit, self.n_holdout = int(X.shape[0]), int(C.shape[0])
             self.holdout_index = None
@@ -207,18 +246,54 @@ class SRIGuard:
             )
         order = np.random.default_rng(self.seed).permutation(n)
         hold_idx, fit_idx = np.sort(order[:n_hold]), np.sort(order[n_hold:])
-        detector = make_detector(self.detector_name, self.seed, **self.options).fit(self._fit_scaler(X[fit_idx]))
-        held_scores = detector.score(self._scale(X[hold_idx]))
-        self._detector = detector
+        self._scaler, self._detector = self._fit_detector(X[fit_idx])
+        held_scores = self._detector.score(self._scale(X[hold_idx]))
         self.threshold = float(np.quantile(held_scores, self.quantile))
+        self.threshold_rule = "holdout"
         self.steps = int(X.shape[1])
         self.n_fit, self.n_holdout = int(fit_idx.size), int(hold_idx.size)
         self.holdout_index = hold_idx  # rows of ``benign_signals`` that calibrated the threshold (not saved)
         return self
 
-    def _fit_scaler(self, X: np.ndarray) -> np.ndarray:
-        self._scaler = RobustScaler(self.scaling_floor).fit(X) if self.scaling == "robust" else None
-        return self._scale(X)
+    def _fit_detector(self, X: np.ndarray) -> tuple[RobustScaler | None, Detector]:
+        """A scaler (when ``scaling="robust"``) and a detector fitted on ``X``; ``self`` is not touched."""
+        scaler = RobustScaler(self.scaling_floor).fit(X) if self.scaling == "robust" else None
+        Z = scaler.transform(X) if scaler is not None else X
+        return scaler, make_detector(self.detector_name, self.seed, **self.options).fit(Z)
+
+    def _topic_heldout_scores(self, X: np.ndarray, C: np.ndarray, groups: tuple[Any, Any]) -> np.ndarray:
+        """Every row of ``X`` then ``C`` scored by a detector fitted on the ``X`` rows of the other groups (NaN where
+        those are fewer than 2)."""
+        try:
+            gx, gc = (np.asarray([str(g) for g in part], dtype=object) for part in groups)
+        except (TypeError, ValueError):
+            raise SrilabError("groups must be a pair (topic group per benign row, per calibration row)") from None
+        if len(gx) != len(X) or len(gc) != len(C):
+            raise SrilabError(
+                f"groups has {len(gx)} + {len(gc)} labels for {len(X)} benign + {len(C)} calibration rows; "
+                "give one topic group per row"
+            )
+        names = sorted(set(gx) | set(gc))
+        if len(names) < 2:
+            raise SrilabError(
+                f"the benign rows form {len(names)} topic group(s): a threshold on unseen topics needs at least 2 "
+                "(label rows by topic, or fit without groups)"
+            )
+        rows, labels = np.concatenate([X, C]), np.concatenate([gx, gc])
+        out = np.full(len(rows), np.nan)
+        for g in names:
+            train = X[gx != g]
+            if len(train) < 2:  # the group holds (nearly) every benign row: its rows get no out-of-topic score
+                continue
+            scaler, det = self._fit_detector(train)
+            held = rows[labels == g]
+            out[labels == g] = det.score(scaler.transform(held) if scaler is not None else held)
+        if np.isfinite(out).sum() < 2:
+            raise SrilabError(
+                f"no topic group of {', '.join(map(str, names))} can be left out with 2 or more benign rows of the "
+                "others to fit on: a threshold on unseen topics needs benign rows spread over topic groups"
+            )
+        return out
 
     def _scale(self, X: np.ndarray) -> np.ndarray:
         return self._scaler.transform(X) if self._scaler is not None else X
@@ -279,6 +354,7 @@ class SRIGuard:
                 "representation": self.representation,
                 "scaling": self.scaling,
                 "scaling_floor": self.scaling_floor,
+                "threshold_rule": self.threshold_rule,
             }
             (out / GUARD_JSON).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         except OSError as exc:
@@ -348,4 +424,5 @@ class SRIGuard:
         guard.steps = steps
         guard.n_fit = meta.get("n_fit")
         guard.n_holdout = meta.get("n_holdout")
+        guard.threshold_rule = meta.get("threshold_rule")
         return guard

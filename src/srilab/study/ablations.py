@@ -34,7 +34,7 @@ from srilab.report.ablation_report import variant_table
 from srilab.study.analysis import build_report, summarise
 from srilab.study.config import StudyConfig, parse_config
 from srilab.study.detection import activations
-from srilab.study.guard_variants import diagnose
+from srilab.study.guard_diagnosis import diagnose
 from srilab.study.jsonsafe import json_safe
 from srilab.study.store import RunDir, atomic_write_text
 
@@ -114,7 +114,7 @@ def run_ablations(
     (default ``RUN_DIR/ablations``) and return what the JSON holds. ``samplers``: only the arms of these
     sampler labels (comma-separated or a list; default all). Layer runs already in ``out`` are resumed, not
     redone. ``guard``: also diagnose the guard on unseen topics per arm
-    (:func:`srilab.study.guard_variants.diagnose`: figures in ``out/guard``, every guard variant beside the
+    (:func:`srilab.study.guard_diagnosis.diagnose`: figures in ``out/guard``, every guard variant beside the
     paper's with the calibration-only choice). With the default ``out`` the run's report gains the ablations."""
     from srilab.study.runner import run_config
 
@@ -200,6 +200,7 @@ def _guard_entry(diag: dict[str, Any]) -> dict[str, Any]:
     floor, representation, number of fit groups)."""
     comp = diag["variants"]
     return {**variant_table(comp), "rule": comp["selection"]["rule"], "quantile": comp["quantile"],
+            "threshold_rule": comp.get("threshold_rule", "calibration"),
             "figures": diag["figures"], "effects": diag["effects"]}
 
 

@@ -351,7 +351,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         own = det["at_own_threshold"]
         choice = det.get("guard_choice") or {}
         lines += [
-            f"SRI guard, {name}: {choice.get('variant', 'paper')}",
+            f"SRI guard, {name}: {choice.get('variant', 'paper')}, threshold rule "
+            f"{choice.get('threshold_rule', 'calibration')}",
             f"  AUROC jailbroken vs seen-topic benign   {auroc_text(sri['auroc_jailbroken_vs_eval_seen_topics'])}",
             f"  AUROC jailbroken vs unseen-topic benign {auroc_text(sri['auroc_jailbroken_vs_eval_unseen_topics'])}",
             f"  AUROC all attacked vs benign            {auroc_text(sri['auroc_attacked_vs_eval'])}",

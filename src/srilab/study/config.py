@@ -16,9 +16,9 @@ signal and guard computed from the traces::
     attacks: [direct, prefill]
     judges: [refusal]
 
-Relative input paths (model and dataset files, ``toy_pair``, judge checkpoints) are read relative to the
-config file's folder when they exist there (else relative to the working directory); ``output`` is
-relative to the working directory. The run directory stores the config with those paths made absolute.
+Relative input paths (model and dataset files, ``toy_pair``, judge checkpoints) are read relative to the config
+file's folder when they exist there (else to the working directory); ``output`` is relative to the working
+directory. The run directory stores the config with those paths made absolute.
 
 Unknown keys and wrong types are rejected with the path to the field (``models.0.samplers.1.steps: ...``);
 see :func:`load_config`. ``toy:ar`` / ``toy:diffusion`` name the embedded toy pair (``toy_pair`` picks
@@ -192,7 +192,8 @@ class SRISpec(_Strict):
     harmful: str | None = None  # harmful dataset whose refused direct answers make the harmful centre
     detector: str = "autoencoder"
     variant: str = "auto"  # auto | paper | representation+detector+scaling: srilab.study.guard_variants
-    quantile: float = Field(0.99, gt=0.0, lt=1.0)  # the guard's threshold: this quantile of calibration scores
+    quantile: float = Field(0.99, gt=0.0, lt=1.0)  # the guard's threshold: this quantile of benign scores ...
+    threshold: Literal["topic_heldout", "calibration"] = "topic_heldout"  # ... out-of-topic, or of calibration rows
     online_every: int = Field(4, gt=0)  # the online guard checks every this many steps
 
     @field_validator("detector", "variant")
@@ -237,8 +238,7 @@ class AnalysisSpec(_Strict):
 
     dynamics_every: int = Field(8, ge=0)  # judge intermediate canvases every this many steps (0: off)
     text_baseline: bool = True  # the benign-only TF-IDF detector on the answer text
-    # robust guard variants (representation x detector), one chosen on calibration data only (srilab.study.
-    # guard_variants): costly (each variant refitted per calibration topic group), so off by default
+    # every guard variant's figures beside the chosen guard's (srilab.study.guard_variants): costly, off by default
     guard_variants: bool = False
     partial_refusal: Literal["refused", "complied", "separate"] = "refused"  # how a partial refusal counts
 

@@ -1,8 +1,11 @@
 """Detection for one arm (model x sampler), under the protocol's roles (:mod:`srilab.study.protocol`).
 
 1. **SRI.** The centres come from the ``centre`` items (benign answered) and the ``harmful_centre`` items
-   (harmful refused); the guard is fitted on ``guard_fit`` signals and its threshold is the configured
-   quantile of the ``calibration`` scores. None of these items is ever scored.
+   (harmful refused); the guard (``sri.variant``, :mod:`srilab.study.guard_variants`) is fitted on
+   ``guard_fit`` signals and its threshold is the configured quantile of out-of-topic benign scores
+   (``sri.threshold: topic_heldout``: ``guard_fit`` and ``calibration`` rows, each scored by a detector
+   fitted without its topic group) or of the ``calibration`` scores (``calibration``, the paper's). The
+   paper's guard at its own threshold is reported beside any other choice. None of these items is scored.
 2. **The headline** is the paper's question: AUROC of *jailbroken* answers (attacked and judged harmful)
    against benign answers of seen topics and, separately, of unseen topics, each with a bootstrap CI and
    both n; all attacked requests against benign second; and the refusal flag alone as a detector, so a
@@ -36,7 +39,13 @@ from srilab.sri.online import first_alarms, online_thresholds
 from srilab.sri.signal import signal as sri_signal
 from srilab.sri.signal import step_distances
 from srilab.study.config import StudyConfig
-from srilab.study.guard_variants import choose_guard, compare_variants, default_variants, variant_features
+from srilab.study.guard_variants import (
+    choose_guard,
+    compare_variants,
+    default_variants,
+    fit_variants,
+    variant_features,
+)
 from srilab.study.store import RunDir
 
 
@@ -204,17 +213,22 @@ def arm_detection(
     scores = guard.score(signals)
     t_score = time.perf_counter() - t0
     paper_scores, threshold = scores, float(guard.threshold)
-    choice = None
-    if cfg.sri.variant != "paper":  # calibration data decides whether a robust variant replaces the paper's guard
+    choice, fits, dist = None, None, None
+    topics = np.array([str(r.get("group")) for r in rows])
+    if cfg.sri.variant != "paper" or cfg.sri.threshold != "calibration":
+        # calibration data decides whether a robust variant replaces the paper's guard; its threshold is set on
+        # topics it has not seen unless sri.threshold is the paper's (calibration)
         dist = step_distances(acts, centres)
+        if cfg.analysis.guard_variants:  # every variant is fitted once, for the choice and for the comparison
+            fits = fit_variants(dist, sets, topics, quantile=cfg.sri.quantile, seed=cfg.seed,
+                                variants=default_variants(cfg.sri.detector), threshold=cfg.sri.threshold)
         variant, chosen, choice = choose_guard(
-            dist, sets, np.array([str(r.get("group")) for r in rows]),
-            variant=cfg.sri.variant, detector=cfg.sri.detector, quantile=cfg.sri.quantile, seed=cfg.seed,
+            dist, sets, topics, variant=cfg.sri.variant, detector=cfg.sri.detector, quantile=cfg.sri.quantile,
+            seed=cfg.seed, threshold=cfg.sri.threshold, fits=fits,
         )
-        if variant is not None and chosen is not None:  # its cost per item: the signal's (distances) + this
-            t0 = time.perf_counter()
-            scores = chosen.score(variant_features(dist, variant))
-            t_score, threshold = time.perf_counter() - t0, float(chosen.threshold)
+        t0 = time.perf_counter()  # its cost per item: the signal's (distances) + this
+        scores = chosen.score(variant_features(dist, variant))
+        t_score, threshold = time.perf_counter() - t0, float(chosen.threshold)
     n_cal = len(sets["calibration"])
     for what, tail in (("the SRI guard's quantile", 1 - cfg.sri.quantile), ("protocol.fpr", cfg.protocol.fpr)):
         if n_cal * tail < 1:
@@ -257,8 +271,8 @@ def arm_detection(
         },
         "detectors": compare(detectors, sets, harmful, cfg),
         **({"guard_variants": compare_variants(
-            acts, centres, sets, harmful, np.array([str(r.get("group")) for r in rows]),
-            quantile=cfg.sri.quantile, seed=cfg.seed, n_boot=cfg.n_boot, variants=default_variants(cfg.sri.detector),
+            acts, centres, sets, harmful, topics, quantile=cfg.sri.quantile, seed=cfg.seed, n_boot=cfg.n_boot,
+            variants=default_variants(cfg.sri.detector), distances=dist, threshold=cfg.sri.threshold, fits=fits,
         )} if cfg.analysis.guard_variants else {}),
         "online": online_guard(guard, signals, sets, cfg),
         "per_cell": {},
