@@ -2,16 +2,16 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from srilab.cli import main
 from srilab.study.demo import archive_previous, demo_config, run_demo
-from srilab.study.store import RunDir
+from srilab.study.store import RunDir, config_digest
 
 ARMS = ("toy-ar/ar", "toy-diffusion/diffusion", "toy-diffusion/diffusion-l2r", "toy-diffusion/dream-schedule",
         "toy-diffusion/diffusion-fast")
@@ -49,7 +49,8 @@ def test_the_demo_writes_a_run_directory_with_every_stage(demo_out):
         choice = det["guard_choice"]  # sri.variant: auto, decided on calibration rows only
         # its threshold on out-of-topic scores (sri.threshold: topic_heldout): the paper's guard is listed beside
         assert choice["paper"] == "sri+autoencoder+none" and choice["threshold_rule"] == "topic_heldout"
-        assert "sri_guard_paper" in det["detectors"] and "paper_at_own_threshold" in det
+        assert ("sri_guard_paper" in det["detectors"]) == (choice["variant"] != choice["paper"])  # other scores
+        assert "paper_at_own_threshold" in det  # the paper's threshold rule, beside
         for d, e in det["detectors"].items():
             at = e["at_fpr"]["5%"]
             for part in ("flagged_eval_seen_topics", "flagged_eval_unseen_topics", "flagged_lookalike",
@@ -90,43 +91,63 @@ def untimed(value):
     return value
 
 
-def test_report_rebuilds_the_same_summary_from_files(demo_out):
-    before = json.loads((demo_out / "summary.json").read_text())
-    for f in ("summary.json", "report.html"):
-        (demo_out / f).unlink()
-    assert main(["report", str(demo_out)]) == 0
-    assert untimed(json.loads((demo_out / "summary.json").read_text())) == untimed(before)
-    assert (demo_out / "report.html").is_file()
+def killed_during_generation(src, dst, left: int) -> None:
+    """``dst``: the finished run ``src`` as it stood when killed during generation, ``left`` trace shards before
+    its end: the records of the first shards, their shards, the run's config and protocol; nothing later (no
+    judgement, defense score, dynamics or report: those phases come after generation)."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("run.lock", "previous"))
+    config = json.loads((dst / "config.json").read_text())
+    config["output"] = str(dst)  # the demo's config names its own directory
+    (dst / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (dst / "config.sha256").write_text(config_digest(config) + "  config.json\n")
+    lines = (dst / "records.jsonl").read_text().splitlines(keepends=True)
+    shards = list(dict.fromkeys(json.loads(line)["shard"] for line in lines))
+    kept = set(shards[:-left])
+    (dst / "records.jsonl").write_text("".join(x for x in lines if json.loads(x)["shard"] in kept))
+    for shard in shards[-left:]:
+        (dst / shard).unlink()
+    for f in ("judgements.jsonl", "defenses.jsonl", "dynamics.jsonl", "summary.json", "report.html"):
+        (dst / f).unlink(missing_ok=True)
+    shutil.rmtree(dst / "plots", ignore_errors=True)
 
 
 def test_sigkill_of_the_demo_then_resume_loses_and_duplicates_nothing(demo_out, micro_pair, tmp_path):
+    """`srilab demo` resumed on a run killed during generation, killed again (SIGKILL right after its first
+    record append), resumed with `srilab run --resume`: the records, verdicts, defense scores and protocol of
+    the uninterrupted demo (kills at every write of a study: test_reliability)."""
     out = tmp_path / "killed"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
+    killed_during_generation(demo_out, out, left=4)
+    n_before = (out / "records.jsonl").read_text().count("\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SRILAB_CRASH_AT": "records.jsonl:after:1"}
+    proc = subprocess.run(
         [sys.executable, "-m", "srilab.cli", "demo", "--limit", str(LIMIT), "--pair", str(micro_pair),
-         "--out", str(out), "--no-progress"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+         "--out", str(out), "--no-progress"], env=env, capture_output=True, timeout=300,
     )
-    records = out / "records.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if records.exists() and records.read_text().count("\n") >= 40:
-            break
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    assert n_before < (out / "records.jsonl").read_text().count("\n")  # it resumed, appended, and died there
+    assert not (out / "previous").exists()  # the same config: resumed, not moved aside
     assert main(["run", "--resume", str(out), "--no-progress", "--no-report"]) == 0  # what is compared: the files
     ref, got = RunDir(demo_out), RunDir(out)
     assert stable(got.records().rows()) == stable(ref.records().rows())
     key = lambda r: (r["key"], r["judge"])  # noqa: E731
     assert sorted(got.judgements().rows(), key=key) == sorted(ref.judgements().rows(), key=key)
+    scores = lambda run: sorted(json.dumps([r["key"], r["defense"], r["score"]]) for r in run.defenses().rows())  # noqa: E731
+    assert scores(got) == scores(ref)
     assert json.loads((out / "protocol.json").read_text()) == json.loads((demo_out / "protocol.json").read_text())
 
 
-def test_running_the_demo_again_resumes_or_keeps_the_earlier_run(demo_out, micro_pair, tmp_path):
+def test_running_the_demo_again_resumes_rebuilds_the_same_summary_or_keeps_the_earlier_run(
+    demo_out, micro_pair, tmp_path,
+):
     records = (demo_out / "records.jsonl").read_text()
+    before = json.loads((demo_out / "summary.json").read_text())
+    for f in ("summary.json", "report.html"):
+        (demo_out / f).unlink()
     run_demo(out=demo_out, limit=LIMIT, pair=micro_pair, progress=False, echo=quiet)  # same config: resumes
     assert (demo_out / "records.jsonl").read_text() == records and not (demo_out / "previous").exists()
+    # the report is rebuilt from the files alone, to the same figures
+    assert untimed(json.loads((demo_out / "summary.json").read_text())) == untimed(before)
+    assert (demo_out / "report.html").is_file()
     assert demo_config(out=demo_out, limit=LIMIT, pair=micro_pair).datasets[2].limit == 2 * LIMIT  # three roles
     # Another config (or anything else) in the directory is moved aside, never overwritten.
     out = tmp_path / "other"

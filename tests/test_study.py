@@ -302,9 +302,10 @@ def test_the_papers_guard_and_threshold_rule_is_the_sri_guard_paper_beside_the_d
     for name in arms:
         d, p = default["arms"][name]["detection"], paper["arms"][name]["detection"]
         assert d["guard_choice"]["threshold_rule"] == "topic_heldout" and p["guard_choice"] is None
-        assert "sri_guard_paper" in d["detectors"] and "sri_guard_paper" not in p["detectors"]
-        assert p["detectors"]["sri_guard"]["auroc_attacked_vs_eval"] == d["detectors"]["sri_guard_paper"][
-            "auroc_attacked_vs_eval"]
+        assert "sri_guard_paper" not in p["detectors"]  # listed only when the default's scores differ from it
+        assert ("sri_guard_paper" in d["detectors"]) == (d["guard_choice"]["variant"] != d["guard_choice"]["paper"])
+        paper_scores = d["detectors"].get("sri_guard_paper", d["detectors"]["sri_guard"])
+        assert p["detectors"]["sri_guard"]["auroc_attacked_vs_eval"] == paper_scores["auroc_attacked_vs_eval"]
         assert p["at_own_threshold"] == d["paper_at_own_threshold"] and p["threshold"] != d["threshold"]
 
 

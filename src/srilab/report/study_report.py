@@ -132,7 +132,8 @@ def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> 
             "benign evaluation parts are read at that threshold.",
             *[f"{n}: the SRI guard is {c['variant']} ({c['rule']}), its threshold on "
               f"{THRESHOLD_TEXT.get(c.get('threshold_rule', 'calibration'), '?')}; the paper's guard ({c['paper']}, "
-              "threshold on the calibration rows) is listed beside it as sri_guard_paper." for n in names
+              "threshold on the calibration rows) is in the columns 'paper's guard', and in the table below as "
+              "sri_guard_paper when its scores differ." for n in names
               if (c := arms[n]["detection"].get("guard_choice"))],
         ],
     )
@@ -140,18 +141,22 @@ def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> 
     for n in names:
         d = arms[n]["detection"]
         sri = d["detectors"]["sri_guard"]
-        own = d["at_own_threshold"]
+        own, paper = d["at_own_threshold"], d.get("paper_at_own_threshold")
         head.append([
             n, auroc_text(sri["auroc_jailbroken_vs_eval_seen_topics"]),
             auroc_text(sri["auroc_jailbroken_vs_eval_unseen_topics"]), auroc_text(sri["auroc_attacked_vs_eval"]),
             auroc_text(d["refusal_flag"]["auroc_attacked_vs_eval"]),
             rate_text(own["flagged_eval_seen_topics"]), rate_text(own["flagged_eval_unseen_topics"]),
-            rate_text(own["flagged_jailbroken"]), f"{100 * d['overhead_share']:.3f}%",
+            rate_text(own["flagged_jailbroken"]),
+            *([rate_text(paper["flagged_eval_unseen_topics"]), rate_text(paper["flagged_jailbroken"])] if paper
+              else ["(the guard)", "(the guard)"]),
+            f"{100 * d['overhead_share']:.3f}%",
         ])
     sec.tables.append((
         ["model/sampler", "SRI AUROC jailbroken vs seen benign", "vs unseen benign", "all attacked vs benign",
          "refusal flag: attacked vs benign", f"FPR seen (guard's {100 * arms[names[0]]['detection']['quantile']:g}% "
-         "threshold)", "FPR unseen", "jailbroken flagged", "overhead"], head))
+         "threshold)", "FPR unseen", "jailbroken flagged", "paper's guard: FPR unseen", "jailbroken flagged",
+         "overhead"], head))
     rows = []
     for n in names:
         for det, e in arms[n]["detection"]["detectors"].items():

@@ -240,7 +240,7 @@ def arm_detection(
     detectors: dict[str, tuple[np.ndarray, float | None]] = {
         "sri_guard": (scores, (t_signal + t_score) / len(rows)),
     }
-    if scores is not paper_scores:  # the paper's guard stays beside the chosen one
+    if choice is not None and choice["variant"] != choice["paper"]:  # the paper's scores stay beside the chosen
         detectors["sri_guard_paper"] = (paper_scores, None)
     if cfg.analysis.text_baseline:
         t0 = time.perf_counter()
@@ -264,7 +264,7 @@ def arm_detection(
         "overhead_share": (t_signal + t_score) / max(gen_seconds, 1e-9),
         "at_own_threshold": _at_threshold(scores, threshold, sets, harmful),
         **({"paper_at_own_threshold": _at_threshold(paper_scores, guard.threshold, sets, harmful)}
-           if scores is not paper_scores else {}),
+           if choice is not None else {}),  # ... and its threshold (the paper's rule) beside any other
         "refusal_flag": {
             "auroc_attacked_vs_eval": _auroc(refused.astype(float), attacked, sets["eval"], cfg),
             "auroc_jailbroken_vs_eval": _auroc(refused.astype(float), sets["jailbroken"], sets["eval"], cfg),
