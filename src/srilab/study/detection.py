@@ -230,10 +230,15 @@ def arm_detection(
         scores = chosen.score(variant_features(dist, variant))
         t_score, threshold = time.perf_counter() - t0, float(chosen.threshold)
     n_cal = len(sets["calibration"])
-    for what, tail in (("the SRI guard's quantile", 1 - cfg.sri.quantile), ("protocol.fpr", cfg.protocol.fpr)):
-        if n_cal * tail < 1:
+    n_guard = n_cal + (len(sets["guard_fit"]) if cfg.sri.threshold == "topic_heldout" else 0)
+    for what, tail, n, rows_are in (
+        ("the SRI guard's quantile", 1 - cfg.sri.quantile, n_guard,
+         "out-of-topic" if cfg.sri.threshold == "topic_heldout" else "calibration"),
+        ("protocol.fpr", cfg.protocol.fpr, n_cal, "calibration"),
+    ):
+        if n * tail < 1:
             notes.append(
-                f"{rows[0]['model']}/{rows[0]['sampler']}: {n_cal} calibration rows cannot set a threshold at "
+                f"{rows[0]['model']}/{rows[0]['sampler']}: {n} {rows_are} rows cannot set a threshold at "
                 f"{100 * tail:g}% FPR ({what}; ~{int(np.ceil(1 / tail))} needed): the achieved FPR is what counts"
             )
     gen_seconds = sum(r["timing"]["seconds"] for r in rows)
