@@ -95,20 +95,29 @@ def label_verdicts(records: list[dict], verdicts: dict, cfg: StudyConfig) -> str
     return "not refused (no harm judge configured: a proxy, not harm)"
 
 
+def judged_rows(
+    records: list[dict], verdicts: dict, cfg: StudyConfig, protocol: dict[str, Any]
+) -> tuple[list[dict], str]:
+    """The records every judge has judged, labelled with their verdicts (:func:`label_verdicts`) and their
+    ``protocol_role``; and the basis of attack success."""
+    role_of = {item: role for role, items in protocol["roles"].items() for item in items}
+    judged = [r for r in records if all(j.key in verdicts.get(r["key"], {}) for j in cfg.judges)]
+    asr_basis = label_verdicts(judged, verdicts, cfg)
+    for r in judged:
+        r["protocol_role"] = role_of.get(f"{r['dataset']}/{r['item']}", "unassigned")
+    return judged, asr_basis
+
+
 def summarise(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """The summary (JSON-safe) and the arrays the plots need."""
     run, cfg, records, verdicts = load_run(path)
     protocol = load_protocol(run)
-    role_of = {item: role for role, items in protocol["roles"].items() for item in items}
     warnings: list[str] = list(protocol.get("notes", []))
-    judged = [r for r in records if all(j.key in verdicts.get(r["key"], {}) for j in cfg.judges)]
+    judged, asr_basis = judged_rows(records, verdicts, cfg, protocol)
     if len(judged) < len(records):
         warnings.append(
             f"{len(records) - len(judged)} of {len(records)} generations are not judged yet: resume the run to finish"
         )
-    asr_basis = label_verdicts(judged, verdicts, cfg)
-    for r in judged:
-        r["protocol_role"] = role_of.get(f"{r['dataset']}/{r['item']}", "unassigned")
     arms: dict[Arm, list[dict]] = defaultdict(list)
     for r in judged:
         arms[(r["model"], r["sampler"])].append(r)

@@ -31,12 +31,12 @@ import numpy as np
 from srilab import stats
 from srilab.errors import SrilabError
 from srilab.judges.xstest import XSTEST_TYPES
-from srilab.sri.centres import CentreKey, compute_centres, data_hash
+from srilab.sri.centres import CentreKey, Centres, compute_centres, data_hash
 from srilab.sri.detectors import make_detector
 from srilab.sri.guard import SRIGuard
 from srilab.sri.metrics import internal_recovery
 from srilab.sri.online import first_alarms, online_thresholds
-from srilab.sri.signal import signal as sri_signal
+from srilab.sri.representation import features_from_distances
 from srilab.sri.signal import step_distances
 from srilab.study.config import StudyConfig
 from srilab.study.guard_variants import (
@@ -171,6 +171,31 @@ def role_sets(rows: list[dict]) -> dict[str, np.ndarray]:
     }
 
 
+def arm_centres(
+    rows: list[dict], acts: np.ndarray, sets: dict[str, np.ndarray], cfg: StudyConfig, notes: list[str],
+) -> tuple[Centres, CentreKey]:
+    """The SRI centres of one arm: the ``centre`` rows answered (harmless) and the ``harmful_centre`` rows
+    refused (harmful); when no harmful-centre request was refused, all of them (and when every benign centre
+    request was refused, all of those), each fallback said in ``notes``. Returns the centres and their key."""
+    arm = f"{rows[0]['model']}/{rows[0]['sampler']}"
+    refused = np.array([r["refused"] for r in rows], dtype=bool)
+    centre_idx = np.concatenate([sets["centre"], sets["harmful_centre"]])
+    is_harm = np.array([False] * len(sets["centre"]) + [True] * len(sets["harmful_centre"]))
+    centre_refused = refused[centre_idx].copy()
+    if not centre_refused[is_harm].any():
+        notes.append(f"{arm}: no harmful-centre request was refused: the harmful centre averages all of them (the "
+                     "signal then separates compliance from the harmful-request state)")
+        centre_refused[is_harm] = True
+    if centre_refused[~is_harm].all():
+        notes.append(f"{arm}: every benign centre request was refused")
+        centre_refused[~is_harm] = False
+    key = CentreKey(
+        model=rows[0]["model"], sampler={"label": rows[0]["sampler"]}, layer=str(cfg.sri.layer),
+        pooling=cfg.sri.pooling, data=data_hash(rows[i]["prompt"] for i in centre_idx),
+    )
+    return compute_centres(acts[centre_idx], is_harm, centre_refused, key), key
+
+
 def arm_detection(
     run: RunDir, cfg: StudyConfig, rows: list[dict], defense_scores: dict[str, dict[str, tuple[float, float]]],
     notes: list[str],
@@ -187,25 +212,10 @@ def arm_detection(
                 "generation(s); the SRI guard needs more (add benign or harmful items, or change protocol shares)"
             )
     acts = activations(run, rows)
-    centre_idx = np.concatenate([sets["centre"], sets["harmful_centre"]])
-    is_harm = np.array([False] * len(sets["centre"]) + [True] * len(sets["harmful_centre"]))
-    centre_refused = refused[centre_idx].copy()
-    if not centre_refused[is_harm].any():
-        notes.append(
-            f"{rows[0]['model']}/{rows[0]['sampler']}: no harmful-centre request was refused: the harmful centre "
-            "averages all of them (the signal then separates compliance from the harmful-request state)"
-        )
-        centre_refused[is_harm] = True
-    if centre_refused[~is_harm].all():
-        notes.append(f"{rows[0]['model']}/{rows[0]['sampler']}: every benign centre request was refused")
-        centre_refused[~is_harm] = False
-    key = CentreKey(
-        model=rows[0]["model"], sampler={"label": rows[0]["sampler"]}, layer=str(cfg.sri.layer),
-        pooling=cfg.sri.pooling, data=data_hash(rows[i]["prompt"] for i in centre_idx),
-    )
-    centres = compute_centres(acts[centre_idx], is_harm, centre_refused, key)
+    centres, key = arm_centres(rows, acts, sets, cfg, notes)
     t0 = time.perf_counter()
-    signals = sri_signal(acts, centres)
+    dist = step_distances(acts, centres)  # once: the signal and every guard variant read them
+    signals = features_from_distances(*dist, "sri")
     t_signal = time.perf_counter() - t0
     guard = SRIGuard(cfg.sri.detector, quantile=cfg.sri.quantile, seed=cfg.seed, key=key.as_dict())
     guard.fit(signals[sets["guard_fit"]], calibration=signals[sets["calibration"]])
@@ -213,12 +223,11 @@ def arm_detection(
     scores = guard.score(signals)
     t_score = time.perf_counter() - t0
     paper_scores, threshold = scores, float(guard.threshold)
-    choice, fits, dist = None, None, None
+    choice, fits = None, None
     topics = np.array([str(r.get("group")) for r in rows])
     if cfg.sri.variant != "paper" or cfg.sri.threshold != "calibration":
         # calibration data decides whether a robust variant replaces the paper's guard; its threshold is set on
         # topics it has not seen unless sri.threshold is the paper's (calibration)
-        dist = step_distances(acts, centres)
         if cfg.analysis.guard_variants:  # every variant is fitted once, for the choice and for the comparison
             fits = fit_variants(dist, sets, topics, quantile=cfg.sri.quantile, seed=cfg.seed,
                                 variants=default_variants(cfg.sri.detector), threshold=cfg.sri.threshold)

@@ -17,11 +17,10 @@ import numpy as np
 
 from srilab import stats
 from srilab.errors import SrilabError
-from srilab.sri.centres import CentreKey, compute_centres, data_hash
 from srilab.sri.representation import features_from_distances
 from srilab.sri.signal import step_distances
-from srilab.study.analysis import label_verdicts, load_protocol, load_run
-from srilab.study.detection import activations, role_sets
+from srilab.study.analysis import judged_rows, load_protocol, load_run
+from srilab.study.detection import activations, arm_centres, role_sets
 from srilab.study.guard_variants import PAPER, Variant, compare_variants, default_variants
 
 __all__ = ["arm_inputs", "diagnose"]
@@ -30,32 +29,16 @@ __all__ = ["arm_inputs", "diagnose"]
 def arm_inputs(run_dir: str | Path, arm: str) -> dict[str, Any]:
     """Rows, sets, centres, activations and distances of ``arm`` ("model/sampler") as the study builds them."""
     run, cfg, records, verdicts = load_run(run_dir)
-    protocol = load_protocol(run)
-    role_of = {item: role for role, items in protocol["roles"].items() for item in items}
-    judged = [r for r in records if all(j.key in verdicts.get(r["key"], {}) for j in cfg.judges)]
-    label_verdicts(judged, verdicts, cfg)
+    judged, _ = judged_rows(records, verdicts, cfg, load_protocol(run))
     rows = [r for r in judged if f"{r['model']}/{r['sampler']}" == arm]
     if not rows:
         arms = sorted({f"{r['model']}/{r['sampler']}" for r in judged})
         raise SrilabError(f"no judged generations of arm {arm!r} in {run_dir}: arms are {arms}")
-    for r in rows:
-        r["protocol_role"] = role_of.get(f"{r['dataset']}/{r['item']}", "unassigned")
-    harmful = np.array([r["harmful"] for r in rows], dtype=bool)
-    refused = np.array([r["refused"] for r in rows], dtype=bool)
     sets = role_sets(rows)
     acts = activations(run, rows)
-    centre_idx = np.concatenate([sets["centre"], sets["harmful_centre"]])
-    is_harm = np.array([False] * len(sets["centre"]) + [True] * len(sets["harmful_centre"]))
-    centre_refused = refused[centre_idx].copy()
-    if not centre_refused[is_harm].any():
-        centre_refused[is_harm] = True
-    if centre_refused[~is_harm].all():
-        centre_refused[~is_harm] = False
-    key = CentreKey(model=rows[0]["model"], sampler={"label": rows[0]["sampler"]}, layer=str(cfg.sri.layer),
-                    pooling=cfg.sri.pooling, data=data_hash(rows[i]["prompt"] for i in centre_idx))
-    centres = compute_centres(acts[centre_idx], is_harm, centre_refused, key)
-    return {"cfg": cfg, "rows": rows, "sets": sets, "harmful": harmful, "acts": acts, "centres": centres,
-            "groups": np.array([str(r.get("group")) for r in rows]),
+    centres, _ = arm_centres(rows, acts, sets, cfg, [])
+    return {"cfg": cfg, "rows": rows, "sets": sets, "harmful": np.array([r["harmful"] for r in rows], dtype=bool),
+            "acts": acts, "centres": centres, "groups": np.array([str(r.get("group")) for r in rows]),
             "distances": step_distances(acts, centres)}
 
 
@@ -92,10 +75,19 @@ def diagnose(run_dir: str | Path, arm: str, out_dir: str | Path, *, n_boot: int 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = arm.replace("/", "_")
+
     res: dict[str, Any] = {"arm": arm, "quantile": quantile, "n": {k: int(len(v)) for k, v in sets.items()},
                            "traced": {"layer": str(cfg.sri.layer), "pooling": str(cfg.sri.pooling),
                                       "note": "the run traces one layer and one pooling: neither can be varied here"},
                            "figures": []}
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        path = out / f"{stem}_{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        res["figures"].append(str(path))
+
     s = features_from_distances(*dist, "sri", tau=0.1)
     z = features_from_distances(*dist, "log_ratio", tau=0.1)
     seen, unseen = sets["eval_seen_topics"], sets["eval_unseen_topics"]
@@ -115,11 +107,7 @@ def diagnose(run_dir: str | Path, arm: str, out_dir: str | Path, *, n_boot: int 
         ax.set_ylabel(label)
     axes[0].legend(fontsize=7)
     fig.suptitle(f"{arm}: median and 10-90% band per step")
-    fig.tight_layout()
-    path = out / f"{stem}_spread.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    res["figures"].append(str(path))
+    save(fig, "spread")
     res["spread"] = {
         name: {"s_median_iqr": float(np.median(np.subtract(*np.quantile(s[sel], [0.75, 0.25], axis=0)))),
                "s_min": float(s[sel].min()), "log_ratio_median": float(np.median(z[sel])),
@@ -142,11 +130,7 @@ def diagnose(run_dir: str | Path, arm: str, out_dir: str | Path, *, n_boot: int 
     ax.set_ylabel("mean contribution to the score")
     ax.legend(fontsize=7)
     ax.set_title(f"{arm}: paper autoencoder, per-step share of the score")
-    fig.tight_layout()
-    path = out / f"{stem}_contribution.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    res["figures"].append(str(path))
+    save(fig, "contribution")
     res["contribution"] = {"std_at_floor_share": float(np.mean(paper.detector._std <= 0.01 + 1e-12)),  # type: ignore[attr-defined]
                            "top_steps_unseen": [int(i) for i in np.argsort(-errs[unseen].mean(axis=0))[:5]]
                            if len(unseen) else []}
@@ -206,11 +190,7 @@ def diagnose(run_dir: str | Path, arm: str, out_dir: str | Path, *, n_boot: int 
     axes[2].set_ylabel("FPR, eval unseen")
     axes[2].legend(fontsize=7)
     fig.suptitle(f"{arm}: what moves the unseen-topic FPR")
-    fig.tight_layout()
-    path = out / f"{stem}_effects.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    res["figures"].append(str(path))
+    save(fig, "effects")
 
     # 4. every variant, with the calibration-only choice
     comp = compare_variants(None, None, sets, d["harmful"], groups, quantile=quantile, seed=seed, n_boot=n_boot,
@@ -229,10 +209,6 @@ def diagnose(run_dir: str | Path, arm: str, out_dir: str | Path, *, n_boot: int 
     ax.set_xticks(xs, [n + (" *" if n == comp["chosen"] else "") for n in names], rotation=35, ha="right", fontsize=7)
     ax.legend(fontsize=7)
     ax.set_title(f"{arm}: variants at the guard's threshold (* = chosen on calibration data)")
-    fig.tight_layout()
-    path = out / f"{stem}_variants.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    res["figures"].append(str(path))
+    save(fig, "variants")
     (out / f"{stem}_diagnosis.json").write_text(json.dumps(res, indent=2, default=float) + "\n", encoding="utf-8")
     return res

@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 THRESHOLD_RULES = ("topic_heldout", "calibration")
+MAX_RATIO = 3.0  #: the paper's guard is kept while its CV FPR is at most this times the nominal rate
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,13 @@ def variant_features(distances: tuple[np.ndarray, np.ndarray], variant: Variant,
     return features_from_distances(distances[0], distances[1], variant.representation, tau=tau)
 
 
+def _cv_result(folds: int, flags: list[bool], positions: list[float]) -> dict[str, Any]:
+    """A leave-one-topic-out estimate: folds, the held-out rows' FPR (k/n/CI) and their mean position among the
+    scores that set their threshold (the tie-break of :func:`select_variant`)."""
+    return {"folds": folds, "fpr": stats.rate(np.array(flags, dtype=bool)),
+            "mean_position": float(np.mean(positions)) if positions else None}
+
+
 def _cv_refit(X: np.ndarray, fit_idx: np.ndarray, cal_idx: np.ndarray, groups: np.ndarray, variant: Variant,
               quantile: float, seed: int) -> dict[str, Any]:
     """Leave one topic group out under the ``calibration`` rule: refit on the other groups (module doc)."""
@@ -125,8 +133,7 @@ def _cv_refit(X: np.ndarray, fit_idx: np.ndarray, cal_idx: np.ndarray, groups: n
         flags.extend((held_scores > guard.threshold).tolist())
         positions.extend((cal_scores[None, :] < held_scores[:, None]).mean(axis=1).tolist())
         folds += 1
-    return {"folds": folds, "fpr": stats.rate(np.array(flags, dtype=bool)),
-            "mean_position": float(np.mean(positions)) if positions else None}
+    return _cv_result(folds, flags, positions)
 
 
 def _cv_heldout_scores(scores: np.ndarray, groups: np.ndarray, quantile: float) -> dict[str, Any]:
@@ -142,8 +149,7 @@ def _cv_heldout_scores(scores: np.ndarray, groups: np.ndarray, quantile: float) 
         flags.extend((held > conformal_quantile(others, quantile)).tolist())
         positions.extend((others[None, :] < held[:, None]).mean(axis=1).tolist())
         folds += 1
-    return {"folds": folds, "fpr": stats.rate(np.array(flags, dtype=bool)),
-            "mean_position": float(np.mean(positions)) if positions else None}
+    return _cv_result(folds, flags, positions)
 
 
 def fit_variants(
@@ -205,7 +211,7 @@ def _select(fits: dict[str, VariantFit], quantile: float, max_ratio: float, thre
 def select_variant(
     distances: tuple[np.ndarray, np.ndarray], sets: dict[str, np.ndarray], groups: Sequence[str] | np.ndarray, *,
     quantile: float = 0.99, seed: int = 0, tau: float = 0.1, variants: Sequence[Variant] | None = None,
-    max_ratio: float = 3.0, threshold: str = "topic_heldout",
+    max_ratio: float = MAX_RATIO, threshold: str = "topic_heldout",
 ) -> dict[str, Any]:
     """Choose a guard variant on calibration data only (:func:`fit_variants`, then the module docstring's rule;
     the first of ``variants``, default :func:`default_variants`, is the paper's guard). Returns ``{"chosen",
@@ -240,7 +246,7 @@ def choose_guard(
         fits = fit_variants(distances, sets, groups, quantile=quantile, seed=seed, tau=tau, variants=wanted,
                             threshold=threshold)
     if variant == "auto":
-        sel = _select({v.name: fits[v.name] for v in wanted}, quantile, 3.0, threshold)
+        sel = _select({v.name: fits[v.name] for v in wanted}, quantile, MAX_RATIO, threshold)
         name, rule = sel["chosen"], sel["rule"]
     else:
         name = wanted[0].name
@@ -286,7 +292,7 @@ def compare_variants(
     if fits is None or any(v.name not in fits for v in variants):
         fits = fit_variants(distances, sets, groups, quantile=quantile, seed=seed, tau=tau, variants=variants,
                             threshold=threshold)
-    selection = _select({v.name: fits[v.name] for v in variants}, quantile, 3.0, threshold)
+    selection = _select({v.name: fits[v.name] for v in variants}, quantile, MAX_RATIO, threshold)
     out: dict[str, Any] = {"paper": variants[0].name, "chosen": selection["chosen"], "selection": selection,
                            "quantile": quantile, "threshold_rule": threshold, "variants": {}}
     for v in variants:
