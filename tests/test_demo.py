@@ -91,40 +91,39 @@ def untimed(value):
     return value
 
 
-def killed_during_generation(src, dst, left: int) -> None:
-    """``dst``: the finished run ``src`` as it stood when killed during generation, ``left`` trace shards before
-    its end: the records of the first shards, their shards, the run's config and protocol; nothing later (no
-    judgement, defense score, dynamics or report: those phases come after generation)."""
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("run.lock", "previous"))
+def killed_while_scoring_defenses(src, dst, arm: str) -> int:
+    """``dst``: the finished run ``src`` as it stood when killed while it scored the defenses, before any
+    defense score of ``arm`` (the last arm): every record, shard and verdict, the defense scores of the other
+    arms, no report. Returns how many defense scores it holds."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("run.lock", "previous", "plots"))
     config = json.loads((dst / "config.json").read_text())
     config["output"] = str(dst)  # the demo's config names its own directory
     (dst / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (dst / "config.sha256").write_text(config_digest(config) + "  config.json\n")
-    lines = (dst / "records.jsonl").read_text().splitlines(keepends=True)
-    shards = list(dict.fromkeys(json.loads(line)["shard"] for line in lines))
-    kept = set(shards[:-left])
-    (dst / "records.jsonl").write_text("".join(x for x in lines if json.loads(x)["shard"] in kept))
-    for shard in shards[-left:]:
-        (dst / shard).unlink()
-    for f in ("judgements.jsonl", "defenses.jsonl", "dynamics.jsonl", "summary.json", "report.html"):
-        (dst / f).unlink(missing_ok=True)
-    shutil.rmtree(dst / "plots", ignore_errors=True)
+    lines = (dst / "defenses.jsonl").read_text().splitlines(keepends=True)
+    kept = [x for x in lines if not json.loads(x)["key"].startswith(arm + "/")]
+    assert 0 < len(kept) < len(lines)
+    (dst / "defenses.jsonl").write_text("".join(kept))
+    for f in ("summary.json", "report.html"):
+        (dst / f).unlink()
+    return len(kept)
 
 
 def test_sigkill_of_the_demo_then_resume_loses_and_duplicates_nothing(demo_out, micro_pair, tmp_path):
-    """`srilab demo` resumed on a run killed during generation, killed again (SIGKILL right after its first
-    record append), resumed with `srilab run --resume`: the records, verdicts, defense scores and protocol of
-    the uninterrupted demo (kills at every write of a study: test_reliability)."""
+    """`srilab demo` resumed on a run killed while it scored the defenses, killed again (SIGKILL right after its
+    first defense-score append), resumed with `srilab run --resume`: the records, verdicts, defense scores --
+    those of the defenses that answer again (SmoothLLM, self-reminder, DiffuGuard) among them -- and the
+    protocol of the uninterrupted demo. Kills during generation, judging and reporting, at every kind of
+    write: test_reliability."""
     out = tmp_path / "killed"
-    killed_during_generation(demo_out, out, left=4)
-    n_before = (out / "records.jsonl").read_text().count("\n")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SRILAB_CRASH_AT": "records.jsonl:after:1"}
+    n_before = killed_while_scoring_defenses(demo_out, out, ARMS[-1])
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SRILAB_CRASH_AT": "defenses.jsonl:after:1"}
     proc = subprocess.run(
         [sys.executable, "-m", "srilab.cli", "demo", "--limit", str(LIMIT), "--pair", str(micro_pair),
          "--out", str(out), "--no-progress"], env=env, capture_output=True, timeout=300,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
-    assert n_before < (out / "records.jsonl").read_text().count("\n")  # it resumed, appended, and died there
+    assert n_before < (out / "defenses.jsonl").read_text().count("\n")  # it resumed, appended, and died there
     assert not (out / "previous").exists()  # the same config: resumed, not moved aside
     assert main(["run", "--resume", str(out), "--no-progress", "--no-report"]) == 0  # what is compared: the files
     ref, got = RunDir(demo_out), RunDir(out)
@@ -133,6 +132,8 @@ def test_sigkill_of_the_demo_then_resume_loses_and_duplicates_nothing(demo_out, 
     assert sorted(got.judgements().rows(), key=key) == sorted(ref.judgements().rows(), key=key)
     scores = lambda run: sorted(json.dumps([r["key"], r["defense"], r["score"]]) for r in run.defenses().rows())  # noqa: E731
     assert scores(got) == scores(ref)
+    assert {"smoothllm", "self_reminder", "diffuguard"} <= {
+        r["defense"] for r in got.defenses().rows() if r["key"].startswith(ARMS[-1] + "/")}
     assert json.loads((out / "protocol.json").read_text()) == json.loads((demo_out / "protocol.json").read_text())
 
 
