@@ -243,8 +243,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(micro_pair, reference_r
     assert 3 <= n_before < total
     with records.open("a") as f:  # as if the kill had landed inside the next append
         f.write('{"key": "m-ar/ar/harm/prefill/toy-harmful')
-    with pytest.warns(RuntimeWarning, match="partial last line"):
-        assert main(["run", "--resume", str(out), "--no-progress"]) == 0
+    with pytest.warns(RuntimeWarning, match="partial last line"):  # what is compared: the files, not the report
+        assert main(["run", "--resume", str(out), "--no-progress", "--no-report"]) == 0
     ref, got = RunDir(reference_run), RunDir(out)
     assert stable(got.records().rows()) == stable(ref.records().rows())
     key = lambda r: (r["key"], r["judge"])  # noqa: E731
@@ -287,7 +287,9 @@ def test_the_papers_guard_and_threshold_rule_is_the_sri_guard_paper_beside_the_d
     guard is the guard, with the same figures, and nothing is listed beside it."""
     from srilab.study import analysis
 
-    default, _ = analysis.summarise(reference_run)
+    if not (reference_run / "summary.json").is_file():
+        assert main(["report", str(reference_run)]) == 0
+    default = json.loads((reference_run / "summary.json").read_text())
     load_run = analysis.load_run
 
     def paper_config(path):

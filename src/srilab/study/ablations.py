@@ -176,7 +176,8 @@ def run_ablations(
                 entry["variants"][name_] = _variant(arm["detection"], name_, fpr)
         if guard:
             echo(f"  guard on unseen topics: {name}")
-            entry["guard"] = _guard_entry(diagnose(run.path, name, out / "guard", n_boot=cfg.n_boot))
+            fits = private["arms"][name].get("detection", {}).get("guard_fits")  # fitted by the study's analysis
+            entry["guard"] = _guard_entry(diagnose(run.path, name, out / "guard", n_boot=cfg.n_boot, fits=fits))
         arms[name] = entry
     result = json_safe({
         "run_dir": str(run.path), "study": cfg.name, "detector": cfg.sri.detector, "fpr": cfg.protocol.fpr,

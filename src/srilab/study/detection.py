@@ -228,7 +228,8 @@ def arm_detection(
     if cfg.sri.variant != "paper" or cfg.sri.threshold != "calibration":
         # calibration data decides whether a robust variant replaces the paper's guard; its threshold is set on
         # topics it has not seen unless sri.threshold is the paper's (calibration)
-        if cfg.analysis.guard_variants:  # every variant is fitted once, for the choice and for the comparison
+        if cfg.analysis.guard_variants or cfg.sri.variant == "auto":  # every variant fitted once: for the choice,
+            # the comparison and the guard diagnosis (srilab ablate), which reads them from the private output
             fits = fit_variants(dist, sets, topics, quantile=cfg.sri.quantile, seed=cfg.seed,
                                 variants=default_variants(cfg.sri.detector), threshold=cfg.sri.threshold)
         variant, chosen, choice = choose_guard(
@@ -303,7 +304,8 @@ def arm_detection(
         "harmful refused": signals[attacked[refused[attacked]]],
         "jailbroken": signals[sets["jailbroken"]],
     }
-    private = {"signals": signals, "scores": scores, "sets": sets, "groups": groups, "detectors": detectors}
+    private = {"signals": signals, "scores": scores, "sets": sets, "groups": groups, "detectors": detectors,
+               "guard_fits": fits}
     return out, private
 
 

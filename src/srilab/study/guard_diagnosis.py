@@ -21,7 +21,7 @@ from srilab.sri.representation import features_from_distances
 from srilab.sri.signal import step_distances
 from srilab.study.analysis import judged_rows, load_protocol, load_run
 from srilab.study.detection import activations, arm_centres, role_sets
-from srilab.study.guard_variants import PAPER, Variant, compare_variants, default_variants
+from srilab.study.guard_variants import PAPER, Variant, VariantFit, compare_variants, default_variants
 
 __all__ = ["arm_inputs", "diagnose"]
 
@@ -55,14 +55,18 @@ def _unseen_fpr(X: np.ndarray, sets: dict[str, np.ndarray], variant: Variant, qu
             "tpr_jailbroken": stats.rate(s[sets["jailbroken"]] > guard.threshold)}
 
 
-def diagnose(run_dir: str | Path, arm: str, out_dir: str | Path, *, n_boot: int = 200) -> dict[str, Any]:
+def diagnose(
+    run_dir: str | Path, arm: str, out_dir: str | Path, *, n_boot: int = 200,
+    fits: dict[str, VariantFit] | None = None,
+) -> dict[str, Any]:
     """Figures (PNG) and numbers (``diagnosis.json``) on why the guard flags benign unseen-topic requests.
 
     For ``arm`` ("model/sampler") of a finished run: the spread of s_t and of the log-ratio per step on
     seen vs unseen benign evaluation rows; the paper autoencoder's per-step share of the score; the unseen
     FPR against tau, the sigmoid (vs the raw log-ratio), the standardisation floor and the number of benign
-    fit topic groups; and :func:`compare_variants`. Pooling and layer: only the ones the run traced (one
-    of each, recorded in the JSON); this function cannot vary them.
+    fit topic groups; and :func:`compare_variants` (``fits``: the arm's variants as the study fitted them,
+    ``guard_fits`` of :func:`srilab.study.detection.arm_detection`'s private output, else fitted here). Pooling
+    and layer: only the ones the run traced (one of each, recorded in the JSON); this function cannot vary them.
     """
     import matplotlib
 
@@ -195,7 +199,7 @@ def diagnose(run_dir: str | Path, arm: str, out_dir: str | Path, *, n_boot: int 
     # 4. every variant, with the calibration-only choice
     comp = compare_variants(None, None, sets, d["harmful"], groups, quantile=quantile, seed=seed, n_boot=n_boot,
                             distances=dist, variants=default_variants(str(cfg.sri.detector)),
-                            threshold=cfg.sri.threshold)
+                            threshold=cfg.sri.threshold, fits=fits)
     res["variants"] = comp
     names = list(comp["variants"])
     fig, ax = plt.subplots(figsize=(10, 4))
