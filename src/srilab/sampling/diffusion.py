@@ -95,6 +95,7 @@ import torch
 
 from srilab.errors import SrilabError
 from srilab.models.base import shift_logits
+from srilab.models.masks import PreparedMask
 from srilab.sampling.diffusion_cache import CACHES, BlockCache
 from srilab.sampling.diffusion_canvas import INJECTED, PROMPT_MASKS, Canvas
 from srilab.sampling.diffusion_rules import (
@@ -146,6 +147,7 @@ class _Forward:
     logits_shift: int
     keep_ok: bool  # compute only the window's logits (``logits_to_keep``), not the whole canvas's
     cache: BlockCache | None = None  # cache="prefix"/"dual": refresh and step passes (diffusion_cache)
+    prepared: PreparedMask | None = None  # the canvas's attention mask built once (srilab.models.masks)
 
     def window(
         self, inp: torch.Tensor, mask: torch.Tensor | None, lo: int, hi: int, refresh: bool = True
@@ -153,6 +155,8 @@ class _Forward:
         """Logits [B, hi - lo, V] of canvas positions [lo, hi)."""
         if self.cache is not None:
             return self.cache(inp, mask, lo, hi, refresh)
+        if self.prepared is not None:
+            mask = self.prepared(mask, inp.shape[0], inp.shape[1], inp.device)
         if self.keep_ok:
             # Dream reads position i at i - 1; position 0 has no predecessor and reads itself (as shift_logits).
             keep = torch.arange(lo - self.logits_shift, hi - self.logits_shift, device=inp.device).clamp_min(0)
@@ -305,7 +309,7 @@ def generate(
     block_cache = None
     if cache != "none":
         block_cache = BlockCache(model, cache, logits_shift, None if tracer is None else tracer.module)
-    forward = _Forward(model, attention_mask, cfg_scale, logits_shift, keep_ok, block_cache)
+    forward = _Forward(model, attention_mask, cfg_scale, logits_shift, keep_ok, block_cache, PreparedMask(model))
     commits: list[torch.Tensor] = []
     block_passes = [0] * num_blocks
 

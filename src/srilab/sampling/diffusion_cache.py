@@ -41,6 +41,7 @@ import inspect
 import torch
 
 from srilab.errors import SrilabError
+from srilab.models.masks import MaskLayout, PreparedMask, layer_masks
 from srilab.models.native import BidirectionalLM
 
 CACHES = ("none", "prefix", "dual")
@@ -107,11 +108,8 @@ class BlockCache:
                     "use cache='none'"
                 )
             self.cache_kw = "cache" if "cache" in params else "past_key_values"
-            self.layer_types = tuple(cfg.layer_types)
-            self.bidirectional = bool(getattr(cfg, "use_bidirectional_attention", False)) or not getattr(
-                cfg, "is_causal", True
-            )
-            self.window = getattr(cfg, "sliding_window", None)
+            self.layout = MaskLayout(model)
+            self.prepared = PreparedMask(model)  # the refresh pass's full-canvas mask, built once
         self.splice: _Splice | None = None
         self.refreshes = 0
         self.steps = 0
@@ -156,7 +154,8 @@ class BlockCache:
                 from transformers import DynamicCache
 
                 store = DynamicCache()
-                logits = self.model(inp, attention_mask=mask, logits_to_keep=keep, use_cache=True,
+                full = self.prepared(mask, inp.shape[0], inp.shape[1], inp.device)
+                logits = self.model(inp, attention_mask=full, logits_to_keep=keep, use_cache=True,
                                     **{self.cache_kw: store}).logits
                 splice = _Splice()
                 splice.keys, splice.values = _layers_of(store)
@@ -177,31 +176,12 @@ class BlockCache:
             if self.native:
                 return self.model(part, attention_mask=mask, logits_to_keep=keep, position_ids=pos,
                                   past_key_values=s).logits
-            masks = self._layer_masks(mask, s.start, s.end, inp.shape[1], inp.device)
+            masks = layer_masks(self.layout, mask, s.start, s.end, inp.shape[1], inp.device)
             return self.model(part, attention_mask=masks, logits_to_keep=keep, position_ids=pos, use_cache=False,
                               **{self.cache_kw: s}).logits
         finally:
             self._phase = None
             self._partial = None
-
-    def _layer_masks(self, mask, start, end, length, device) -> dict:
-        """transformers' per-layer-type attention masks for queries ``[start, end)`` over all ``length`` keys
-        (bool [B|1, 1, Q, K], True = attend; None = attend everywhere), as the model would build them."""
-        q = torch.arange(start, end, device=device)[:, None]
-        k = torch.arange(length, device=device)[None, :]
-        pad = None if mask is None else mask.bool()[:, None, None, :]
-        out = {}
-        for kind in set(self.layer_types):
-            m = None if self.bidirectional else k <= q
-            if kind == "sliding_attention" and self.window:
-                band = (q - k).abs() < self.window if self.bidirectional else (q - k) < self.window
-                m = band if m is None else m & band
-            if m is not None:
-                m = m[None, None]
-            if pad is not None:
-                m = pad if m is None else m & pad
-            out[kind] = m
-        return out
 
     # ------------------------------------------------------------------------------------------ trace
     def _complete(self, _module, _inputs, output):

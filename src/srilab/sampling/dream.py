@@ -49,6 +49,7 @@ import torch.nn.functional as F
 
 from srilab.errors import SrilabError
 from srilab.models.base import LanguageModel, shift_logits
+from srilab.models.masks import PreparedMask
 from srilab.sampling.diffusion import Injection, Randomness
 
 if TYPE_CHECKING:
@@ -223,6 +224,8 @@ def dream_generate(
             position_ids.masked_fill_(~own, 1)
             attend = own[:, None, None, :] & own[:, None, :, None]  # [B, 1, query, key]
             forward_kw = {"attention_mask": attend, "position_ids": position_ids}
+    if forward_kw["attention_mask"] is None:  # transformers' own mask, built once (srilab.models.masks)
+        forward_kw["attention_mask"] = PreparedMask(model)(None, batch, length, device)
     keep_ok = _accepts(model, "logits_to_keep")
 
     def masked_logits(mask_index: torch.Tensor) -> torch.Tensor:
