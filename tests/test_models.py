@@ -116,3 +116,32 @@ def test_chat_prompt_and_prefill(tiny_pair):
     ids, mask = lm.encode(["w1", "w1 w2 w3"])
     assert ids.shape == (2, 3) and mask.tolist() == [[0, 0, 1], [1, 1, 1]]
     assert ids[0, 0].item() == lm.pad_token_id
+
+
+def test_a_gguf_conversion_is_kept_once_per_process_and_each_caller_gets_a_copy(tmp_path, monkeypatch):
+    from srilab.models import gguf
+
+    file = tmp_path / "m.gguf"
+    file.write_bytes(b"x")
+    built = []
+
+    def build():
+        built.append(1)
+        return torch.nn.Linear(3, 2), {"vocab": [1, 2]}
+
+    gguf.clear()
+    a, tok_a = gguf.converted(file, torch.float32, build)
+    b, tok_b = gguf.converted(file, torch.float32, build)
+    assert len(built) == 1 and a is not b and tok_a is not tok_b and torch.equal(a.weight, b.weight)
+    with torch.no_grad():
+        a.weight.add_(1.0)  # a caller's change reaches no other caller
+    assert not torch.equal(a.weight, gguf.converted(file, torch.float32, build)[0].weight)
+    gguf.converted(file, torch.bfloat16, build)  # another dtype is another conversion
+    file.write_bytes(b"xy")  # a changed file is converted again
+    gguf.converted(file, torch.float32, build)
+    assert len(built) == 3
+    monkeypatch.setattr(gguf, "MEMO_BYTES", 0)  # too big to keep: built every time, nothing kept
+    gguf.clear()
+    gguf.converted(file, torch.float32, build)
+    gguf.converted(file, torch.float32, build)
+    assert len(built) == 5

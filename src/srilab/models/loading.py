@@ -28,6 +28,7 @@ import torch
 from srilab.errors import SrilabError
 from srilab.io import guarded
 from srilab.models.base import Kind, LanguageModel
+from srilab.models.gguf import converted as converted_gguf
 from srilab.models.native import BidirectionalLM, load_native, native_format
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -385,8 +386,13 @@ def _load_gguf(
         raise SrilabError("loading a .gguf file needs the gguf package: pip install 'srilab[gguf]'") from None
     if not (path / gguf_file).is_file():
         raise SrilabError(f"GGUF file {path / gguf_file} does not exist")
-    tokenizer = load_tokenizer(path, gguf_file, False)
-    module = AutoModelForCausalLM.from_pretrained(str(path), gguf_file=gguf_file, **_dtype_kwarg(torch_dtype))
+
+    def build():
+        tokenizer = load_tokenizer(path, gguf_file, False)
+        kw = _dtype_kwarg(torch_dtype)
+        return AutoModelForCausalLM.from_pretrained(str(path), gguf_file=gguf_file, **kw), tokenizer
+
+    module, tokenizer = converted_gguf(path / gguf_file, torch_dtype, build)  # converted once per process
     return _wrap_transformers(module.to(device).eval(), tokenizer, kind, src, path)
 
 
