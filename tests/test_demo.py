@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from srilab.cli import main
-from srilab.study.demo import archive_previous, demo_config, run_demo
+from srilab.study.demo import archive_previous, demo_config, regenerated_limit, run_demo
 from srilab.study.store import RunDir, config_digest
 
 ARMS = ("toy-ar/ar", "toy-diffusion/diffusion", "toy-diffusion/diffusion-l2r", "toy-diffusion/dream-schedule",
@@ -58,11 +58,11 @@ def test_the_demo_writes_a_run_directory_with_every_stage(demo_out):
                 assert set(at[part]) == {"k", "n", "rate", "ci"}, (name, d, part)
             assert at["asr_after"]["k"] <= at["asr_before"]["k"], (name, d)
         # SmoothLLM re-generates: it is scored on a bounded, evenly spaced subset of each role
-        smooth = det["detectors"]["smoothllm"]
-        assert 0 < smooth["n_calibration"] <= 4
-        # ... and of the attacked rows, up to 4 successful attacks and 4 others: its TPR rests on jailbreaks
+        smooth, cap = det["detectors"]["smoothllm"], regenerated_limit(LIMIT)
+        assert 0 < smooth["n_calibration"] <= cap
+        # ... and of the attacked rows, up to `cap` successful attacks and `cap` others: its TPR rests on jailbreaks
         n_jailbroken = det["detectors"]["sri_guard"]["at_fpr"]["5%"]["flagged_jailbroken"]["n"]
-        assert smooth["at_fpr"]["5%"]["flagged_jailbroken"]["n"] == min(4, n_jailbroken), name
+        assert smooth["at_fpr"]["5%"]["flagged_jailbroken"]["n"] == min(cap, n_jailbroken), name
         assert 0.0 < det["overhead_share"] < 0.5
         # the safe look-alikes: every detector's FPR on them, and over-refusal per XSTest type
         assert det["detectors"]["sri_guard"]["at_fpr"]["5%"]["flagged_lookalike"]["n"] >= LIMIT  # + look-alike groups

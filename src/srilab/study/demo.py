@@ -30,7 +30,12 @@ DEMO_CONFIG = Path(__file__).resolve().parents[1] / "toy" / "demo.yaml"
 QUICK_ITEMS = 12
 #: Sets that fill several protocol roles get this many times the per-set limit.
 LIMIT_SCALE = {"benign-train": 2}
-QUICK_REGENERATED = 4  # defenses that answer again (SmoothLLM, self-reminder): at most this many items per role
+
+
+def regenerated_limit(n: int) -> int:
+    """Items per role for the defenses that answer again (SmoothLLM, self-reminder, DiffuGuard) in a demo cut to
+    ``n`` items per set: a third of them, at least 2 (and never more than the demo config's own limit)."""
+    return max(2, n // 3)
 
 
 def demo_config(
@@ -53,7 +58,7 @@ def demo_config(
             d["limit"] = n * LIMIT_SCALE.get(d["name"], 1)
         for d in data.get("defenses", []):
             if isinstance(d, dict) and d.get("limit"):  # the costly ones (they generate again) carry a limit
-                d["limit"] = min(d["limit"], QUICK_REGENERATED)
+                d["limit"] = min(d["limit"], regenerated_limit(n))
         if quick and limit is None:  # the quick look: the defenses that generate again wait for the full demo
             data["defenses"] = [d for d in data.get("defenses", []) if not (isinstance(d, dict) and d.get("limit"))]
     if detector is not None:
