@@ -7,7 +7,7 @@ sampler calls the model on the same canvas length with the same key padding at e
 the same every time. :func:`layer_masks` builds the boolean masks transformers would build (True = attend),
 and :class:`PreparedMask` builds the full-canvas one once and hands it to every call as a prepared 4-D mask,
 which transformers passes through as is (``masking_utils._preprocess_mask_arguments``: a 4-D mask is
-"already prepared"). The logits are the same bit for bit (``tests/test_diffusion_sampler.py``).
+"already prepared"). The logits are the same bit for bit (``tests/test_masks.py``).
 
 Only for SDPA attention (a boolean mask; eager attention adds a float mask) and only when every layer type
 gets the same mask at that length (a sliding window at least as long as the canvas): otherwise the model is
