@@ -148,6 +148,7 @@ class _Forward:
     keep_ok: bool  # compute only the window's logits (``logits_to_keep``), not the whole canvas's
     cache: BlockCache | None = None  # cache="prefix"/"dual": refresh and step passes (diffusion_cache)
     prepared: PreparedMask | None = None  # the canvas's attention mask built once (srilab.models.masks)
+    cfg_mask: torch.Tensor | None = None  # the key mask of the doubled CFG batch, made once (not every step)
 
     def window(
         self, inp: torch.Tensor, mask: torch.Tensor | None, lo: int, hi: int, refresh: bool = True
@@ -172,8 +173,7 @@ class _Forward:
         if self.cfg_scale > 0.0:
             un_x = x.clone()
             un_x[canvas.prompt_index] = canvas.mask_id  # the unconditional branch: the prompt masked
-            mask = None if self.attention_mask is None else torch.cat([self.attention_mask] * 2, dim=0)
-            both = self.window(torch.cat([x, un_x], dim=0), mask, lo, canvas.b1, refresh)
+            both = self.window(torch.cat([x, un_x], dim=0), self.cfg_mask, lo, canvas.b1, refresh)
             logits, un_logits = torch.chunk(both, 2, dim=0)
             return un_logits + (self.cfg_scale + 1) * (logits - un_logits)
         return self.window(x, self.attention_mask, lo, canvas.b1, refresh)
@@ -309,7 +309,9 @@ def generate(
     block_cache = None
     if cache != "none":
         block_cache = BlockCache(model, cache, logits_shift, None if tracer is None else tracer.module)
-    forward = _Forward(model, attention_mask, cfg_scale, logits_shift, keep_ok, block_cache, PreparedMask(model))
+    cfg_mask = None if attention_mask is None or cfg_scale <= 0.0 else torch.cat([attention_mask] * 2, dim=0)
+    forward = _Forward(model, attention_mask, cfg_scale, logits_shift, keep_ok, block_cache, PreparedMask(model),
+                       cfg_mask)
     commits: list[torch.Tensor] = []
     block_passes = [0] * num_blocks
 

@@ -41,7 +41,7 @@ import inspect
 import torch
 
 from srilab.errors import SrilabError
-from srilab.models.masks import MaskLayout, PreparedMask, layer_masks
+from srilab.models.masks import PreparedMask, layer_masks
 from srilab.models.native import BidirectionalLM
 
 CACHES = ("none", "prefix", "dual")
@@ -108,8 +108,8 @@ class BlockCache:
                     "use cache='none'"
                 )
             self.cache_kw = "cache" if "cache" in params else "past_key_values"
-            self.layout = MaskLayout(model)
             self.prepared = PreparedMask(model)  # the refresh pass's full-canvas mask, built once
+            self.layout = self.prepared.layout  # the step passes' per-layer masks
         self.splice: _Splice | None = None
         self.refreshes = 0
         self.steps = 0
