@@ -32,6 +32,7 @@ __all__ = [
     "IsolationForestDetector",
     "KNNDetector",
     "MahalanobisDetector",
+    "fit_detectors",
     "make_detector",
 ]
 
@@ -68,6 +69,12 @@ class Detector(ABC):
     @abstractmethod
     def state(self) -> dict[str, np.ndarray]:
         """Arrays that, with ``seed`` and ``options``, restore the fitted detector."""
+
+    @classmethod
+    def fit_many(cls, Xs: list[np.ndarray], seed: int = 0, **options: Any) -> list[Detector]:
+        """One detector per matrix of ``Xs``, each as ``cls(seed, **options).fit(X)`` gives it (subclasses may
+        fit them together, e.g. the leave-one-topic-out detectors of a threshold)."""
+        return [cls(seed, **options).fit(X) for X in Xs]
 
     @classmethod
     @abstractmethod
@@ -245,6 +252,60 @@ class AutoencoderDetector(Detector):
         self._net = net
         return self
 
+    @classmethod
+    def fit_many(cls, Xs: list[np.ndarray], seed: int = 0, **options: Any) -> list[Detector]:
+        """The autoencoders of ``Xs`` trained as one batched network: member ``k`` has its own weights,
+        standardisation and loss (the mean over its own rows), so its gradients and Adam updates are those of
+        ``fit(Xs[k])``; only the float rounding of the batched products differs. After one epoch the scores
+        agree to ~1e-7 relative; 300 epochs of Adam grow that to ~0.1-2% of a score (as a change of thread count
+        would), so a batched member is an equally valid fit, not the same bits (``tests/test_detectors.py``).
+        About 5x faster for 16 members than fitting them one by one: the nets are so small that
+        per-operation overhead, not arithmetic, sets the time. Deterministic for the same ``Xs``."""
+        dets = [cls(seed, **options) for _ in Xs]
+        if len(Xs) < 2:
+            return [d.fit(X) for d, X in zip(dets, Xs, strict=True)]
+        steps = {int(X.shape[1]) for X in Xs}
+        if len(steps) != 1 or any(X.ndim != 2 or X.shape[0] < 1 for X in Xs):
+            raise SrilabError(f"fit_many needs non-empty [N, S] matrices of one width, got {[X.shape for X in Xs]}")
+        S, n_max, first = steps.pop(), max(X.shape[0] for X in Xs), dets[0]
+        x = torch.zeros(len(Xs), n_max, S)
+        weight = torch.zeros(len(Xs), n_max, 1)
+        for k, (d, X) in enumerate(zip(dets, Xs, strict=True)):
+            d._mean = X.mean(axis=0)
+            d._std = np.maximum(X.std(axis=0), d.std_floor)
+            x[k, : X.shape[0]] = d._standardise(X)
+            weight[k, : X.shape[0]] = 1.0 / (X.shape[0] * S)  # each member's loss is the mean over its rows
+        init = first._build(S)  # every member starts from the same seeded weights, as fit() would
+        layers = [init.enc1, init.enc2, init.dec1, init.dec2]
+        params = []
+        for layer in layers:  # [K, in, out] weights and [K, 1, out] biases, for baddbmm
+            params.append(layer.weight.detach().t().unsqueeze(0).repeat(len(Xs), 1, 1).requires_grad_())
+            params.append(layer.bias.detach().view(1, 1, -1).repeat(len(Xs), 1, 1).requires_grad_())
+
+        def forward(h: torch.Tensor) -> torch.Tensor:
+            for i in range(4):
+                h = torch.baddbmm(params[2 * i + 1], h, params[2 * i])
+                if i < 3:
+                    h = torch.tanh(h)
+            return h
+
+        opt = torch.optim.Adam(params, lr=first.lr, foreach=True)
+        with _single_thread():
+            for _ in range(first.epochs):
+                opt.zero_grad(set_to_none=True)
+                loss = (((forward(x) - x) ** 2) * weight).sum()
+                loss.backward()
+                opt.step()
+        for k, d in enumerate(dets):
+            net = _AutoencoderNet(S, d.hidden, d.bottleneck)
+            with torch.no_grad():
+                for i, layer in enumerate((net.enc1, net.enc2, net.dec1, net.dec2)):
+                    layer.weight.copy_(params[2 * i][k].t())
+                    layer.bias.copy_(params[2 * i + 1][k, 0])
+            net.eval()
+            d._net = net
+        return dets
+
     def score(self, X: np.ndarray) -> np.ndarray:
         if self._net is None:
             raise SrilabError("autoencoder detector is not fitted; call fit() first")
@@ -296,5 +357,10 @@ class AutoencoderDetector(Detector):
 def make_detector(name: str, seed: int = 0, **options: Any) -> Detector:
     """Instantiate the detector registered under ``name`` (see :data:`DETECTORS`)."""
     return DETECTORS.get(name)(seed, **options)
+
+
+def fit_detectors(name: str, Xs: list[np.ndarray], seed: int = 0, **options: Any) -> list[Detector]:
+    """One fitted detector ``name`` per matrix of ``Xs`` (:meth:`Detector.fit_many`: batched where it can be)."""
+    return DETECTORS.get(name).fit_many(Xs, seed, **options)
 
 

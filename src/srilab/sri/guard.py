@@ -33,7 +33,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from srilab.errors import SrilabError
-from srilab.sri.detectors import DETECTORS, Detector, make_detector
+from srilab.sri.detectors import DETECTORS, Detector, fit_detectors, make_detector
 from srilab.sri.representation import REPRESENTATIONS, RobustScaler
 
 __all__ = ["SRIGuard", "conformal_quantile"]
@@ -281,11 +281,13 @@ class SRIGuard:
             )
         rows, labels = np.concatenate([X, C]), np.concatenate([gx, gc])
         out = np.full(len(rows), np.nan)
-        for g in names:
-            train = X[gx != g]
-            if len(train) < 2:  # the group holds (nearly) every benign row: its rows get no out-of-topic score
-                continue
-            scaler, det = self._fit_detector(train)
+        # the group holds (nearly) every benign row: its rows get no out-of-topic score
+        left_out = [g for g in names if int((gx != g).sum()) >= 2]
+        scalers = [RobustScaler(self.scaling_floor).fit(X[gx != g]) if self.scaling == "robust" else None
+                   for g in left_out]
+        fits = [X[gx != g] if sc is None else sc.transform(X[gx != g]) for g, sc in zip(left_out, scalers, strict=True)]
+        dets = fit_detectors(self.detector_name, fits, self.seed, **self.options)  # batched where it can be
+        for g, scaler, det in zip(left_out, scalers, dets, strict=True):
             held = rows[labels == g]
             out[labels == g] = det.score(scaler.transform(held) if scaler is not None else held)
         if np.isfinite(out).sum() < 2:
