@@ -52,12 +52,74 @@ def test_the_guard_diagnosis_joins_the_ablations_and_the_run_report(small_run, a
         assert guard["paper"] == "sri+autoencoder+none" and guard["chosen"] in guard["variants"]
         for v in guard["variants"].values():
             assert set(v["cv_fpr"]) == {"k", "n", "rate", "ci"} and v["fpr_unseen"]["n"] > 0
-        assert len(guard["figures"]) == 4 and all((small_run / "ablations" / "guard").glob("*.png"))
+        assert len(guard["figures"]) == 5 and all((small_run / "ablations" / "guard").glob("*.png"))
         assert set(guard["effects"]) == {"tau", "representation_paper_ae", "threshold_rule", "std_floor", "fit_groups"}
         assert set(guard["effects"]["threshold_rule"]) == {"calibration", "topic_heldout"}
         assert guard["threshold_rule"] == "topic_heldout"
     html = (small_run / "report.html").read_text()
     assert "Ablations (srilab ablate)" in html and "CV FPR (calibration)" in html
+
+
+def test_every_benign_topic_group_is_unseen_once_and_split_zero_is_the_run(small_run, ablated):
+    result, said = ablated
+    summary = json.loads((small_run / "summary.json").read_text())
+    for name in ARMS:
+        rot = result["arms"][name]["guard"]["rotation"]
+        assert {sp["repeat"] for sp in rot["splits"]} == {0}  # one rotation by default
+        held = [g for sp in rot["splits"] for g in sp["held_out"]]
+        assert len(held) == len(set(held)) == rot["groups"] >= 3, name  # every group held out exactly once
+        for sp in rot["splits"]:
+            assert sp["fit_groups"] and not set(sp["held_out"]) & set(sp["fit_groups"]), (name, sp["held_out"])
+        # split 0 is the run's own protocol: the run's guard, threshold and unseen-topic FPR
+        det = summary["arms"][name]["detection"]
+        first = rot["splits"][0]
+        assert first["study"]["threshold"] == pytest.approx(det["threshold"])
+        assert first["study"]["fpr_unseen"] == det["at_own_threshold"]["flagged_eval_unseen_topics"]
+        assert first["paper"]["fpr_unseen"] == det["paper_at_own_threshold"]["flagged_eval_unseen_topics"]
+        for guard in ("study", "paper"):
+            pooled = rot["pooled"][guard]
+            assert pooled["n"] == sum(sp[guard]["fpr_unseen"]["n"] for sp in rot["splits"])
+            assert pooled["k"] == sum(sp[guard]["fpr_unseen"]["k"] for sp in rot["splits"])
+            lo, hi = pooled["group_ci"]
+            assert lo <= pooled["rate"] <= hi
+    assert "every benign topic group unseen once" in "\n".join(said)
+    assert "Every benign topic group unseen once" in (small_run / "report.html").read_text()
+
+
+def test_a_repeated_rotation_deals_every_group_again_with_new_roles(small_run):
+    from srilab.study.guard_diagnosis import arm_inputs
+    from srilab.study.guard_rotation import BENIGN_ROLES, rotate
+
+    d = arm_inputs(small_run, "toy-ar/ar")
+    rot = rotate(d, k=3, repeats=2, n_boot=50)
+    n_benign = sum(len(d["sets"][r]) for r in BENIGN_ROLES)
+    assert rot["pooled"]["study"]["n"] == 2 * n_benign and rot["repeats"] == 2
+    for rep in (0, 1):
+        splits = [sp for sp in rot["splits"] if sp["repeat"] == rep]
+        held = [g for sp in splits for g in sp["held_out"]]
+        assert sorted(held) == sorted(set(held)) and len(held) == rot["groups"]
+        assert [sp["own_protocol"] for sp in splits] == [rep == 0] + [False] * (len(splits) - 1)
+    first = {tuple(sp["held_out"]) for sp in rot["splits"] if sp["repeat"] == 0}
+    assert first != {tuple(sp["held_out"]) for sp in rot["splits"] if sp["repeat"] == 1}  # dealt again
+    with pytest.raises(SrilabError, match="repeats must be >= 1"):
+        rotate(d, repeats=0)
+
+
+def test_a_group_bootstrap_interval_is_wider_when_the_flags_sit_in_one_group():
+    import numpy as np
+
+    from srilab.study.guard_rotation import group_bootstrap_ci
+
+    groups = np.repeat(np.arange(10), 20)
+    spread = np.zeros(200, dtype=bool)
+    spread[::20] = True  # one flag in every group
+    lumped = np.zeros(200, dtype=bool)
+    lumped[:10] = True  # ten flags in one group
+    lo_s, hi_s = group_bootstrap_ci(spread, groups, seed=1)
+    lo_l, hi_l = group_bootstrap_ci(lumped, groups, seed=1)
+    assert lo_s == hi_s == 0.05  # every resample has the same rate
+    assert lo_l == 0.0 and hi_l > 0.1
+    assert group_bootstrap_ci(spread, np.zeros(200)) == [None, None]
 
 
 def test_layer_runs_keep_the_protocol_and_the_answers_and_read_another_layer(small_run, ablated):

@@ -143,14 +143,16 @@ def ablate(
     out: Path | None = typer.Option(None, help="Output directory (default: RUN_DIR/ablations)."),
     guard: bool = typer.Option(True, "--guard/--no-guard", help="Also diagnose the guard on unseen topics (its "
                                                              "variants, tau, floor, fit groups) per arm."),
+    rotations: int = typer.Option(1, help="Refit the guard with every benign topic group held out once, this many "
+                                          "times with other draws (0: skip)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
     """The guard's ablations under the run's protocol: SRI read at other layers, the first step alone, text only,
     and the guard's variants on unseen topics (added to the run's report)."""
     from srilab.study.ablations import run_ablations
 
-    run_ablations(run_dir, layers=layers, samplers=samplers, out=out, guard=guard, progress=not no_progress,
-                  echo=typer.echo)
+    run_ablations(run_dir, layers=layers, samplers=samplers, out=out, guard=guard, rotations=rotations,
+                  progress=not no_progress, echo=typer.echo)
 
 
 toy_app = typer.Typer(no_args_is_help=True, help="The embedded toy world: train and evaluate the matched pair.")

@@ -44,6 +44,16 @@ def guard_rows_for(arm: str, table: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def rotation_text(rot: dict[str, Any], guard: str) -> str:
+    """``srilab.study.guard_rotation.rotate``'s pooled FPR of ``guard`` ("study" or "paper") in one phrase."""
+    p = rot["pooled"][guard]
+    lo, hi = p["group_ci"]
+    boot = "" if lo is None else f", group bootstrap [{100 * lo:.1f}, {100 * hi:.1f}]"
+    who = "the study's guard" if guard == "study" else "the paper's guard and threshold"
+    splits = ", ".join(f"{sp[guard]['fpr_unseen']['k']}/{sp[guard]['fpr_unseen']['n']}" for sp in rot["splits"])
+    return f"{who} {rate_text(p)}{boot} (per split {splits})"
+
+
 def _png(path: str | Path) -> bytes | None:
     p = Path(path)
     return p.read_bytes() if p.is_file() else None
@@ -75,6 +85,16 @@ def ablation_section(result: dict[str, Any], out_dir: Path) -> html.Section:
         sec.paragraphs.append(f"The SRI guard on unseen topics: every variant at the {100 * g['quantile']:g}% quantile "
                               f"of {THRESHOLD_TEXT[g.get('threshold_rule', 'calibration')]}. {GUARD_NOTE}")
         sec.tables.append((GUARD_HEADER, guard_rows))
+        rot_rows = [[name, str(len(r["splits"])), str(r["groups"]), rotation_text(r, "study"),
+                     rotation_text(r, "paper")]
+                    for name, arm in result["arms"].items() if (r := (arm.get("guard") or {}).get("rotation"))]
+        if rot_rows:
+            sec.paragraphs.append("Every benign topic group unseen once (srilab.study.guard_rotation): the whole fit "
+                                  "(centres, detector, variant choice, threshold) repeated with each split's groups "
+                                  "held out; split 0 is the run's own. Rows of a group move together, so the "
+                                  "group-bootstrap interval is the one to read.")
+            sec.tables.append((["model/sampler", "splits", "groups", "study's guard: FPR unseen",
+                                "paper's guard and threshold"], rot_rows))
     figures = [("ablations: AUROC, TPR and unseen FPR per variant", out_dir / "ablations.png")]
     for name, arm in result["arms"].items():
         for f in (arm.get("guard") or {}).get("figures", []):

@@ -30,7 +30,7 @@ import numpy as np
 
 from srilab.errors import SrilabError
 from srilab.models.base import LayerSpec
-from srilab.report.ablation_report import variant_table
+from srilab.report.ablation_report import rotation_text, variant_table
 from srilab.study.analysis import build_report, summarise
 from srilab.study.config import StudyConfig, parse_config
 from srilab.study.detection import activations
@@ -107,6 +107,7 @@ def run_ablations(
     samplers: str | Sequence[str] | None = None,
     out: str | Path | None = None,
     guard: bool = True,
+    rotations: int = 1,
     progress: bool = True,
     echo: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -115,9 +116,13 @@ def run_ablations(
     sampler labels (comma-separated or a list; default all). Layer runs already in ``out`` are resumed, not
     redone. ``guard``: also diagnose the guard on unseen topics per arm
     (:func:`srilab.study.guard_diagnosis.diagnose`: figures in ``out/guard``, every guard variant beside the
-    paper's with the calibration-only choice). With the default ``out`` the run's report gains the ablations."""
+    paper's with the calibration-only choice, and the guard refitted with every benign topic group held out
+    once, ``rotations`` times with other draws: :mod:`srilab.study.guard_rotation`; 0 skips it). With the
+    default ``out`` the run's report gains the ablations."""
     from srilab.study.runner import run_config
 
+    if not isinstance(rotations, int) or isinstance(rotations, bool) or rotations < 0:
+        raise SrilabError(f"rotations must be a whole number >= 0, got {rotations!r}")
     specs = parse_layers(layers)
     run = RunDir(run_dir)
     cfg = parse_config(run.read_config(), source=str(run.config_path))
@@ -177,7 +182,8 @@ def run_ablations(
         if guard:
             echo(f"  guard on unseen topics: {name}")
             fits = private["arms"][name].get("detection", {}).get("guard_fits")  # fitted by the study's analysis
-            entry["guard"] = _guard_entry(diagnose(run.path, name, out / "guard", n_boot=cfg.n_boot, fits=fits))
+            entry["guard"] = _guard_entry(diagnose(run.path, name, out / "guard", n_boot=cfg.n_boot, fits=fits,
+                                                      rotation=rotations))
         arms[name] = entry
     result = json_safe({
         "run_dir": str(run.path), "study": cfg.name, "detector": cfg.sri.detector, "fpr": cfg.protocol.fpr,
@@ -202,7 +208,7 @@ def _guard_entry(diag: dict[str, Any]) -> dict[str, Any]:
     comp = diag["variants"]
     return {**variant_table(comp), "rule": comp["selection"]["rule"], "quantile": comp["quantile"],
             "threshold_rule": comp.get("threshold_rule", "calibration"),
-            "figures": diag["figures"], "effects": diag["effects"]}
+            "figures": diag["figures"], "effects": diag["effects"], "rotation": diag.get("rotation")}
 
 
 # ------------------------------------------------------------------------------------------------ output
@@ -240,6 +246,11 @@ def format_ablations(result: dict[str, Any]) -> str:
             lines.append(f"  {v:<14}{_auroc(m['auroc_jailbroken_vs_unseen']):>22}"
                          f"{_auroc(m['auroc_jailbroken_vs_seen']):>22}{_rate(m['tpr_jailbroken']):>18}"
                          f"{_rate(m['fpr_unseen']):>18}{us:>9}")
+        rot = (arm.get("guard") or {}).get("rotation")
+        if rot:
+            lines.append(f"  every benign topic group unseen once ({len(rot['splits'])} splits, {rot['groups']} "
+                         "groups), FPR at the guard's threshold: "
+                         + "; ".join(rotation_text(rot, g) for g in ("study", "paper")))
         differ = [layer for layer, info in arm["layers"].items() if not info["texts_identical"]]
         if differ:
             lines.append(f"  note: the answers at layer(s) {', '.join(differ)} differ from the run's")

@@ -21,6 +21,7 @@ from srilab.sri.representation import features_from_distances
 from srilab.sri.signal import step_distances
 from srilab.study.analysis import judged_rows, load_protocol, load_run
 from srilab.study.detection import activations, arm_centres, role_sets
+from srilab.study.guard_rotation import rotate
 from srilab.study.guard_variants import PAPER, Variant, VariantFit, compare_variants, default_variants
 
 __all__ = ["arm_inputs", "diagnose"]
@@ -57,7 +58,7 @@ def _unseen_fpr(X: np.ndarray, sets: dict[str, np.ndarray], variant: Variant, qu
 
 def diagnose(
     run_dir: str | Path, arm: str, out_dir: str | Path, *, n_boot: int = 200,
-    fits: dict[str, VariantFit] | None = None,
+    fits: dict[str, VariantFit] | None = None, rotation: int = 1,
 ) -> dict[str, Any]:
     """Figures (PNG) and numbers (``diagnosis.json``) on why the guard flags benign unseen-topic requests.
 
@@ -65,7 +66,9 @@ def diagnose(
     seen vs unseen benign evaluation rows; the paper autoencoder's per-step share of the score; the unseen
     FPR against tau, the sigmoid (vs the raw log-ratio), the standardisation floor and the number of benign
     fit topic groups; and :func:`compare_variants` (``fits``: the arm's variants as the study fitted them,
-    ``guard_fits`` of :func:`srilab.study.detection.arm_detection`'s private output, else fitted here). Pooling
+    ``guard_fits`` of :func:`srilab.study.detection.arm_detection`'s private output, else fitted here) and the
+    guard refitted with every benign topic group held out once, ``rotation`` times with other draws (0: not;
+    :func:`srilab.study.guard_rotation.rotate`). Pooling
     and layer: only the ones the run traced (one of each, recorded in the JSON); this function cannot vary them.
     """
     import matplotlib
@@ -214,5 +217,23 @@ def diagnose(
     ax.legend(fontsize=7)
     ax.set_title(f"{arm}: variants at the guard's threshold (* = chosen on calibration data)")
     save(fig, "variants")
+    # 5. every benign topic group unseen once (srilab.study.guard_rotation)
+    if rotation:
+        rot = rotate(d, repeats=rotation, n_boot=n_boot)
+        res["rotation"] = rot
+        fig, ax = plt.subplots(figsize=(8, 3.8))
+        xs = np.arange(len(rot["splits"]))
+        for off, name, colour in ((-0.2, "study", "tab:orange"), (0.2, "paper", "tab:grey")):
+            ax.bar(xs + off, [sp[name]["fpr_unseen"]["rate"] or 0 for sp in rot["splits"]], width=0.4, color=colour,
+                   label=f"{name} guard: pooled {100 * (rot['pooled'][name]['rate'] or 0):.1f}% "
+                         f"({rot['pooled'][name]['k']}/{rot['pooled'][name]['n']})")
+        ax.axhline(3 * (1 - quantile), color="k", ls=":", label="3x nominal")
+        ax.set_xticks(xs, [("the run's" if sp["own_protocol"] else f"draw {sp['repeat']}")
+                           + f"\n{len(sp['held_out'])} groups" for sp in rot["splits"]], fontsize=7)
+        ax.set_ylabel("FPR, held-out topic groups")
+        ax.legend(fontsize=7)
+        ax.set_title(f"{arm}: every benign topic group unseen once ({rot['groups']} groups)")
+        save(fig, "rotation")
+
     (out / f"{stem}_diagnosis.json").write_text(json.dumps(res, indent=2, default=float) + "\n", encoding="utf-8")
     return res
