@@ -51,7 +51,9 @@ def rotation_text(rot: dict[str, Any], guard: str) -> str:
     boot = "" if lo is None else f", group bootstrap [{100 * lo:.1f}, {100 * hi:.1f}]"
     who = "the study's guard" if guard == "study" else "the paper's guard and threshold"
     splits = ", ".join(f"{sp[guard]['fpr_unseen']['k']}/{sp[guard]['fpr_unseen']['n']}" for sp in rot["splits"])
-    return f"{who} {rate_text(p)}{boot} (per split {splits})"
+    tpr = ", ".join(f"{sp[guard]['tpr_jailbroken']['k']}/{sp[guard]['tpr_jailbroken']['n']}" for sp in rot["splits"]
+                    if sp[guard]["tpr_jailbroken"]["n"])
+    return f"{who} {rate_text(p)}{boot} (per split {splits}" + (f"; jailbroken flagged {tpr})" if tpr else ")")
 
 
 def _png(path: str | Path) -> bytes | None:

@@ -221,18 +221,30 @@ def diagnose(
     if rotation:
         rot = rotate(d, repeats=rotation, n_boot=n_boot)
         res["rotation"] = rot
-        fig, ax = plt.subplots(figsize=(8, 3.8))
+        has_jb = any(sp["study"]["tpr_jailbroken"]["n"] for sp in rot["splits"])
+        fig, axes = plt.subplots(2 if has_jb else 1, 1, figsize=(9, 6.4 if has_jb else 3.8), squeeze=False)
         xs = np.arange(len(rot["splits"]))
+        labels = [("the run's" if sp["own_protocol"] else f"draw {sp['repeat']}") + f"\n{len(sp['held_out'])} groups"
+                  for sp in rot["splits"]]
         for off, name, colour in ((-0.2, "study", "tab:orange"), (0.2, "paper", "tab:grey")):
-            ax.bar(xs + off, [sp[name]["fpr_unseen"]["rate"] or 0 for sp in rot["splits"]], width=0.4, color=colour,
-                   label=f"{name} guard: pooled {100 * (rot['pooled'][name]['rate'] or 0):.1f}% "
-                         f"({rot['pooled'][name]['k']}/{rot['pooled'][name]['n']})")
-        ax.axhline(3 * (1 - quantile), color="k", ls=":", label="3x nominal")
-        ax.set_xticks(xs, [("the run's" if sp["own_protocol"] else f"draw {sp['repeat']}")
-                           + f"\n{len(sp['held_out'])} groups" for sp in rot["splits"]], fontsize=7)
-        ax.set_ylabel("FPR, held-out topic groups")
-        ax.legend(fontsize=7)
-        ax.set_title(f"{arm}: every benign topic group unseen once ({rot['groups']} groups)")
+            p = rot["pooled"][name]
+            pooled = f"pooled {100 * (p['rate'] or 0):.1f}% ({p['k']}/{p['n']})"
+            axes[0][0].bar(xs + off, [sp[name]["fpr_unseen"]["rate"] or 0 for sp in rot["splits"]], width=0.4,
+                           color=colour, label=f"{name} guard: {pooled}")
+            if has_jb:
+                axes[1][0].bar(xs + off, [sp[name]["tpr_jailbroken"]["rate"] or 0 for sp in rot["splits"]],
+                               width=0.4, color=colour, label=f"{name} guard")
+        axes[0][0].axhline(3 * (1 - quantile), color="k", ls=":", label="3x nominal")
+        axes[0][0].set_ylabel("FPR, held-out topic groups")
+        axes[0][0].legend(fontsize=7)
+        axes[0][0].set_title(f"{arm}: every benign topic group unseen once per draw ({rot['groups']} groups, "
+                             f"{rot['repeats']} draw(s))")
+        if has_jb:
+            axes[1][0].set_ylabel(f"jailbroken flagged (n={rot['splits'][0]['study']['tpr_jailbroken']['n']})")
+            axes[1][0].set_ylim(0, 1.05)
+            axes[1][0].legend(fontsize=7)
+        for row in axes:
+            row[0].set_xticks(xs, labels, fontsize=6)
         save(fig, "rotation")
 
     (out / f"{stem}_diagnosis.json").write_text(json.dumps(res, indent=2, default=float) + "\n", encoding="utf-8")

@@ -123,8 +123,11 @@ def rotate(d: dict[str, Any], *, k: int | None = None, repeats: int = 1, n_boot:
     pooled = {}
     for name in guards:
         f = np.concatenate(flags[name])
+        tpr = [sp[name]["tpr_jailbroken"]["rate"] for sp in out_splits if sp[name]["tpr_jailbroken"]["n"]]
         pooled[name] = {**stats.rate(f), "group_ci": group_bootstrap_ci(f, all_groups, n_boot=n_boot, seed=seed),
-                        "per_group": {str(g): stats.rate(f[all_groups == g]) for g in np.unique(all_groups)}}
+                        "per_group": {str(g): stats.rate(f[all_groups == g]) for g in np.unique(all_groups)},
+                        # the same jailbroken rows in every split: the mean over splits, not a pooled rate
+                        "tpr_jailbroken_mean": float(np.mean(tpr)) if tpr else None}
     return {"splits": out_splits, "pooled": pooled, "groups": int(len(np.unique(all_groups))), "repeats": int(repeats),
             "nominal_fpr": 1.0 - float(cfg.sri.quantile), "variant_rule": cfg.sri.variant,
             "threshold_rule": cfg.sri.threshold}
