@@ -83,7 +83,8 @@ def test_every_benign_topic_group_is_unseen_once_and_split_zero_is_the_run(small
             lo, hi = pooled["group_ci"]
             assert lo <= pooled["rate"] <= hi
     assert "every benign topic group unseen once" in "\n".join(said)
-    assert "Every benign topic group unseen once" in (small_run / "report.html").read_text()
+    html = (small_run / "report.html").read_text()
+    assert "every benign topic group unseen once (srilab.study.guard_rotation)" in html
 
 
 def test_a_repeated_rotation_deals_every_group_again_with_new_roles(small_run):

@@ -84,14 +84,16 @@ def ablation_section(result: dict[str, Any], out_dir: Path) -> html.Section:
     )
     if guard_rows:
         g = next(a["guard"] for a in result["arms"].values() if a.get("guard"))
-        sec.paragraphs.append(f"The SRI guard on unseen topics: every variant at the {100 * g['quantile']:g}% quantile "
+        sec.paragraphs.append(f"Second table, the SRI guard on unseen topics: every variant at the "
+                              f"{100 * g['quantile']:g}% quantile "
                               f"of {THRESHOLD_TEXT[g.get('threshold_rule', 'calibration')]}. {GUARD_NOTE}")
         sec.tables.append((GUARD_HEADER, guard_rows))
         rot_rows = [[name, str(len(r["splits"])), str(r["groups"]), rotation_text(r, "study"),
                      rotation_text(r, "paper")]
                     for name, arm in result["arms"].items() if (r := (arm.get("guard") or {}).get("rotation"))]
         if rot_rows:
-            sec.paragraphs.append("Every benign topic group unseen once (srilab.study.guard_rotation): the whole fit "
+            sec.paragraphs.append("Third table, every benign topic group unseen once (srilab.study.guard_rotation): "
+                                  "the whole fit "
                                   "(centres, detector, variant choice, threshold) repeated with each split's groups "
                                   "held out; split 0 is the run's own. Rows of a group move together, so the "
                                   "group-bootstrap interval is the one to read.")
