@@ -177,5 +177,7 @@ def test_bad_input_is_one_line(small_run, tmp_path, capfd):
     with pytest.raises(SrilabError, match="not a srilab run directory"):
         run_ablations(tmp_path, echo=quiet)
     capfd.readouterr()
+    assert main(["ablate", str(small_run), "--rotations", "-1"]) == 2
+    assert "rotations must be a whole number >= 0" in capfd.readouterr().err
     assert main(["ablate", str(tmp_path / "nowhere")]) == 2
     assert len(capfd.readouterr().err.strip().splitlines()) == 1
