@@ -259,8 +259,9 @@ class AutoencoderDetector(Detector):
         ``fit(Xs[k])``; only the float rounding of the batched products differs. After one epoch the scores
         agree to ~1e-7 relative; 300 epochs of Adam grow that to ~0.1-2% of a score (as a change of thread count
         would), so a batched member is an equally valid fit, not the same bits (``tests/test_guard.py``).
-        About 5x faster for 16 members than fitting them one by one: the nets are so small that
-        per-operation overhead, not arithmetic, sets the time. Deterministic for the same ``Xs``."""
+        About 4x faster for 16 members than fitting them one by one (``benchmarks/bench_guard_fit.py``): the
+        nets are so small that per-operation overhead, not arithmetic, sets the time. Deterministic for the
+        same ``Xs``."""
         dets = [cls(seed, **options) for _ in Xs]
         if len(Xs) < 2:
             return [d.fit(X) for d, X in zip(dets, Xs, strict=True)]
