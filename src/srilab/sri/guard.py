@@ -255,10 +255,14 @@ class SRIGuard:
         self.holdout_index = hold_idx  # rows of ``benign_signals`` that calibrated the threshold (not saved)
         return self
 
+    def _fit_scaler(self, X: np.ndarray) -> tuple[RobustScaler | None, np.ndarray]:
+        """A scaler fitted on ``X`` (when ``scaling="robust"``, else None) and ``X`` as it scales it."""
+        scaler = RobustScaler(self.scaling_floor).fit(X) if self.scaling == "robust" else None
+        return scaler, (scaler.transform(X) if scaler is not None else X)
+
     def _fit_detector(self, X: np.ndarray) -> tuple[RobustScaler | None, Detector]:
         """A scaler (when ``scaling="robust"``) and a detector fitted on ``X``; ``self`` is not touched."""
-        scaler = RobustScaler(self.scaling_floor).fit(X) if self.scaling == "robust" else None
-        Z = scaler.transform(X) if scaler is not None else X
+        scaler, Z = self._fit_scaler(X)
         return scaler, make_detector(self.detector_name, self.seed, **self.options).fit(Z)
 
     def _topic_heldout_scores(self, X: np.ndarray, C: np.ndarray, groups: tuple[Any, Any]) -> np.ndarray:
@@ -283,11 +287,9 @@ class SRIGuard:
         out = np.full(len(rows), np.nan)
         # the group holds (nearly) every benign row: its rows get no out-of-topic score
         left_out = [g for g in names if int((gx != g).sum()) >= 2]
-        scalers = [RobustScaler(self.scaling_floor).fit(X[gx != g]) if self.scaling == "robust" else None
-                   for g in left_out]
-        fits = [X[gx != g] if sc is None else sc.transform(X[gx != g]) for g, sc in zip(left_out, scalers, strict=True)]
-        dets = fit_detectors(self.detector_name, fits, self.seed, **self.options)  # batched where it can be
-        for g, scaler, det in zip(left_out, scalers, dets, strict=True):
+        scaled = [self._fit_scaler(X[gx != g]) for g in left_out]
+        dets = fit_detectors(self.detector_name, [Z for _, Z in scaled], self.seed, **self.options)  # batched
+        for g, (scaler, _), det in zip(left_out, scaled, dets, strict=True):
             held = rows[labels == g]
             out[labels == g] = det.score(scaler.transform(held) if scaler is not None else held)
         if np.isfinite(out).sum() < 2:
