@@ -6,16 +6,18 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import srilab.models as M
+from dream_oracle import dream_oracle
 from srilab import SrilabError
 from srilab.sampling import TraceConfig, Tracer
 from srilab.sampling.diffusion import Injection
-from srilab.sampling.dream import dream_generate, sample_tokens
+from srilab.sampling.dream import dream_count, dream_generate, sample_tokens
 from srilab.sampling.monitor import StopRequest
 
 MASK, PAD = 299, 297
@@ -81,10 +83,12 @@ GOLDEN_SCRIPT = textwrap.dedent(
     import srilab.models as M
     from srilab.sampling.dream import dream_generate
     from pathlib import Path
+    sys.path.insert(0, sys.argv[2])
+    from dream_oracle import dream_oracle
     root = Path(sys.argv[1])
     model = M.load(root)
     rows = json.loads((root / "generate.json").read_text())
-    result = {"capability": torch.backends.cpu.get_cpu_capability(), "reference": [], "seeded": []}
+    result = {"capability": torch.backends.cpu.get_cpu_capability(), "reference": [], "seeded": [], "oracle": []}
     for row in rows:
         prompt = torch.tensor(row["prompt"])
         kw = dict(max_new_tokens=row["max_new_tokens"], steps=row["steps"], alg=row["alg"],
@@ -92,6 +96,8 @@ GOLDEN_SCRIPT = textwrap.dedent(
         result["reference"].append(dream_generate(model.module, prompt, **kw).tolist() == row["output"])
         seeds = list(range(len(prompt)))
         result["seeded"].append(dream_generate(model.module, prompt, generator=seeds, **kw).tolist() == row["output"])
+        oracle_kw = {k: v for k, v in kw.items() if k != "alg_temp"}
+        result["oracle"].append(dream_oracle(model.module, row["prompt"], **oracle_kw) == row["output"])
     print(json.dumps(result))
     """
 )
@@ -106,7 +112,7 @@ def test_reproduces_every_reference_output_with_avx2_kernels(golden_dir, golden_
     assert any((torch.tensor(r["prompt"]) == MASK).any() for r in golden_rows)  # masks inside a prompt
     env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, "-c", GOLDEN_SCRIPT, str(golden_dir / "dream-tiny")],
+        [sys.executable, "-c", GOLDEN_SCRIPT, str(golden_dir / "dream-tiny"), str(Path(__file__).parent)],
         env=env, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -115,6 +121,7 @@ def test_reproduces_every_reference_output_with_avx2_kernels(golden_dir, golden_
         pytest.skip(f"this CPU cannot run torch's AVX2 kernels (got {result['capability']})")
     assert result["reference"] == [True] * len(golden_rows)
     assert result["seeded"] == [True] * len(golden_rows)  # deterministic settings: seeds change nothing
+    assert result["oracle"] == [True] * len(golden_rows)  # the oracle below is checked here first
 
 
 def test_reproduces_reference_outputs_in_process(dream, golden_rows):
@@ -141,6 +148,66 @@ def test_partial_logits_path_equals_full_logits_path(dream, golden_rows):
 def test_language_model_is_accepted(dream, golden_rows):
     row = golden_rows[0]
     assert torch.equal(_run(dream, row), _run(dream.module, row))
+
+
+# ------------------------------------------------------------------------------------------------ Dream's rule, exact
+# (new tokens, steps): 1, 2, 3 and 4 tokens a step, and step counts that do not divide the length
+SCHEDULES = [(12, 12), (16, 8), (18, 6), (20, 5), (13, 4), (17, 5), (10, 3), (9, 7)]
+
+
+def _grid_prompt(batch: int, case: int, uneven: bool) -> list[list[int]]:
+    g = torch.Generator().manual_seed(1000 + case)
+    rows = torch.randint(0, 296, (batch, 6), generator=g).tolist()
+    if uneven:  # rows with different numbers of prompt masks: Dream's batch-wide count then differs per row
+        for b, row in enumerate(rows):
+            row[1 : 1 + b] = [MASK] * b
+    return rows
+
+
+@pytest.mark.parametrize("alg", ["maskgit_plus", "topk_margin", "entropy", "origin"])
+@pytest.mark.parametrize("case,schedule", list(enumerate(SCHEDULES)))
+def test_matches_the_oracle_on_every_schedule_and_batch(dream, alg, case, schedule):
+    """Greedy (``origin``: its transfer draws from the seeded global RNG), batches of 1-3 rows, even and
+    uneven prompt masks: the canvas is the oracle's, token for token."""
+    new, steps = schedule
+    for batch in (1, 2, 3):
+        for uneven in ((False, True) if batch > 1 else (False,)):
+            prompt = _grid_prompt(batch, case, uneven)
+            kw = dict(max_new_tokens=new, steps=steps, alg=alg, eps=1e-3, mask_id=MASK)
+            torch.manual_seed(case)
+            expected = dream_oracle(dream.module, prompt, **kw)
+            torch.manual_seed(case)
+            assert dream_generate(dream.module, torch.tensor(prompt), **kw).tolist() == expected, (batch, uneven)
+
+
+@pytest.mark.parametrize("cfg", [
+    dict(alg="origin", temperature=0.8),
+    dict(alg="maskgit_plus", alg_temp=0.5),
+    dict(alg="entropy", temperature=0.7, alg_temp=0.3),
+    dict(alg="topk_margin", temperature=1.0),
+], ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_matches_the_oracle_random_stream(dream, cfg):
+    """Sampled tokens and sampled positions: the same draws from the global RNG, in Dream's order."""
+    for batch, (new, steps) in zip((1, 2, 3), SCHEDULES[1:4], strict=True):
+        prompt = _grid_prompt(batch, steps, uneven=False)
+        kw = dict(max_new_tokens=new, steps=steps, eps=1e-3, mask_id=MASK, **cfg)
+        torch.manual_seed(7)
+        expected = dream_oracle(dream.module, prompt, **kw)
+        torch.manual_seed(7)
+        assert dream_generate(dream.module, torch.tensor(prompt), **kw).tolist() == expected, batch
+
+
+def test_dream_count_truncates_like_the_reference():
+    """18 new tokens in 6 steps is not 3 a step: float32 ``1 - s/t`` truncates the first step to 2 and the
+    last takes the remaining 4; a batch average of 4.5 masks commits 4 at the last step."""
+    timesteps = torch.linspace(1, 1e-3, 7)
+    left, counts = 18, []
+    for i in range(6):
+        k = dream_count(torch.tensor(left), 1, timesteps[i], timesteps[i + 1], i == 5)
+        counts.append(k)
+        left -= k
+    assert counts == [2, 3, 3, 3, 3, 4] and left == 0
+    assert dream_count(torch.tensor(9), 2, timesteps[5], timesteps[6], True) == 4
 
 
 # ------------------------------------------------------------------------------------------------ padded batches
@@ -349,15 +416,25 @@ def test_every_mask_is_filled_prompt_masks_included(dream, alg):
     assert out[0, [0, 1, 4, 6]].tolist() == [90, 214, 216, 156]
 
 
-def test_uneven_prompt_masks_never_overwrite_tokens(dream):
-    """Rows with different mask counts (Dream's batch-averaged count would exceed the lighter row's masks):
-    every mask gets filled and no committed token is touched, with greedy and sampled selection."""
+def test_uneven_prompt_masks_never_overwrite_tokens_with_per_row_seeds(dream):
+    """Rows with different mask counts (Dream's batch-averaged count exceeds the lighter row's masks): with one
+    seed per row every mask gets filled and no committed token is touched, greedy and sampled selection."""
     prompt = torch.tensor([[90, MASK, MASK, MASK, 216], [21, 188, 66, 237, 137]])
     for alg_temp in (None, 0.5):
         out = dream_generate(dream.module, prompt, max_new_tokens=6, steps=4, alg="entropy", alg_temp=alg_temp,
-                             mask_id=MASK)
+                             mask_id=MASK, generator=[3, 4])
         assert MASK not in out.flatten().tolist()
         assert out[1, :5].tolist() == prompt[1].tolist() and out[0, [0, 4]].tolist() == [90, 216]
+
+
+def test_uneven_prompt_masks_follow_dreams_rule_without_seeds(dream):
+    """The same batch under Dream's own rule: the batch-wide count is the oracle's, and here it leaves the
+    heavier row with masks at the end (int(4.5) = 4 of its 9 at the last step) -- Dream's result, exact."""
+    prompt = [[90, MASK, MASK, MASK, 216], [21, 188, 66, 237, 137]]
+    kw = dict(max_new_tokens=6, steps=4, alg="entropy", eps=1e-3, mask_id=MASK)
+    out = dream_generate(dream.module, torch.tensor(prompt), **kw)
+    assert out.tolist() == dream_oracle(dream.module, prompt, **kw)
+    assert MASK in out[0].tolist()
 
 
 def test_injections_write_tokens_before_the_step(dream):
@@ -365,7 +442,7 @@ def test_injections_write_tokens_before_the_step(dream):
     injections = [Injection(step=0, offset=0, token_ids=(7, 8)), Injection(step=3, offset=6, token_ids=(9,), rows=(1,))]
     with Tracer(dream, TraceConfig(canvas=True), 2) as tracer:
         out = dream_generate(dream.module, ids, max_new_tokens=8, steps=5, mask_id=MASK, tracer=tracer,
-                             injections=injections)
+                             injections=injections, generator=[1, 2])  # per-row counts: rows differ at step 3
     canvas = tracer.result().canvas
     assert out[:, 4:6].tolist() == [[7, 8], [7, 8]] and (canvas[:, 0, :2] == torch.tensor([7, 8])).all()
     assert out[1, 10] == 9 and (canvas[1, 3:, 6] == 9).all()

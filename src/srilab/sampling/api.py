@@ -183,11 +183,14 @@ def generate(
                                          getattr(sampler, "gen_length", None))
                 rng = seeds[lo:hi] if stochastic else None
                 if sampler.schedule_for(model) == "dream":
+                    # Per-row seeds even when nothing is drawn: Dream's own batch-wide count would make an
+                    # item's answer depend on its batch (rows with unequal masks: prompt masks, injections).
                     out = dream_generate(
                         model.module, ids, mask, max_new_tokens=sampler.gen_length, steps=sampler.steps,
                         alg=sampler.alg, alg_temp=sampler.alg_temp, temperature=sampler.temperature,
                         top_p=sampler.top_p, top_k=sampler.top_k, eps=sampler.eps, mask_id=model.mask_id,
-                        logits_shift=model.logits_shift, generator=rng, tracer=tracer, injections=injections,
+                        logits_shift=model.logits_shift, generator=list(seeds[lo:hi]), tracer=tracer,
+                        injections=injections,
                     )
                 else:
                     step_stats: dict[str, Any] = {}

@@ -13,26 +13,31 @@ token, see ``tests/test_dream_sampler.py``):
   its token drawn from the (temperature, top-p, top-k filtered) distribution;
 - otherwise every masked position gets a token and a confidence from :func:`sample_tokens` (probability
   of the token for ``maskgit_plus``, top-1 minus top-2 probability for ``topk_margin``, minus the entropy
-  for ``entropy``) and ``int(n_masked * (1 - s/t))`` of them are committed, ``n_masked`` averaged over the
-  batch as Dream does (everything left at the last step): the most confident ones (``alg_temp`` None or
-  0), or a draw without replacement from ``softmax(confidence / alg_temp)``;
+  for ``entropy``) and every row commits the same number of positions, :func:`dream_count`: the batch's
+  masked positions over its rows, a float32 average, times ``1 - s/t``, truncated (at the last step the
+  average itself, truncated): the most confident ones (``alg_temp`` None or 0, one ``topk`` over the
+  ``[batch, length]`` matrix), or a draw without replacement from ``softmax(confidence / alg_temp)``;
 - a left-padded batch runs with Dream's attention: a 4-D boolean mask (no attention from or to padding)
   and position ids counted from each row's first real token;
 - a committed prediction that is itself the mask token leaves its position masked, as in Dream.
 
-Where srilab departs (nothing changes a run Dream itself handles correctly):
+With ``generator`` None or a ``torch.Generator`` this is Dream's loop exactly, quirks included: when rows
+hold different numbers of masks (prompt masks, a row whose prediction was the mask token, injections), the
+batch-wide count can exceed a row's masks -- the extra picks land on positions that are not masked and write
+the mask token there, over committed tokens -- or fall short of them, leaving masks at the end. Checked
+against an oracle written apart from this module (``tests/dream_oracle.py``) on 1-4 tokens a step, step
+counts that do not divide the length, batches of 1-3 rows and every ``alg``, and against every golden run.
+
+Where srilab departs, only when asked (the study pipeline always asks):
 
 - ``generator`` may be one integer seed per row: row b then draws all its randomness from its own
-  ``torch.Generator`` seeded with ``seeds[b]``, uses its own count ``int(n_masked_b * (1 - s/t))`` and
-  ranks only its own (unpadded) positions, so its output does not depend on the other rows of the batch
-  nor on how much left padding they force on it. With ``None`` or a ``torch.Generator`` the random
-  stream is Dream's (the global RNG or that generator, in Dream's order);
-- a row never commits more than its masked positions, and the last step fills every mask of every row.
-  (With rows holding different numbers of masks -- uneven prompt masks, injections -- Dream's batch-wide
-  count can exceed a row's masks, and Dream then writes the mask token over committed tokens, or leaves
-  masks at the end.)
+  ``torch.Generator`` seeded with ``seeds[b]``, commits ``int(n_masked_b * (1 - s/t))`` of its own masks
+  (all that remain at the last step) and ranks only its own (unpadded) positions, so its output does not
+  depend on the other rows of the batch nor on how much left padding they force on it; a row never commits
+  more than its masked positions and never re-masks a committed token. On a batch whose rows hold equal
+  masks, with nothing drawn, this is Dream's result.
 - ``tracer``: a :class:`~srilab.sampling.trace.Tracer` records phi_t after every step; rows a live monitor
-  stopped commit nothing more (and, in the reference random stream, do not count in the batch average).
+  stopped commit nothing more (and, under Dream's rule, do not count in the batch average).
   Re-masking monitors are refused: Dream's schedule has no notion of a commit to take back;
 - ``injections``: text written into response positions before a step's forward pass (as in
   :mod:`srilab.sampling.diffusion`); injected positions are simply no longer masked.
@@ -57,7 +62,7 @@ if TYPE_CHECKING:
 
 ALGS = ("origin", "maskgit_plus", "topk_margin", "entropy")
 
-__all__ = ["ALGS", "dream_generate", "sample_tokens", "top_k_logits", "top_p_logits"]
+__all__ = ["ALGS", "dream_count", "dream_generate", "sample_tokens", "top_k_logits", "top_p_logits"]
 
 
 # ---------------------------------------------------------------------------------------------- token sampling
@@ -137,6 +142,23 @@ def _accepts(module, name: str) -> bool:
         return False
 
 
+def _check_arguments(input_ids, max_new_tokens, steps, alg, eps, alg_temp, top_k, logits_shift) -> None:
+    if input_ids.dim() != 2:
+        raise SrilabError(f"input_ids must be [batch, prompt length], got shape {tuple(input_ids.shape)}")
+    if max_new_tokens <= 0 or steps <= 0:
+        raise SrilabError("max_new_tokens and steps must be positive")
+    if alg not in ALGS:
+        raise SrilabError(f"unknown alg {alg!r}: use one of {', '.join(ALGS)}")
+    if not 0.0 <= eps <= 1.0:
+        raise SrilabError(f"eps must be in [0, 1], got {eps}")
+    if alg_temp is not None and alg_temp < 0:
+        raise SrilabError(f"alg_temp must be None or >= 0, got {alg_temp}")
+    if top_k is not None and top_k <= 0:
+        raise SrilabError(f"top_k must be positive, got {top_k}")
+    if logits_shift not in (0, 1):
+        raise SrilabError(f"logits_shift must be 0 or 1, got {logits_shift}")
+
+
 def _injections_by_step(injections: Sequence[Injection], steps: int, max_new_tokens: int, batch: int):
     by_step: dict[int, list[Injection]] = {}
     for inj in injections:
@@ -150,6 +172,161 @@ def _injections_by_step(injections: Sequence[Injection], steps: int, max_new_tok
             raise SrilabError(f"injection rows {inj.rows} are outside the batch of {batch}")
         by_step.setdefault(inj.step, []).append(inj)
     return by_step
+
+
+def _inject(x: torch.Tensor, plen: int, injections: Sequence[Injection]) -> None:
+    for inj in injections:
+        rows = list(inj.rows) if inj.rows is not None else slice(None)
+        ids = torch.tensor(inj.token_ids, dtype=torch.long, device=x.device)
+        x[rows, plen + inj.offset : plen + inj.offset + len(ids)] = ids
+
+
+class _Forward:
+    """The model's forward pass over the canvas as Dream runs it: full attention (transformers' own mask,
+    built once) or, for a left-padded batch, a 4-D boolean mask with no attention from or to padding and
+    position ids counted from each row's first real token. ``own``: each row's unpadded positions."""
+
+    def __init__(self, model, input_ids, attention_mask, max_new_tokens: int, logits_shift: int):
+        batch, plen = input_ids.shape
+        self.model, self.shift = model, logits_shift
+        self.length, self.device = plen + max_new_tokens, input_ids.device
+        self.own = torch.ones((batch, self.length), dtype=torch.bool, device=self.device)
+        self.kwargs: dict = {"attention_mask": None}
+        if attention_mask is not None:
+            if attention_mask.shape != input_ids.shape:
+                raise SrilabError(f"attention_mask {tuple(attention_mask.shape)} must match input_ids {(batch, plen)}")
+            if bool((attention_mask == 0).any()):
+                self.own = F.pad(attention_mask, (0, max_new_tokens), value=1) != 0
+                position_ids = self.own.long().cumsum(-1) - 1
+                position_ids.masked_fill_(~self.own, 1)
+                attend = self.own[:, None, None, :] & self.own[:, None, :, None]  # [B, 1, query, key]
+                self.kwargs = {"attention_mask": attend, "position_ids": position_ids}
+        if self.kwargs["attention_mask"] is None:  # transformers' own mask, built once (srilab.models.masks)
+            self.kwargs["attention_mask"] = PreparedMask(model)(None, batch, self.length, self.device)
+        self.partial = _accepts(model, "logits_to_keep")
+
+    def masked_logits(self, x: torch.Tensor, mask_index: torch.Tensor) -> torch.Tensor:
+        """Shifted logits of the masked positions [M, V], in Dream's order (row-major)."""
+        if not self.partial:
+            return shift_logits(self.model(x, **self.kwargs).logits, self.shift)[mask_index]
+        # Only the positions some row still has masked: the rows of the output the step reads.
+        cols = mask_index.any(dim=0).nonzero().squeeze(1)
+        sub = self.model(x, logits_to_keep=(cols - self.shift).clamp_min(0), **self.kwargs).logits
+        where = torch.full((self.length,), -1, dtype=torch.long, device=self.device)
+        where[cols] = torch.arange(len(cols), device=self.device)
+        rows, pos = mask_index.nonzero(as_tuple=True)
+        return sub[rows, where[pos]]
+
+
+def dream_count(masked: torch.Tensor, rows: int, t: torch.Tensor, s: torch.Tensor, last: bool) -> int:
+    """How many positions every row commits at a step, as Dream computes it: the masked positions of the
+    batch (``masked``, an integer tensor) over its ``rows``, a float32 average, times ``1 - s/t`` and
+    truncated; at the last step the average itself, truncated. With rows that hold different numbers of
+    masks the count can exceed a row's masks, or leave masks at the end."""
+    average = masked / rows
+    return int(average) if last else int(average * (1 - s / t))
+
+
+def _commit_origin(x, mask_index, mask_logits, p_transfer, active, rng, sample_kw, mask_id) -> None:
+    """``alg="origin"``: each masked position is committed with probability ``p_transfer``."""
+    row_of = mask_index.nonzero(as_tuple=True)[0]  # the batch row of each masked position
+    if isinstance(rng, list):
+        for b in active.nonzero().flatten().tolist():
+            pos = mask_index[b].nonzero().squeeze(1)
+            take = torch.rand(len(pos), generator=rng[b], device=x.device) < p_transfer
+            if take.any():
+                _, tokens = sample_tokens(mask_logits[row_of == b][take], generator=rng[b], **sample_kw)
+                x[b, pos[take]] = tokens
+        return
+    take = torch.rand(len(row_of), generator=rng, device=x.device) < p_transfer
+    x0 = torch.full_like(row_of, mask_id)
+    _, x0[take] = sample_tokens(mask_logits[take], generator=rng, **sample_kw)
+    x0[~active[row_of]] = mask_id  # a stopped row commits nothing
+    x[mask_index] = x0
+
+
+def _commit_reference(x, mask_index, mask_logits, when, active, rng, alg_temp, sample_kw, mask_id) -> None:
+    """Dream's rule, exact: every active row commits the same :func:`dream_count` positions (``when``: the
+    step's ``(t, s, last)``; rows a monitor stopped do not count in the average), its
+    most confident (or drawn from ``softmax(confidence / alg_temp)`` over the ``[batch, length]`` matrix);
+    positions that are not masked score ``-inf``, and a pick that lands on one writes the mask token
+    there, as Dream's ``x_`` holds the mask token everywhere but at masked positions."""
+    confidence, tokens = sample_tokens(mask_logits, generator=rng, **sample_kw)
+    count = dream_count(mask_index[active].sum(), max(int(active.sum()), 1), *when)
+    if count <= 0:
+        return
+    scores = torch.full_like(x, -torch.inf, dtype=confidence.dtype)
+    scores[mask_index] = confidence
+    proposal = torch.full_like(x, mask_id)
+    proposal[mask_index] = tokens
+    rows = active.nonzero().flatten()
+    if not bool(active.all()):  # rows a monitor stopped take no part
+        scores = scores[rows]
+    if alg_temp is None or alg_temp == 0:
+        pick = torch.topk(scores, count).indices
+    else:
+        try:
+            pick = torch.multinomial(F.softmax(scores / alg_temp, dim=-1), count, generator=rng)
+        except RuntimeError as err:
+            raise SrilabError(
+                f"Dream's sampler draws {count} positions per row and a row has fewer masked positions ({err}); "
+                "Dream's own code fails here too: pass one seed per row (generator=[...]) to rank each row alone"
+            ) from None
+    rows = rows.unsqueeze(1).expand_as(pick)
+    x[rows, pick] = proposal[rows, pick]
+
+
+def _commit_per_row(x, mask_index, mask_logits, own, when, active, gens, alg_temp, sample_kw, mask_id) -> None:
+    """srilab's per-row rule: row b commits ``int(n_b * (1 - s/t))`` of its own masked positions (all of them
+    at the last step; ``when`` is ``(1 - s/t, last)``), ranked among its own unpadded positions, with its own
+    generator. Deterministic settings (no draw anywhere) rank every row in one batched call."""
+    ratio, last = when
+    if sample_kw["temperature"] == 0 and (alg_temp is None or alg_temp == 0):
+        confidence, tokens = sample_tokens(mask_logits, **sample_kw)
+        n = mask_index.sum(dim=1)
+        k = torch.where(active, n if last else (n.to(ratio.dtype) * ratio).long(), torch.zeros_like(n))
+        kmax = int(k.max())
+        if kmax == 0:
+            return
+        scores = torch.full_like(x, -torch.inf, dtype=confidence.dtype)
+        scores[mask_index] = confidence
+        proposal = torch.full_like(x, mask_id)
+        proposal[mask_index] = tokens
+        pick = torch.topk(scores, kmax).indices
+        rows = torch.arange(x.shape[0], device=x.device).unsqueeze(1).expand_as(pick)
+        keep = (torch.arange(kmax, device=x.device) < k.unsqueeze(1)) & mask_index[rows, pick]
+        x[rows[keep], pick[keep]] = proposal[rows[keep], pick[keep]]
+        return
+    row_of = mask_index.nonzero(as_tuple=True)[0]
+    for b in active.nonzero().flatten().tolist():
+        pos = mask_index[b].nonzero().squeeze(1)
+        if len(pos) == 0:
+            continue
+        confidence, tokens = sample_tokens(mask_logits[row_of == b], generator=gens[b], **sample_kw)
+        k = len(pos) if last else int(torch.tensor(len(pos), device=x.device) * ratio)
+        if k == 0:
+            continue
+        mine = own[b].nonzero().squeeze(1)  # rank over the row's own positions only
+        full = torch.full((x.shape[1],), -torch.inf, dtype=confidence.dtype, device=x.device)
+        full[pos] = confidence
+        scores = full[mine]
+        if alg_temp is None or alg_temp == 0:
+            pick = torch.topk(scores, k).indices
+        else:
+            pick = torch.multinomial(F.softmax(scores / alg_temp, dim=-1), k, generator=gens[b])
+        pick = mine[pick]
+        canvas = torch.full((x.shape[1],), mask_id, dtype=torch.long, device=x.device)
+        canvas[pos] = tokens
+        pick = pick[mask_index[b, pick]]
+        x[b, pick] = canvas[pick]
+
+
+def _row_generators(generator: Randomness, batch: int, device) -> list[torch.Generator] | torch.Generator | None:
+    if generator is None or isinstance(generator, torch.Generator):
+        return generator
+    if len(generator) != batch:
+        raise SrilabError(f"got {len(generator)} seeds for a batch of {batch}")
+    return [torch.Generator(device=device).manual_seed(int(seed)) for seed in generator]
 
 
 @torch.no_grad()
@@ -177,160 +354,40 @@ def dream_generate(
 
     ``model``: a module returning ``.logits`` that takes ``attention_mask`` (a 4-D boolean mask for padded
     batches) and ``position_ids``, or a :class:`~srilab.models.LanguageModel` (its module is used).
-    ``generator``: None (the global RNG) or a ``torch.Generator``, drawn in Dream's order, or one integer
-    seed per row (each row's randomness its own). ``tracer`` / ``injections``: see the module docstring.
+    ``generator``: None (the global RNG) or a ``torch.Generator``: Dream's own rule and random stream, exact;
+    or one integer seed per row: srilab's per-row rule (each row's count, ranking and randomness its own).
+    ``tracer`` / ``injections``: see the module docstring. Each step reads as Dream's loop: inject, forward,
+    choose and commit (:func:`_commit_origin`, :func:`_commit_reference` or :func:`_commit_per_row`), trace.
     """
     if isinstance(model, LanguageModel):
         model = model.module
-    if input_ids.dim() != 2:
-        raise SrilabError(f"input_ids must be [batch, prompt length], got shape {tuple(input_ids.shape)}")
-    if max_new_tokens <= 0 or steps <= 0:
-        raise SrilabError("max_new_tokens and steps must be positive")
-    if alg not in ALGS:
-        raise SrilabError(f"unknown alg {alg!r}: use one of {', '.join(ALGS)}")
-    if not 0.0 <= eps <= 1.0:
-        raise SrilabError(f"eps must be in [0, 1], got {eps}")
-    if alg_temp is not None and alg_temp < 0:
-        raise SrilabError(f"alg_temp must be None or >= 0, got {alg_temp}")
-    if top_k is not None and top_k <= 0:
-        raise SrilabError(f"top_k must be positive, got {top_k}")
-    if logits_shift not in (0, 1):
-        raise SrilabError(f"logits_shift must be 0 or 1, got {logits_shift}")
-    device = input_ids.device
+    _check_arguments(input_ids, max_new_tokens, steps, alg, eps, alg_temp, top_k, logits_shift)
     batch, plen = input_ids.shape
-    length = plen + max_new_tokens
     by_step = _injections_by_step(injections, steps, max_new_tokens, batch)
-
-    per_row = generator is not None and not isinstance(generator, torch.Generator)
-    if per_row:
-        if len(generator) != batch:
-            raise SrilabError(f"got {len(generator)} seeds for a batch of {batch}")
-        gens = [torch.Generator(device=device).manual_seed(int(seed)) for seed in generator]
-        shared = None
-    else:
-        gens, shared = None, generator
-
+    rng = _row_generators(generator, batch, input_ids.device)
+    forward = _Forward(model, input_ids, attention_mask, max_new_tokens, logits_shift)
     x = F.pad(input_ids, (0, max_new_tokens), value=mask_id)
-    # Dream's padded-batch attention: no attention from or to padding; positions count real tokens.
-    forward_kw: dict = {"attention_mask": None}
-    own = torch.ones_like(x, dtype=torch.bool)  # each row's own (unpadded) positions
-    if attention_mask is not None:
-        if attention_mask.shape != input_ids.shape:
-            raise SrilabError(f"attention_mask {tuple(attention_mask.shape)} must match input_ids {(batch, plen)}")
-        if bool((attention_mask == 0).any()):
-            full = F.pad(attention_mask, (0, max_new_tokens), value=1)
-            own = full != 0
-            position_ids = full.long().cumsum(-1) - 1
-            position_ids.masked_fill_(~own, 1)
-            attend = own[:, None, None, :] & own[:, None, :, None]  # [B, 1, query, key]
-            forward_kw = {"attention_mask": attend, "position_ids": position_ids}
-    if forward_kw["attention_mask"] is None:  # transformers' own mask, built once (srilab.models.masks)
-        forward_kw["attention_mask"] = PreparedMask(model)(None, batch, length, device)
-    keep_ok = _accepts(model, "logits_to_keep")
-
-    def masked_logits(mask_index: torch.Tensor) -> torch.Tensor:
-        """Shifted logits of the masked positions [M, V], in Dream's order (row-major)."""
-        if not keep_ok:
-            logits = shift_logits(model(x, **forward_kw).logits, logits_shift)
-            return logits[mask_index]
-        # Only the positions some row still has masked: the rows of the output the step reads.
-        cols = mask_index.any(dim=0).nonzero().squeeze(1)
-        sub = model(x, logits_to_keep=(cols - logits_shift).clamp_min(0), **forward_kw).logits
-        where = torch.full((length,), -1, dtype=torch.long, device=device)
-        where[cols] = torch.arange(len(cols), device=device)
-        rows, pos = mask_index.nonzero(as_tuple=True)
-        return sub[rows, where[pos]]
-
-    timesteps = torch.linspace(1, eps, steps + 1, device=device)
+    timesteps = torch.linspace(1, eps, steps + 1, device=x.device)
     sample_kw = dict(
         temperature=temperature, top_p=top_p, top_k=top_k,
         margin_confidence=alg == "topk_margin", neg_entropy=alg == "entropy",
     )
-    greedy_pick = alg_temp is None or alg_temp == 0
     for i in range(steps):
-        for inj in by_step.get(i, ()):
-            rows = list(inj.rows) if inj.rows is not None else slice(None)
-            ids = torch.tensor(inj.token_ids, dtype=torch.long, device=device)
-            x[rows, plen + inj.offset : plen + inj.offset + len(ids)] = ids
+        _inject(x, plen, by_step.get(i, ()))
         if tracer is not None and tracer.remask_rows:
             raise SrilabError("the Dream sampler cannot re-mask committed tokens; use a monitor that stops rows")
         stopped = None if tracer is None else tracer.stopped
-        active = torch.ones(batch, dtype=torch.bool, device=device) if stopped is None else ~stopped.to(device)
+        active = torch.ones(batch, dtype=torch.bool, device=x.device) if stopped is None else ~stopped.to(x.device)
         mask_index = x == mask_id
-        mask_logits = masked_logits(mask_index)
-        t, s = timesteps[i], timesteps[i + 1]
-        last = i == steps - 1
-        row_of = mask_index.nonzero(as_tuple=True)[0]  # the batch row of each masked position
-
+        mask_logits = forward.masked_logits(x, mask_index)
+        t, s, last = timesteps[i], timesteps[i + 1], i == steps - 1
         if alg == "origin":
-            p_transfer = 1 if last else 1 - s / t
-            if per_row:
-                for b in active.nonzero().flatten().tolist():
-                    pos = mask_index[b].nonzero().squeeze(1)
-                    take = torch.rand(len(pos), generator=gens[b], device=device) < p_transfer
-                    if take.any():
-                        _, tokens = sample_tokens(mask_logits[row_of == b][take], generator=gens[b], **sample_kw)
-                        x[b, pos[take]] = tokens
-            else:
-                take = torch.rand(len(row_of), generator=shared, device=device) < p_transfer
-                x0 = torch.full_like(row_of, mask_id)
-                _, x0[take] = sample_tokens(mask_logits[take], generator=shared, **sample_kw)
-                x0[~active[row_of]] = mask_id  # a stopped row commits nothing
-                x[mask_index] = x0
+            _commit_origin(x, mask_index, mask_logits, 1 if last else 1 - s / t, active, rng, sample_kw, mask_id)
+        elif isinstance(rng, list):
+            _commit_per_row(x, mask_index, mask_logits, forward.own, (1 - s / t, last), active, rng, alg_temp,
+                            sample_kw, mask_id)
         else:
-            n_masked = mask_index.sum(dim=1)
-            if per_row:
-                for b in active.nonzero().flatten().tolist():
-                    m = int(n_masked[b])
-                    k = m if last else int(n_masked[b].to(timesteps.dtype) * (1 - s / t))
-                    if m == 0:
-                        continue
-                    pos = mask_index[b].nonzero().squeeze(1)
-                    confidence, tokens = sample_tokens(mask_logits[row_of == b], generator=gens[b], **sample_kw)
-                    if k == 0:
-                        continue
-                    mine = own[b].nonzero().squeeze(1)  # rank over the row's own positions only
-                    full = torch.full((length,), -torch.inf, dtype=confidence.dtype, device=device)
-                    full[pos] = confidence
-                    scores = full[mine]
-                    if greedy_pick:
-                        pick = torch.topk(scores, k).indices
-                    else:
-                        pick = torch.multinomial(F.softmax(scores / alg_temp, dim=-1), k, generator=gens[b])
-                    pick = mine[pick]
-                    canvas = torch.full((length,), mask_id, dtype=torch.long, device=device)
-                    canvas[pos] = tokens
-                    pick = pick[mask_index[b, pick]]
-                    x[b, pick] = canvas[pick]
-            else:
-                confidence, tokens = sample_tokens(mask_logits, generator=shared, **sample_kw)
-                if last:
-                    k = n_masked
-                else:
-                    n_active = max(int(active.sum()), 1)
-                    avg = n_masked[active].sum() / n_active  # Dream: mask_index.sum() / batch size
-                    k = torch.clamp(n_masked, max=int(avg * (1 - s / t)))
-                k = torch.where(active, k, torch.zeros_like(k))
-                kmax = int(k.max())
-                if kmax > 0:
-                    full = torch.full_like(x, -torch.inf, dtype=confidence.dtype)
-                    full[mask_index] = confidence
-                    canvas = torch.full_like(x, mask_id)
-                    canvas[mask_index] = tokens
-                    if greedy_pick:
-                        pick = torch.topk(full, kmax).indices
-                    elif bool((k == kmax).all()):
-                        pick = torch.multinomial(F.softmax(full / alg_temp, dim=-1), kmax, generator=shared)
-                    else:  # rows with different counts (Dream has none): one draw per row, in row order
-                        pick = torch.zeros((batch, kmax), dtype=torch.long, device=device)
-                        for b in (k > 0).nonzero().flatten().tolist():
-                            probs = F.softmax(full[b] / alg_temp, dim=-1)
-                            pick[b, : int(k[b])] = torch.multinomial(probs, int(k[b]), generator=shared)
-                    rows = torch.arange(batch, device=device).unsqueeze(1).expand_as(pick)
-                    keep = torch.arange(kmax, device=device).unsqueeze(0) < k.unsqueeze(1)
-                    keep &= mask_index[rows, pick]
-                    x[rows[keep], pick[keep]] = canvas[rows[keep], pick[keep]]
-
+            _commit_reference(x, mask_index, mask_logits, (t, s, last), active, rng, alg_temp, sample_kw, mask_id)
         if tracer is not None:
             tracer.record_diffusion(x, plen, mask_id, logits_shift)
     return x
