@@ -145,3 +145,21 @@ def test_a_gguf_conversion_is_kept_once_per_process_and_each_caller_gets_a_copy(
     gguf.converted(file, torch.float32, build)
     gguf.converted(file, torch.float32, build)
     assert len(built) == 5
+
+
+def test_rotary_frequencies_stay_float32_when_the_module_is_cast(golden_dir):
+    """``module.to(torch.bfloat16)`` (what a GPU user does) must give the model ``load(dtype="bfloat16")`` gives: the
+    rotary frequencies are not a buffer that the cast would round (at position 4096 bf16 ones are radians off)."""
+    import copy
+
+    ids = load_file(str(golden_dir / "llada-tiny" / "forward.safetensors"))["input_ids"]
+    loaded = M.load(golden_dir / "llada-tiny", dtype="bfloat16").module
+    cast = copy.deepcopy(M.load(golden_dir / "llada-tiny").module).to(torch.bfloat16)
+    assert cast.rotary.inv_freq.dtype == torch.float32
+    with torch.no_grad():
+        assert torch.equal(cast(ids).logits, loaded(ids).logits)
+    # built on the meta device and materialised elsewhere (to_empty), the frequencies are still there
+    with torch.device("meta"):
+        empty = type(loaded)(loaded.config)
+    empty = empty.to_empty(device="cpu")
+    assert torch.equal(empty.rotary.inv_freq, loaded.rotary.inv_freq)
