@@ -61,3 +61,26 @@ def test_per_step_thresholds_calibrate_prefix_alarms():
     fresh[:, :4] = np.clip(fresh[:, :4] + 0.03 * rng.standard_normal((400, 4)), 0, 1)
     alarms = first_alarms(guard, fresh, fill, every=4, thresholds=limits)
     assert (alarms >= 0).mean() < 0.3  # about 1 - 0.95 per check, not every generation
+
+
+def test_guard_monitor_reads_bf16_states():
+    """The live monitor gets phi_t from the trace (float32) or from a caller's own hooks, bf16 on a GPU."""
+    import torch
+
+    from srilab.sri.centres import CentreKey, compute_centres
+    from srilab.sri.online import GuardMonitor
+    from srilab.sri.signal import signal
+
+    rng = np.random.default_rng(1)
+    acts = rng.standard_normal((40, 6, 8)).astype(np.float32)
+    harmful = np.arange(40) >= 20
+    centres = compute_centres(acts, harmful, harmful, CentreKey("m", {"kind": "ar"}, "last", "generated", "d"))
+    s = signal(acts, centres)
+    guard = SRIGuard("mahalanobis", seed=0).fit(s[~harmful])
+    phi = torch.from_numpy(acts[:4, 0]).to(torch.bfloat16)
+    answers = []
+    for x in (phi, phi.float()):
+        monitor = GuardMonitor(centres, guard, s[~harmful].mean(axis=0), every=1)
+        monitor.reset(4)
+        answers.append(monitor.after_step(0, x).stop.tolist())
+    assert answers[0] == answers[1]

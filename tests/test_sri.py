@@ -80,3 +80,15 @@ def test_centres_need_both_groups():
 def test_internal_recovery():
     s = np.array([[0.2, 0.8, 0.1], [0.2, 0.4, 0.1], [0.9, 0.9, 0.9], [0.6, 0.5, 0.35]])
     assert internal_recovery(s).tolist() == [True, False, False, False]
+
+
+def test_signal_and_centres_take_bf16_tensors():
+    """A model run in bf16 (on a GPU) hands over bf16 tensors, which numpy cannot hold: they are widened exactly."""
+    rng = np.random.default_rng(0)
+    acts = torch.from_numpy(rng.standard_normal((6, 5, 16)).astype(np.float32)).to(torch.bfloat16)
+    key = CentreKey("m", {"kind": "diffusion"}, "last", "generated", data_hash(["x"]))
+    harmful = [False, False, False, True, True, True]
+    centres = compute_centres(acts, harmful, harmful, key)
+    wide = compute_centres(acts.float(), harmful, harmful, key)
+    assert np.array_equal(centres.harmless, wide.harmless) and np.array_equal(centres.harmful, wide.harmful)
+    assert np.array_equal(signal(acts, centres), signal(acts.float(), centres))

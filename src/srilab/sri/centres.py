@@ -101,8 +101,9 @@ def compute_centres(
     The harmless centre averages generations of harmless prompts that were *not* refused; the harmful centre
     averages harmful prompts that *were* refused (the refusal label comes from a judge).
     """
-    acts = activations.detach().cpu().numpy() if hasattr(activations, "detach") else np.asarray(activations)
-    acts = acts.astype(np.float64)
+    from srilab.sri.signal import tensor_to_numpy
+
+    acts = np.asarray(tensor_to_numpy(activations)).astype(np.float64)  # a bf16 tensor on a GPU too
     harmful = np.asarray(harmful, dtype=bool)
     refused = np.asarray(refused, dtype=bool)
     if acts.ndim != 3 or not (len(harmful) == len(refused) == acts.shape[0]):

@@ -141,11 +141,11 @@ class GuardMonitor:
     def after_step(self, step: int, phi) -> StopRequest | None:
         """None between checks; at a check, the rows to stop and, with ``action="remask"``, per row the first
         step whose commits to re-mask (-1 for none)."""
-        from srilab.sri.signal import signal
+        from srilab.sri.signal import signal, tensor_to_numpy
 
         if step >= self.harmless.shape[0]:
             raise SrilabError(f"the generation has more steps than the centres ({self.harmless.shape[0]})")
-        acts = phi.detach().cpu().numpy()[:, None, :]
+        acts = np.asarray(tensor_to_numpy(phi))[:, None, :]  # from any device and dtype (bf16 included)
         s_t = signal(acts, (self.harmless[step : step + 1], self.harmful[step : step + 1]), tau=self.tau)[:, 0]
         self._signals.append(s_t)
         if step not in self.checks:

@@ -25,10 +25,21 @@ EPS = 1e-8
 PRECISIONS = ("float64", "float32")
 
 
+def tensor_to_numpy(x):
+    """A torch tensor as a numpy array, from any device and dtype: bfloat16 and float16 (what a model run on a GPU
+    hands over; numpy has no bfloat16) are widened to float32, exactly; anything else is returned as it is."""
+    if not hasattr(x, "detach"):
+        return x
+    import torch
+
+    x = x.detach()
+    if x.dtype in (torch.bfloat16, torch.float16):
+        x = x.float()
+    return x.cpu().numpy()
+
+
 def _as_array(x, name: str, dtype=np.float64, check: bool = True) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    arr = np.asarray(x)
+    arr = np.asarray(tensor_to_numpy(x))
     if arr.dtype.kind != "f":
         arr = arr.astype(np.float64)
     if check:
