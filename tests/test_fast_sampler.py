@@ -329,3 +329,22 @@ def test_choose_threads():
         assert set_threads(1) == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_bf16_logits_are_ranked_and_thresholded_in_float32():
+    """A model in bf16 (on a GPU) gives bf16 logits: the confidence a rule ranks by and a threshold compares is
+    taken in float32 (in bf16 the probability 0.899 would round to 0.8984375 and Fast-dLLM's 0.9, rounded the
+    same way, would accept it; and probabilities 8 bits wide tie)."""
+    from srilab.sampling.diffusion_rules import confidence
+
+    # one position whose top token has probability 0.899 (just under the threshold), one with 0.95
+    logits = torch.tensor([[[0.0, float(np.log(0.899 / 0.101))], [0.0, float(np.log(0.95 / 0.05))]]])
+    half = logits.to(torch.bfloat16)
+    x0 = half.argmax(-1)
+    p = confidence(half, x0, "low_confidence", None, 0)
+    assert p.dtype == torch.float32
+    assert torch.equal(p, torch.softmax(half.float(), -1).gather(-1, x0[..., None]).squeeze(-1))
+    assert (p >= 0.9).tolist() == [[False, True]]
+    assert (torch.softmax(half, -1).max(-1).values >= 0.9).tolist() == [[True, True]]  # what bf16 would decide
+    # float32 logits are unchanged (the golden runs' arithmetic)
+    assert confidence(logits, x0, "low_confidence", None, 0).dtype == torch.float32

@@ -100,6 +100,17 @@ def anneal_weight(alpha0: float, step: int, steps: int) -> float:
     return alpha0 * max(0.0, 1.0 - step / max(steps, 1))
 
 
+def at_least_float32(logits: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits (bf16 / fp16, a model run on a GPU) widened to float32; others as they are.
+
+    The probabilities a rule ranks by, and a threshold compares, are then float32: in bf16 they keep 8 bits, tie by
+    the dozen (``topk`` then breaks the ties by position, not by the model's preference) and Fast-dLLM's 0.9
+    threshold reads as 0.8984375 (the float 0.9 rounded to bf16). LLaDA's and Fast-dLLM's current reference code
+    take this softmax in float64 whatever the logits' dtype; float32 logits keep srilab's float32 softmax, which
+    the golden runs reproduce exactly (``tests/test_diffusion_sampler.py``)."""
+    return logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits
+
+
 def confidence(
     logits: torch.Tensor, x0: torch.Tensor, remasking: str, generator: Randomness, step: int, steps: int = 1
 ) -> torch.Tensor:
@@ -107,7 +118,7 @@ def confidence(
     generation's number of steps (``diffuguard`` anneals over them)."""
     rule, alpha0 = remasking_rule(remasking)
     if rule in ("low_confidence", "diffuguard"):
-        p = F.softmax(logits, dim=-1)
+        p = F.softmax(at_least_float32(logits), dim=-1)
         p = torch.gather(p, dim=-1, index=x0.unsqueeze(-1)).squeeze(-1)
         alpha = anneal_weight(alpha0, step, steps)
         if alpha == 0.0:  # low_confidence, and diffuguard with alpha_0 = 0 (then no noise is drawn)
