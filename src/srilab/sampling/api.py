@@ -63,8 +63,10 @@ class Generation:
         return [f"{f}\n\n{t}".strip() if f is not None else t for f, t in zip(filled, self.full_texts, strict=True)]
 
 
-def item_generators(seeds: Sequence[int]) -> list[torch.Generator]:
-    return [torch.Generator().manual_seed(int(s)) for s in seeds]
+def item_generators(seeds: Sequence[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """One generator per item, on the device the sampler draws on (``torch.multinomial`` refuses a CPU generator
+    for CUDA probabilities). A CUDA generator's stream is not the CPU's: a seed reproduces per device."""
+    return [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
 
 
 def _check_lengths(model: LanguageModel, sampler: Sampler, texts: Sequence[str]) -> None:
@@ -176,7 +178,7 @@ def generate(
                     model.module, ids, mask,
                     max_new_tokens=sampler.max_new_tokens, temperature=sampler.temperature, top_p=sampler.top_p,
                     eos_token_id=model.eos_token_ids, pad_token_id=model.pad_token_id or 0,
-                    generator=item_generators(seeds[lo:hi]) if stochastic else None, tracer=tracer,
+                    generator=item_generators(seeds[lo:hi], ids.device) if stochastic else None, tracer=tracer,
                 )
             else:
                 injections = _injections(model, canvas[lo:hi] if canvas is not None else None,
