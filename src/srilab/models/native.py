@@ -105,18 +105,13 @@ def _rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 class Rotary(nn.Module):
-    """Rotary position embedding in full precision (LLaDA's ``rope_full_precision``; Qwen2 computes the same).
-
-    The inverse frequencies are computed once on the CPU in float32 and kept as a plain attribute, not a module
-    buffer, so that ``module.to(torch.bfloat16)`` cannot round them to bf16 (at position 4096 that turns the
-    angles by more than a radian), a module built on the meta device and materialised with ``to_empty`` still
-    has them, and every device starts from the same values (``tests/test_models.py``)."""
+    """Rotary position embedding in full precision (LLaDA's ``rope_full_precision``; Qwen2 computes the same). Its
+    inverse frequencies are a float32 CPU attribute, not a buffer: ``module.to(torch.bfloat16)`` cannot round them
+    (radians off at position 4096) and ``to_empty`` keeps them (``tests/test_models.py``)."""
 
     def __init__(self, head_dim: int, theta: float):
         super().__init__()
-        self.inv_freq = 1.0 / (
-            theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device="cpu") / head_dim)
-        )
+        self.inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32, device="cpu") / head_dim))
         self._cache: tuple[int, torch.Tensor, torch.Tensor] | None = None
 
     def cos_sin(self, seq_len: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
