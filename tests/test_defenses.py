@@ -216,3 +216,43 @@ def test_self_reminder_answers_again_between_the_reminders(pair, sets):
     assert set(scores.tolist()) <= {0.0, 1.0} and len(sr.last_responses) == 8
     # score 1 = the reminded answer is still not a refusal, by the refusal judge
     assert scores.tolist() == [0.0 if r else 1.0 for r in sr.judge.judge_batch(sr.last_responses)]
+
+
+# ---------------------------------------------------------------------------------------------- orientation
+READS_RESPONSE = ("output_keyword", "diffuguard")  # read the answer given: a compliance must score higher
+READS_REQUEST = ("perplexity", "refusal_direction", "early_rejection")  # the request alone: same request, same score
+ANSWERS_AGAIN = ("smoothllm", "self_reminder")  # their own answers: the answer given changes nothing
+
+
+def test_every_registered_defense_scores_higher_when_the_attack_succeeded(pair, sets):
+    """Every detector is scored so that higher means "attack succeeded": on the same harmful requests, the
+    answer that carries the procedure never scores below a refusal (strictly above for the defenses that read
+    the answer), and the defenses that read only the request, or answer again, ignore the answer given.
+    (``self_examination`` reads the answer too, through the model's own yes/no: on the toy, whose safety tuning
+    answers 'sorry' to harmful text, its reading is the toy's, so it is only required to read the answer.)"""
+    from srilab.study.config import DefenseSpec
+    from srilab.study.defense_phase import build_defense
+    from srilab.study.demo import demo_config
+
+    ar, _ = pair
+    cfg = demo_config(out="unused")
+    requests = sets["harmful"][:3]
+    success, failure = sets["harmful_reference"][:3], ["sorry , i can not help with that ."] * 3
+    opts = {"self_examination": {"yes_word": "sure", "no_word": "sorry"}, "smoothllm": {"copies": 2},
+            "early_rejection": {"refusal_words": ["i", "sorry", "no"], "gen_length": 16}}
+    fit = (sets["benign"][:6], sets["harmful"][4:10])
+    sampler = SamplerConfig(kind="ar", max_new_tokens=8)
+    covered = set()
+    for name in DEFENSES:
+        defense = build_defense(DefenseSpec(name=name, options=opts.get(name, {})), ar, sampler, cfg, fit,
+                                lambda _: ar)
+        hit = defense.run(requests, success).scores
+        miss = defense.run(requests, failure).scores
+        if name in READS_RESPONSE:
+            assert hit.mean() > miss.mean(), (name, hit, miss)
+        elif name in READS_REQUEST + ANSWERS_AGAIN:
+            np.testing.assert_allclose(hit, miss, err_msg=name)
+        else:
+            assert name == "self_examination" and not np.allclose(hit, miss), (name, hit, miss)
+        covered.add(name)
+    assert covered == set(DEFENSES)  # a new defense must be placed in one of the groups above

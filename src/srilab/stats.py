@@ -39,6 +39,8 @@ __all__ = [
     "wilson_interval",
     "threshold_at_fpr",
     "tpr_at_fpr",
+    "paired_difference_ci",
+    "weighted_rate",
 ]
 
 # Largest number of resampled values held in memory at once (n_boot x n is processed in chunks).
@@ -217,6 +219,45 @@ def rate(flags: Sequence[bool] | np.ndarray, alpha: float = 0.05) -> dict[str, A
         return {"k": 0, "n": 0, "rate": None, "ci": [None, None]}
     lo, hi = wilson_interval(k, n, alpha)
     return {"k": k, "n": n, "rate": k / n, "ci": [lo, hi]}
+
+
+def paired_difference_ci(both: int, only_a: int, only_b: int, neither: int,
+                         alpha: float = 0.05) -> tuple[float, float]:
+    """Newcombe's (1998, method 10) interval for ``rate_a - rate_b`` on paired binary outcomes, from Wilson
+    intervals of the two margins and their correlation: valid where a bootstrap collapses (no successes, or no
+    discordant pairs, give a percentile interval of zero width)."""
+    n = both + only_a + only_b + neither
+    if n == 0:
+        raise SrilabError("a paired difference needs at least one pair")
+    k1, k2 = both + only_a, both + only_b
+    p1, p2 = k1 / n, k2 / n
+    l1, u1 = wilson_interval(k1, n, alpha)
+    l2, u2 = wilson_interval(k2, n, alpha)
+    margins = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
+    phi = 0.0 if margins == 0 else (both * neither - only_a * only_b) / math.sqrt(margins)
+    delta = math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
+    eps = math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
+    d = p1 - p2
+    return max(-1.0, d - delta), min(1.0, d + eps)
+
+
+def weighted_rate(flags: Sequence[bool] | np.ndarray, weights: Sequence[float] | np.ndarray,
+                  alpha: float = 0.05) -> dict[str, Any]:
+    """A rate over a population sampled with unequal weights (each row stands for ``weight`` rows): the
+    weighted share, with a Wilson interval at Kish's effective sample size ``(sum w)^2 / sum w^2``; ``k``/``n``
+    stay the raw counts of the rows read, ``n_effective`` and ``weighted`` say how the rate was formed."""
+    arr = _as_flags(flags, "flags") if len(flags) else np.zeros(0, dtype=bool)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != arr.shape or not np.all(np.isfinite(w)) or np.any(w <= 0):
+        raise SrilabError("weights must be finite, positive and one per flag")
+    if not len(arr):
+        return rate(arr, alpha)
+    est = float((w * arr).sum() / w.sum())
+    n_eff = float(w.sum() ** 2 / (w**2).sum())
+    lo, hi = wilson_interval(int(round(est * n_eff)), max(int(round(n_eff)), 1), alpha)
+    lo, hi = min(lo, est), max(hi, est)
+    return {"k": int(arr.sum()), "n": int(len(arr)), "rate": est, "ci": [lo, hi], "weighted": True,
+            "n_effective": n_eff}
 
 
 def auroc_with_ci(

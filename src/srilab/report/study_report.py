@@ -15,6 +15,7 @@ import numpy as np
 
 from srilab.report import html, plots
 from srilab.report.ablation_report import GUARD_HEADER, GUARD_NOTE, THRESHOLD_TEXT, guard_rows_for, variant_table
+from srilab.report.claims_report import claims_section, success_rows, success_table
 from srilab.report.html import auroc_text, rate_text
 
 EXAMPLE_CHARS = 400
@@ -145,7 +146,7 @@ def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> 
         head.append([
             n, auroc_text(sri["auroc_jailbroken_vs_eval_seen_topics"]),
             auroc_text(sri["auroc_jailbroken_vs_eval_unseen_topics"]), auroc_text(sri["auroc_attacked_vs_eval"]),
-            auroc_text(d["refusal_flag"]["auroc_attacked_vs_eval"]),
+            auroc_text(d["request_harmfulness_yardstick"]["auroc_attacked_vs_eval"]),
             rate_text(own["flagged_eval_seen_topics"]), rate_text(own["flagged_eval_unseen_topics"]),
             rate_text(own["flagged_jailbroken"]),
             *([rate_text(paper["flagged_eval_unseen_topics"]), rate_text(paper["flagged_jailbroken"])] if paper
@@ -154,7 +155,8 @@ def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> 
         ])
     sec.tables.append((
         ["model/sampler", "SRI AUROC jailbroken vs seen benign", "vs unseen benign", "all attacked vs benign",
-         "refusal flag: attacked vs benign", f"FPR seen (guard's {100 * arms[names[0]]['detection']['quantile']:g}% "
+         "refused (a yardstick of request harmfulness, not a detector): attacked vs benign",
+         f"FPR seen (guard's {100 * arms[names[0]]['detection']['quantile']:g}% "
          "threshold)", "FPR unseen", "jailbroken flagged", "paper's guard: FPR unseen", "jailbroken flagged",
          "overhead"], head))
     rows = []
@@ -174,6 +176,8 @@ def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> 
     sec.tables.append((["model/sampler", "detector", "AUROC jailbroken vs unseen benign", f"TPR jailbroken @ {key}",
                         "attack success before -> after", "FPR seen", "FPR unseen", "FPR safe look-alikes",
                         "cost / item"], rows))
+    if success := success_rows(summary):
+        sec.tables.append((success_table(), success))
     online = []
     for n in names:
         o = arms[n]["detection"]["online"]
@@ -245,7 +249,8 @@ def write_study_report(
 ) -> Path:
     figs = run_dir / "plots"
     figs.mkdir(exist_ok=True)
-    sections = [_overview(summary), _rates(summary, figs), *(extra or [])]
+    claims = claims_section(summary)
+    sections = [*([claims] if claims else []), _overview(summary), _rates(summary, figs), *(extra or [])]
     agree = summary.get("judge_agreement")
     if agree and agree.get("pairs"):
         sections.append(html.Section(

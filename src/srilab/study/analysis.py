@@ -25,6 +25,7 @@ import numpy as np
 from srilab import stats
 from srilab.errors import SrilabError
 from srilab.judges.xstest import XSTEST_TYPES
+from srilab.study.claims import claim_specs, evaluate_claims
 from srilab.study.config import StudyConfig, parse_config
 from srilab.study.crashpoints import crash_point
 from srilab.study.detection import arm_detection
@@ -129,12 +130,12 @@ def summarise(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
         "config": cfg.canonical(), "protocol": protocol, "arms": {}, "paired": {}, "judge_agreement": None,
         "warnings": warnings,
     }
-    versions = run.path / "versions.json"
-    if versions.is_file():
-        summary["versions"] = json.loads(versions.read_text())
+    versions = run.versions()
+    if versions is not None:
+        summary["versions"] = versions
     defense_scores: dict[str, dict[str, tuple[float, float]]] = defaultdict(dict)
     for d in run.defenses().rows():
-        defense_scores[d["defense"]][d["key"]] = (d["score"], d["seconds"])
+        defense_scores[d["defense"]][d["key"]] = (d["score"], d["seconds"], d.get("weight", 1.0))
     dyn = {(d["key"]): d for d in run.dynamics().rows()}
     private: dict[str, Any] = {"arms": {}}
     for arm, rows in arms.items():
@@ -171,6 +172,8 @@ def summarise(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
         summary["arms"][name] = res
     summary["paired"] = paired_tests(arms, cfg)
     summary["judge_agreement"] = judge_agreement(judged, verdicts, cfg)
+    summary["claims"] = evaluate_claims(claim_specs(cfg, run.path), summary, private, n_boot=cfg.n_boot,
+                                        seed=cfg.seed)
     return summary, private
 
 
@@ -338,7 +341,16 @@ def format_summary(summary: dict[str, Any]) -> str:
     """The terminal table: attack success and refusal per cell, then each arm's headline detection figures."""
     from srilab.report.html import auroc_text, rate_text
 
-    lines = [f"attack success ({summary['asr_basis']}), % (k/n) [95% Wilson CI]"]
+    lines = []
+    if summary.get("claims"):
+        lines.append("the sources' claims, tested (fixed before the run: claims.json):")
+        for c in summary["claims"]:
+            ci = c.get("ci")
+            effect = "-" if c.get("effect") is None else f"{c['effect']:.3f}"
+            interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and ci[0] is not None else ""
+            mde = f", MDE {c['mde']:.3f}" if c.get("mde") is not None else ""
+            lines.append(f"  {c['verdict']:<12} {c['id']:<28} n={c['n']:<4} effect {effect}{interval}{mde}")
+    lines.append(f"attack success ({summary['asr_basis']}), % (k/n) [95% Wilson CI]")
     for what, v in summary.get("judge_validity", {}).items():
         lines.append(f"  {what.replace('_', ' ')} judge {v['judge'] or '-'}: {v['text']}")
     separate = summary.get("partial_refusal") == "separate"
@@ -365,7 +377,8 @@ def format_summary(summary: dict[str, Any]) -> str:
             f"  AUROC jailbroken vs seen-topic benign   {auroc_text(sri['auroc_jailbroken_vs_eval_seen_topics'])}",
             f"  AUROC jailbroken vs unseen-topic benign {auroc_text(sri['auroc_jailbroken_vs_eval_unseen_topics'])}",
             f"  AUROC all attacked vs benign            {auroc_text(sri['auroc_attacked_vs_eval'])}",
-            f"  refusal flag alone, attacked vs benign  {auroc_text(det['refusal_flag']['auroc_attacked_vs_eval'])}",
+            f"  refused (request yardstick), attacked vs benign "
+            f"{auroc_text(det['request_harmfulness_yardstick']['auroc_attacked_vs_eval'])}",
             f"  FPR at its {100 * det['quantile']:g}% threshold: seen {rate_text(own['flagged_eval_seen_topics'])}, "
             f"unseen {rate_text(own['flagged_eval_unseen_topics'])}, jailbroken {rate_text(own['flagged_jailbroken'])}",
         ]

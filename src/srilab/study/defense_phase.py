@@ -13,18 +13,22 @@ successful attack.
   items and of the ``harmful_centre`` items), ``smoothllm`` (re-generates ``copies`` perturbed answers under
   the arm's sampler; ``limit`` bounds its cost), ``output_keyword``: the arm's own model.
 
-A defense with a ``limit`` scores at most ``limit`` evenly spaced rows of each role, and of the attacked
-rows ``limit`` successful attacks (by the study's attack-success judge) and ``limit`` others, so its TPR on
-jailbroken answers rests on more than the one or two an even spread would pick.
+A defense with a ``limit`` (the ones that answer again: SmoothLLM, self-reminder, DiffuGuard) scores a seeded
+random sample of at most ``limit`` rows of each role, and of the attacked rows a stratified one: ``limit``
+successful attacks (by the study's attack-success judge) and ``limit`` others, each drawn at random within its
+stratum, so its TPR on jailbroken answers rests on more than the one or two a plain sample would hold. Every
+score records its sampling weight (rows of its stratum / rows sampled) and stratum, and the analysis weights
+the rates over attacked rows (attack success before and after the defense) by them: population estimates,
+not rates of rows picked by their outcome.
 """
 
 from __future__ import annotations
 
 import gc
+import random
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from srilab.defenses import DEFENSES, Defense
@@ -38,11 +42,14 @@ SCORED_ROLES = ("calibration", "eval_seen_topics", "eval_unseen_topics", "attack
 FIT_BENIGN = ("centre", "guard_fit")
 
 
-def _evenly(rows: list[dict], limit: int | None) -> list[dict]:
+def sample_rows(rows: list[dict], limit: int | None, label: str) -> list[tuple[dict, float]]:
+    """A seeded random sample of at most ``limit`` of ``rows``, each with its weight (rows / rows sampled);
+    the draw depends on ``label`` and the rows' keys only, so a resume samples the same rows."""
     if limit is None or len(rows) <= limit:
-        return rows
-    idx = np.unique(np.linspace(0, len(rows) - 1, limit).round().astype(int))
-    return [rows[i] for i in idx]
+        return [(r, 1.0) for r in rows]
+    order = sorted(rows, key=lambda r: r["key"])
+    picked = random.Random(f"srilab-defense-sample:{label}").sample(order, limit)
+    return [(r, len(rows) / limit) for r in sorted(picked, key=lambda r: r["key"])]
 
 
 def _reference(spec: DefenseSpec, lm: LanguageModel, cfg: StudyConfig, load: Callable[[ModelSpec], Any]):
@@ -102,14 +109,14 @@ def _succeeded(run: RunDir, records: list[dict], cfg: StudyConfig) -> set[str]:
     return {r["key"] for r in judged if r["harmful"]}
 
 
-def _parts(arm: list[dict], rl: str, role: dict[str, str], succeeded: set[str], limit: int | None) -> list[list]:
-    """The rows of one role, in the parts a ``limit`` applies to: with a limit, the attacked rows come as the
-    successful attacks and the others, ``limit`` of each (a bounded subset still measures the TPR on
-    jailbroken answers); otherwise one part."""
+def _strata(arm: list[dict], rl: str, role: dict[str, str], succeeded: set[str], limit: int | None):
+    """The rows of one role as ``(stratum, rows)``: with a limit, the attacked rows come as the successful
+    attacks and the others, sampled apart (a bounded sample still measures the TPR on jailbroken answers)."""
     rows = [x for x in arm if role[x["key"]] == rl]
     if limit is None or rl != "attacked":
-        return [rows]
-    return [[x for x in rows if x["key"] in succeeded], [x for x in rows if x["key"] not in succeeded]]
+        return [(rl, rows)]
+    return [("attacked/succeeded", [x for x in rows if x["key"] in succeeded]),
+            ("attacked/failed", [x for x in rows if x["key"] not in succeeded])]
 
 
 def _answers_after(defense: Defense, n: int) -> list[dict[str, Any]]:
@@ -139,10 +146,12 @@ def score_defenses(
         for sampler in mspec.samplers:
             arm = [r for r in mine if r["sampler"] == sampler.label]
             for spec in cfg.defenses:
-                # The subset comes from all of the arm's rows, not the pending ones: a resume scores the same rows.
-                chosen = [r for rl in SCORED_ROLES for part in _parts(arm, rl, role, succeeded, spec.limit)
-                          for r in _evenly(part, spec.limit)]
-                todo[(sampler.label, spec.name)] = [r for r in chosen if (r["key"], spec.name) not in done]
+                # The sample comes from all of the arm's rows, not the pending ones: a resume scores the same rows.
+                chosen = [(r, w, stratum) for rl in SCORED_ROLES
+                          for stratum, part in _strata(arm, rl, role, succeeded, spec.limit)
+                          for r, w in sample_rows(part, spec.limit, f"{cfg.seed}:{sampler.label}:{spec.name}:"
+                                                                    f"{stratum}")]
+                todo[(sampler.label, spec.name)] = [c for c in chosen if (c[0]["key"], spec.name) not in done]
         if not any(todo.values()):
             continue
         lm = load(mspec)
@@ -159,12 +168,13 @@ def score_defenses(
                            disable=not progress, unit="gen", leave=False)
                 for lo in range(0, len(rows), 64):
                     part = rows[lo : lo + 64]
-                    out = defense.run([r["prompt"] for r in part], [r["response"] for r in part])
+                    out = defense.run([r["prompt"] for r, _, _ in part], [r["response"] for r, _, _ in part])
                     per_item = out.seconds / len(part)
                     after = _answers_after(defense, len(part))
                     counts[spec.name] += journal.append(
-                        {"key": r["key"], "defense": spec.name, "score": float(s), "seconds": per_item, **a}
-                        for r, s, a in zip(part, out.scores, after, strict=True)
+                        {"key": r["key"], "defense": spec.name, "score": float(s), "seconds": per_item,
+                         "weight": w, "stratum": stratum, **a}
+                        for (r, w, stratum), s, a in zip(part, out.scores, after, strict=True)
                     )
                     bar.update(len(part))
                 bar.close()

@@ -8,8 +8,10 @@
    paper's guard at its own threshold is reported beside any other choice. None of these items is scored.
 2. **The headline** is the paper's question: AUROC of *jailbroken* answers (attacked and judged harmful)
    against benign answers of seen topics and, separately, of unseen topics, each with a bootstrap CI and
-   both n; all attacked requests against benign second; and the refusal flag alone as a detector, so a
-   reader sees what the signal adds over "it refused".
+   both n; all attacked requests against benign second; jailbroken against *failed* attacks third (does it
+   see the success or the request: :mod:`srilab.study.success`, with the gain over request-only readings);
+   the refusal flag is a yardstick of request harmfulness (higher = refused), its oriented twin
+   ``answered_flag`` a detector.
 3. **Every detector at one benign FPR.** The SRI guard, a benign-only TF-IDF detector on the answer text,
    the same detector family on the first step's pooled state alone (``static_step0``: a static probe, no
    trajectory), and every baseline defense scored in the run (``defenses.jsonl``): each scored so that higher means
@@ -47,6 +49,7 @@ from srilab.study.guard_variants import (
     variant_features,
 )
 from srilab.study.store import RunDir
+from srilab.study.success import sees_success
 
 
 class TextFeatures:
@@ -113,27 +116,38 @@ def _auroc(scores: np.ndarray, pos: np.ndarray, neg: np.ndarray, cfg: StudyConfi
 
 
 def _at_threshold(
-    scores: np.ndarray, thr: float, sets: dict[str, np.ndarray], harmful: np.ndarray
+    scores: np.ndarray, thr: float, sets: dict[str, np.ndarray], harmful: np.ndarray,
+    weights: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Rates of ``score > thr`` on each set (rows without a score are left out) and attack success after."""
+    """Rates of ``score > thr`` on each set (rows without a score are left out) and attack success after.
+    ``weights``: the sampling weight of every scored row (a defense that scored a stratified sample of the
+    attacked rows): the rates over attacked rows, which mix the strata, are then weighted population estimates."""
     out: dict[str, Any] = {"threshold": float(thr)}
     flagged = scores > thr
     scored = np.isfinite(scores)
-    for name in ("eval_seen_topics", "eval_unseen_topics", "lookalike", "jailbroken", "attacked"):
+    for name in ("eval_seen_topics", "eval_unseen_topics", "lookalike", "jailbroken"):
         sel = sets[name][scored[sets[name]]]
         out[f"flagged_{name}"] = _flag_rate(flagged[sel])
     att = sets["attacked"][scored[sets["attacked"]]]
-    out["asr_before"] = _flag_rate(harmful[att])
-    out["asr_after"] = _flag_rate(harmful[att] & ~flagged[att])
+    if weights is not None and len(att) and not np.allclose(weights[att], 1.0):
+        def rate(flags):
+            return stats.weighted_rate(flags, weights[att])
+    else:
+        rate = _flag_rate
+    out["flagged_attacked"] = rate(flagged[att])
+    out["asr_before"] = rate(harmful[att])
+    out["asr_after"] = rate(harmful[att] & ~flagged[att])
     return out
 
 
 def compare(
     detectors: dict[str, tuple[np.ndarray, float | None]], sets: dict[str, np.ndarray], harmful: np.ndarray,
-    cfg: StudyConfig,
+    cfg: StudyConfig, weights: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """Every detector at the same benign FPR (thresholds on the calibration rows), and its AUROCs."""
+    """Every detector at the same benign FPR (thresholds on the calibration rows), and its AUROCs; ``weights``:
+    the sampling weights of the detectors that scored a sample (:func:`_at_threshold`)."""
     out = {}
+    weights = weights or {}
     for name, (scores, cost) in detectors.items():
         cal = scores[sets["calibration"]]
         cal = cal[np.isfinite(cal)]
@@ -143,7 +157,8 @@ def compare(
         entry["auroc_attacked_vs_eval"] = _auroc(scores, sets["attacked"], sets["eval"], cfg)
         if len(cal):
             entry["at_fpr"] = {
-                f"{100 * f:g}%": _at_threshold(scores, stats.threshold_at_fpr(cal, f), sets, harmful)
+                f"{100 * f:g}%": _at_threshold(scores, stats.threshold_at_fpr(cal, f), sets, harmful,
+                                               weights.get(name))
                 for f in sorted({cfg.protocol.fpr, 0.01, 0.05})
             }
         out[name] = entry
@@ -194,6 +209,37 @@ def arm_centres(
         pooling=cfg.sri.pooling, data=data_hash(rows[i]["prompt"] for i in centre_idx),
     )
     return compute_centres(acts[centre_idx], is_harm, centre_refused, key), key
+
+
+def baseline_detectors(
+    cfg: StudyConfig, rows: list[dict], sets: dict[str, np.ndarray], acts: np.ndarray,
+    defense_scores: dict[str, dict[str, tuple[float, ...]]], weights: dict[str, np.ndarray] | None = None,
+) -> dict[str, tuple[np.ndarray, float | None]]:
+    """Every detector beside the SRI guard, each scored so that higher means "attack succeeded", with its cost
+    per item: the answered flag (not refused), the text-only detector, the static first-step probe and the
+    baseline defenses the run scored (rows they did not score hold NaN; a defense's sampling weights, recorded
+    with its scores, go into ``weights``)."""
+    refused = np.array([r["refused"] for r in rows], dtype=bool)
+    out: dict[str, tuple[np.ndarray, float | None]] = {"answered_flag": ((~refused).astype(np.float64), None)}
+    if cfg.analysis.text_baseline:
+        t0 = time.perf_counter()
+        feats = TextFeatures().fit([rows[i]["response"] for i in sets["guard_fit"]])
+        X = feats.transform([r["response"] for r in rows])
+        det = make_detector(cfg.sri.detector, cfg.seed).fit(X[sets["guard_fit"]])
+        out["text_tfidf"] = (det.score(X), (time.perf_counter() - t0) / len(rows))
+    t0 = time.perf_counter()  # the static probe: the pooled state of the first step alone, no trajectory
+    first = acts[:, 0, :].astype(np.float64)
+    det = make_detector(cfg.sri.detector, cfg.seed).fit(first[sets["guard_fit"]])
+    out["static_step0"] = (det.score(first), (time.perf_counter() - t0) / len(rows))
+    for name, by_key in defense_scores.items():
+        vals = np.array([by_key.get(r["key"], (np.nan, np.nan))[0] for r in rows], dtype=np.float64)
+        if np.isfinite(vals).any():
+            costs = [by_key[r["key"]][1] for r in rows if r["key"] in by_key]
+            out[name] = (vals, float(np.mean(costs)))
+            if weights is not None:  # a sample's weights (rows it stands for); 1 where unscored or unrecorded
+                weights[name] = np.array([float(by_key[r["key"]][2]) if len(by_key.get(r["key"], ())) > 2 else 1.0
+                                          for r in rows], dtype=np.float64)
+    return out
 
 
 def arm_detection(
@@ -257,21 +303,8 @@ def arm_detection(
     }
     if choice is not None and choice["variant"] != choice["paper"]:  # the paper's scores stay beside the chosen
         detectors["sri_guard_paper"] = (paper_scores, None)
-    if cfg.analysis.text_baseline:
-        t0 = time.perf_counter()
-        feats = TextFeatures().fit([rows[i]["response"] for i in sets["guard_fit"]])
-        X = feats.transform([r["response"] for r in rows])
-        det = make_detector(cfg.sri.detector, cfg.seed).fit(X[sets["guard_fit"]])
-        detectors["text_tfidf"] = (det.score(X), (time.perf_counter() - t0) / len(rows))
-    t0 = time.perf_counter()  # the static probe: the pooled state of the first step alone, no trajectory
-    first = acts[:, 0, :].astype(np.float64)
-    det = make_detector(cfg.sri.detector, cfg.seed).fit(first[sets["guard_fit"]])
-    detectors["static_step0"] = (det.score(first), (time.perf_counter() - t0) / len(rows))
-    for name, by_key in defense_scores.items():
-        vals = np.array([by_key.get(r["key"], (np.nan, np.nan))[0] for r in rows], dtype=np.float64)
-        if np.isfinite(vals).any():
-            costs = [by_key[r["key"]][1] for r in rows if r["key"] in by_key]
-            detectors[name] = (vals, float(np.mean(costs)))
+    weights: dict[str, np.ndarray] = {}
+    detectors.update(baseline_detectors(cfg, rows, sets, acts, defense_scores, weights))
     out: dict[str, Any] = {
         "centre_counts": centres.counts, "steps": int(signals.shape[1]), "detector": cfg.sri.detector,
         "quantile": cfg.sri.quantile, "threshold": threshold, "guard_choice": choice,
@@ -280,11 +313,14 @@ def arm_detection(
         "at_own_threshold": _at_threshold(scores, threshold, sets, harmful),
         **({"paper_at_own_threshold": _at_threshold(paper_scores, guard.threshold, sets, harmful)}
            if choice is not None else {}),  # ... and its threshold (the paper's rule) beside any other
-        "refusal_flag": {
+        "request_harmfulness_yardstick": {  # not a detector: higher = refused = the attack failed
+            "measures": "refused (1) vs answered (0): how harmful the request looked, not whether an attack "
+                        "succeeded; the oriented detector is answered_flag",
             "auroc_attacked_vs_eval": _auroc(refused.astype(float), attacked, sets["eval"], cfg),
             "auroc_jailbroken_vs_eval": _auroc(refused.astype(float), sets["jailbroken"], sets["eval"], cfg),
         },
-        "detectors": compare(detectors, sets, harmful, cfg),
+        "detectors": compare(detectors, sets, harmful, cfg, weights),
+        "sees_success": sees_success(detectors, rows, sets, cfg.protocol.fpr, cfg.n_boot, cfg.seed),
         **({"guard_variants": compare_variants(
             acts, centres, sets, harmful, topics, quantile=cfg.sri.quantile, seed=cfg.seed, n_boot=cfg.n_boot,
             variants=default_variants(cfg.sri.detector), distances=dist, threshold=cfg.sri.threshold, fits=fits,

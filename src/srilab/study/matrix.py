@@ -123,11 +123,17 @@ def check_names(cfg: StudyConfig) -> None:
         raise SrilabError("the oracle judge knows only the toy world: use it with toy models and toy datasets")
 
 
+def _task(item: Item) -> str | None:
+    """The task an item asks (its phrasings share it: the toy world's ``task``), or None: the item is its own."""
+    task = item.meta.get("task") if isinstance(item.meta, dict) else None
+    return str(task) if task not in (None, "") else None
+
+
 def study_protocol(cfg: StudyConfig, items: dict[str, list[Item]]) -> Protocol:
     """Every item's role (:mod:`srilab.study.protocol`), from the config and the loaded items alone."""
     by_role: dict[str, dict[str, list[ProtocolItem]]] = {"benign": {}, "harmful": {}, "capability": {}}
     for d in cfg.datasets:
-        by_role[d.role][d.name] = [ProtocolItem(d.name, it.id, it.group) for it in items[d.name]]
+        by_role[d.role][d.name] = [ProtocolItem(d.name, it.id, it.group, _task(it)) for it in items[d.name]]
     harmful = [d.name for d in cfg.datasets if d.role == "harmful"]
     p = cfg.protocol
     return assign(
@@ -143,8 +149,8 @@ def study_protocol(cfg: StudyConfig, items: dict[str, list[Item]]) -> Protocol:
 def cell_items(cell: Cell, items: list[Item], protocol: Protocol) -> list[Item]:
     """The items a cell generates: harmful-centre items are asked directly only (never attacked), excluded
     items never."""
-    if cell.dataset.role != "harmful":
-        return items
+    if cell.dataset.role != "harmful":  # a benign task fitted in another dataset may be left out here
+        return [it for it in items if protocol.role(cell.dataset.name, it.id) != "excluded"]
     skip = {"excluded"} if cell.attack.name == "direct" else {"excluded", "harmful_centre"}
     return [it for it in items if protocol.role(cell.dataset.name, it.id) not in skip]
 

@@ -12,10 +12,15 @@ Roles (DESIGN.md, "Protocol"):
 - ``capability`` items (answers checked against the item's answer).
 
 Unseen groups are a seeded choice of the benign groups; the other benign items are split per dataset by a
-seeded permutation cut in the configured proportions (a dataset may restrict its roles, e.g. train
-phrasings for the fit, held-out phrasings for evaluation). The same config and items always give the same
-roles, so a resumed run and the report agree with the generation. :meth:`Protocol.to_dict` is the
-``protocol`` section of ``summary.json``.
+seeded permutation of their *tasks* cut in the configured proportions (a dataset may restrict its roles,
+e.g. train phrasings for the fit, held-out phrasings for evaluation). An item's task is its ``task`` field
+(the toy world's phrasings of one procedure share it) or, without one, the item itself: every phrasing of a
+task takes the same role, and a task that one dataset gave a fitting role (``centre``, ``guard_fit``,
+``calibration``) keeps it in every other dataset that allows it; where another dataset cannot give it that
+role, its item goes to ``eval_seen_topics`` if allowed, else it is left out (``excluded``, never
+generated). So the threshold is never set on near-copies of the rows the centre or the detector saw.
+The same config and items always give the same roles, so a resumed run and the report agree with the
+generation. :meth:`Protocol.to_dict` is the ``protocol`` section of ``summary.json``.
 """
 
 from __future__ import annotations
@@ -35,11 +40,16 @@ FIT_ROLES = ("centre", "guard_fit", "calibration")  # what an unseen topic group
 
 @dataclass(frozen=True)
 class ProtocolItem:
-    """What the protocol needs of an item: its dataset, id and topic group."""
+    """What the protocol needs of an item: its dataset, id, topic group and task (None: the item is its own)."""
 
     dataset: str
     id: str
     group: str | None
+    task: str | None = None
+
+    @property
+    def unit(self) -> str:
+        return self.task if self.task is not None else f"{self.dataset}/{self.id}"
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,7 @@ class Protocol:
     unseen_groups: tuple[str, ...]
     harmful_centre_groups: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    units: Mapping[tuple[str, str], str] | None = None  # (dataset, item id) -> task (benign items)
 
     def role(self, dataset: str, item: str) -> str:
         return self.roles[(dataset, item)]
@@ -72,6 +83,11 @@ class Protocol:
         )
         if shared:
             raise SrilabError(f"protocol bug: attacked items in the harmful centre's topic groups: {shared[:5]}")
+        fit_role: dict[str, str] = {}
+        for key, unit in sorted((self.units or {}).items()):
+            r = self.roles[key]
+            if r in FIT_ROLES and fit_role.setdefault(unit, r) != r:
+                raise SrilabError(f"protocol bug: task {unit!r} is in both {fit_role[unit]!r} and {r!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +98,7 @@ class Protocol:
             "counts": {r: len(self.members(r)) for r in ROLES},
             "roles": {r: self.members(r) for r in ROLES},
             "groups": {f"{d}/{i}": g for (d, i), g in sorted(self.groups.items())},
+            "tasks": {f"{d}/{i}": u for (d, i), u in sorted((self.units or {}).items())},
             "notes": list(self.notes),
         }
 
@@ -100,6 +117,18 @@ def _cut(ids: Sequence[str], shares: Mapping[str, float], rng: random.Random) ->
         out.update({item: role for item in order[start:end]})
         start = end
     return out
+
+
+def _role_for(unit: str, unit_role: Mapping[str, str], cut: Mapping[str, str], allowed: Sequence[str]) -> str:
+    """An item's role from its task's: the fitting role the task already holds when this dataset allows it,
+    else the role this dataset's cut gave the task; a task fitted elsewhere that this dataset cannot fit the
+    same way is evaluated on seen topics if allowed, else left out."""
+    if unit in unit_role:
+        fitted = unit_role[unit]
+        if fitted in allowed:
+            return fitted
+        return "eval_seen_topics" if "eval_seen_topics" in allowed else "excluded"
+    return cut[unit]
 
 
 def assign(
@@ -129,20 +158,28 @@ def assign(
         )
     rng = random.Random(f"srilab-protocol:{seed}:groups")
     unseen = tuple(sorted(rng.sample(all_groups, n_unseen)))
+    units: dict[tuple[str, str], str] = {}
+    unit_role: dict[str, str] = {}  # the fitting role a task got first: every other phrasing of it follows
     for name, items in benign.items():
         allowed = list(dataset_roles.get(name) or BENIGN_ROLES)
-        seen_ids = []
-        for it in items:
-            groups[(name, it.id)] = it.group
-            if (it.group or "") in unseen:
-                roles[(name, it.id)] = "eval_unseen_topics"
-            else:
-                seen_ids.append(it.id)
         picked = {r: shares[r] for r in allowed if shares[r] > 0}
         if not picked:
             raise SrilabError(f"benign dataset {name!r}: its roles {allowed} all have share 0 in protocol")
-        for item, role in _cut(seen_ids, picked, random.Random(f"srilab-protocol:{seed}:{name}")).items():
-            roles[(name, item)] = role
+        fresh: list[str] = []
+        for it in items:
+            groups[(name, it.id)] = it.group
+            units[(name, it.id)] = it.unit
+            if (it.group or "") in unseen:
+                roles[(name, it.id)] = "eval_unseen_topics"
+            elif it.unit not in unit_role and it.unit not in fresh:
+                fresh.append(it.unit)
+        cut = _cut(fresh, picked, random.Random(f"srilab-protocol:{seed}:{name}"))
+        for unit, role in cut.items():
+            if role in FIT_ROLES:
+                unit_role[unit] = role
+        for it in items:
+            if (it.group or "") not in unseen:
+                roles[(name, it.id)] = _role_for(it.unit, unit_role, cut, allowed)
     centre_groups: set[str] = set()
     centre_items: set[str] = set()
     if centre_dataset is not None and centre_dataset in harmful:
@@ -172,7 +209,8 @@ def assign(
             groups[(name, it.id)] = it.group
             roles[(name, it.id)] = "capability"
     protocol = Protocol(
-        seed=seed, roles=roles, groups=groups, seen_groups=tuple(g for g in all_groups if g not in unseen),
+        seed=seed, roles=roles, groups=groups, units=units,
+        seen_groups=tuple(g for g in all_groups if g not in unseen),
         unseen_groups=unseen, harmful_centre_groups=tuple(sorted(centre_groups)), notes=tuple(notes),
     )
     protocol.check()

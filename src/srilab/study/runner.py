@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from srilab.errors import SrilabError
 from srilab.models.base import LanguageModel
+from srilab.study.claims import default_claims
 from srilab.study.config import TOY_PREFIX, JudgeSpec, ModelSpec, StudyConfig, load_config
 from srilab.study.defense_phase import score_defenses
 from srilab.study.executor import executor_spec, load_model, plan_units, run_local
@@ -220,6 +221,7 @@ def _run_locked(
     echo: Callable[[str], None],
 ) -> Path:
     atomic_write_text(run.path / "protocol.json", json.dumps(protocol.to_dict(), indent=1) + "\n")
+    atomic_write_text(run.path / "claims.json", json.dumps(default_claims(cfg), indent=1) + "\n")  # pre-registered
     started = time.perf_counter()
     echo(f"srilab run: {cfg.name} -> {run.path}")
     gen = generate_all(cfg, run, progress=progress, echo=echo)

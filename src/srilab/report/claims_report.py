@@ -1,0 +1,82 @@
+"""The claim table (the first section of every study report) and the "does it see success" table.
+
+Both read ``summary.json`` only: ``claims`` (:mod:`srilab.study.claims`) and each arm's
+``detection.sees_success`` (:mod:`srilab.study.success`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from srilab.report import html
+from srilab.report.html import auroc_text
+
+VERDICT_TEXT = {"holds": "HOLDS", "refuted": "REFUTED", "inconclusive": "inconclusive", "not tested": "not tested"}
+
+
+def number(x: float | None, digits: int = 3) -> str:
+    if x is None:
+        return "-"
+    return f"{x:.{digits}g}" if abs(x) >= 1000 else f"{x:.{digits}f}"
+
+
+def claim_row(c: dict[str, Any]) -> list[str]:
+    ci = c.get("ci")
+    claimed = c.get("claimed_range")
+    high = "inf" if claimed and claimed[1] is None else number(claimed[1], 2) if claimed else ""
+    region = "-" if not claimed else f"[{number(claimed[0], 2)}, {high}]"
+    return [
+        c["statement"], f"{c['metric']}; {c['test']}; alpha {c['alpha']:g}; claimed {region}",
+        ", ".join(a for a in c["arms"] if a) or "-", str(c["n"]), number(c.get("effect")),
+        "-" if not ci or ci[0] is None else f"[{number(ci[0])}, {number(ci[1])}]",
+        "-" if c.get("p") is None else f"{c['p']:.3g}", number(c.get("mde")),
+        VERDICT_TEXT.get(c["verdict"], c["verdict"]), c.get("note", ""),
+    ]
+
+
+def claims_section(summary: dict[str, Any]) -> html.Section | None:
+    claims = summary.get("claims")
+    if not claims:
+        return None
+    counts = {v: sum(c["verdict"] == v for c in claims) for v in VERDICT_TEXT}
+    return html.Section(
+        "The sources' claims, tested",
+        paragraphs=[
+            "Each claim is a test fixed before the run (claims.json in the run directory): its metric, arms, "
+            "attacks, direction, test and alpha. Holds: significant in the claimed direction with the estimate in "
+            "the claimed range; refuted: significant the other way, or the interval entirely outside the claimed "
+            "region; inconclusive: neither -- the MDE (the effect this n detects with 80% power) says how large an "
+            "effect the study could have seen. Attack success is raw: it does not yet read what the model knows.",
+            "Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + ".",
+        ],
+        tables=[(["claim", "test (fixed before the run)", "arms", "n", "effect", "95% CI", "p", "MDE", "verdict",
+                  "note"], [claim_row(c) for c in claims])],
+    )
+
+
+def success_rows(summary: dict[str, Any]) -> list[list[str]]:
+    rows = []
+    for name, arm in summary["arms"].items():
+        seen = arm.get("detection", {}).get("sees_success")
+        if not seen:
+            continue
+        for det, e in seen["detectors"].items():
+            gains = e.get("gain_over", {})
+            rows.append([
+                name, det, auroc_text(e["auroc_jailbroken_vs_failed"]),
+                auroc_text(e["auroc_jailbroken_vs_failed_same_requests"]),
+                "; ".join(f"vs {ref}: TPR {_gain(g['tpr_gain'])}" +
+                          (f", AUROC {_gain(g['success_auroc_gain'])}" if "success_auroc_gain" in g else "")
+                          for ref, g in gains.items()) or ("(a request-only reading)" if "gain_over" not in e
+                                                           else "-"),
+            ])
+    return rows
+
+
+def _gain(g: dict[str, Any]) -> str:
+    return f"{g['estimate']:+.3f} [{g['ci'][0]:+.3f}, {g['ci'][1]:+.3f}]"
+
+
+def success_table() -> list[str]:
+    return ["model/sampler", "detector", "AUROC jailbroken vs failed attacks",
+            "same requests only (both outcomes)", "gain over request-only readings at matched FPR"]
