@@ -20,7 +20,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "srilab"
 #: The one place the allowed order is written (README, "Layout", describes the same order).
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"errors"}),  # the error type every layer raises
-    frozenset({"", "registry", "stats", "io"}),  # the package root, the registry type, statistics, file reading
+    frozenset({"", "registry", "stats", "io", "checks"}),  # the package root, the registry type, statistics, file
+    # reading, the checks of user values
     frozenset({"data"}),
     frozenset({"attacks"}),
     frozenset({"models"}),

@@ -110,7 +110,10 @@ class Registry(Generic[T]):
         self._entries = dict(snapshot)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        try:
+            return name in self._entries
+        except TypeError:  # an unhashable name is not registered
+            return False
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from srilab.checks import expect, expect_text, number_problem, type_name
 from srilab.errors import SrilabError
 from srilab.registry import Registry, first_line
 
@@ -91,6 +92,28 @@ class AttackContext:
     seed: int = 0  # seed of stochastic attacks (search attacks)
     options: dict = field(default_factory=dict)  # per-attack settings from a study config (e.g. query_budget)
 
+    def __post_init__(self) -> None:
+        expect(self.target, str, "AttackContext target", hint="the affirmative text, e.g. 'Sure, here is'")
+        expect_text(self.target, "AttackContext target", empty=True)
+        expect(self.wrapper, str, "AttackContext wrapper")
+        for what in ("steps", "gen_length", "seed"):
+            expect(getattr(self, what), int, f"AttackContext {what}")
+        if self.steps < 1 or self.gen_length < 1:
+            raise SrilabError(
+                f"AttackContext steps and gen_length must be at least 1, got {self.steps}, {self.gen_length}"
+            )
+        expect(self.injection_fraction, (int, float), "AttackContext injection_fraction")
+        if number_problem(float(self.injection_fraction)) or not 0.0 <= self.injection_fraction <= 1.0:
+            raise SrilabError(f"AttackContext injection_fraction must be in [0, 1], got {self.injection_fraction!r}")
+        if isinstance(self.step_markers, str) or not isinstance(self.step_markers, tuple | list):
+            raise SrilabError(f"AttackContext step_markers must be a tuple of str, got {type_name(self.step_markers)}")
+        for m in self.step_markers:
+            expect_text(m, "AttackContext step_markers entry")
+        if self.dija_span is not None and (isinstance(self.dija_span, bool) or not isinstance(self.dija_span, int)
+                                           or self.dija_span < 1):
+            raise SrilabError(f"AttackContext dija_span must be a positive integer or None, got {self.dija_span!r}")
+        expect(self.options, dict, "AttackContext options")
+
     def tokens(self, text: str) -> int:
         return self.count_tokens(text) if self.count_tokens is not None else len(text.split())
 
@@ -109,20 +132,42 @@ AttackFn = Callable[[str, AttackContext], AttackedRequest]
 
 @dataclass(frozen=True)
 class Attack:
-    """A registered attack: call it as ``attack(request, context)``."""
+    """A registered attack: call it as ``attack(request, context)``.
+
+    ``options``: the keys of ``context.options`` it reads (any other key is an error, in a study config as when
+    called); None: it checks its own."""
 
     name: str
     fn: AttackFn
     needs: Needs
     source: str
     doc: str
+    options: tuple[str, ...] | None = None
 
     def applies_to(self, sampler_kind: str) -> bool:
         """Whether the attack can run against a sampler of this kind (white-box and query attacks: any)."""
         return self.needs in ("any", "whitebox", "query") or sampler_kind == self.needs
 
+    def check_options(self, options: Any) -> None:
+        """An option this attack does not take is one SrilabError naming the ones it does."""
+        expect(options, dict, f"the options of attack {self.name!r}")
+        if self.options is None:
+            return
+        unknown = sorted(map(str, set(options) - set(self.options)))
+        if unknown:
+            raise SrilabError(
+                f"unknown {self.name} option(s) {', '.join(unknown)}: "
+                + (f"allowed are {', '.join(self.options)}" if self.options else "the attack takes no options")
+            )
+
     def __call__(self, request: str, context: AttackContext | None = None) -> AttackedRequest:
-        return self.fn(request, context or AttackContext())
+        expect_text(request, f"the request of attack {self.name!r}")
+        if context is not None and not isinstance(context, AttackContext):
+            raise SrilabError(f"attack {self.name!r}: context must be an AttackContext or None, got "
+                              f"{type_name(context)}")
+        context = context or AttackContext()
+        self.check_options(context.options)
+        return self.fn(request, context)
 
 
 #: Every attack by name (``srilab list attacks``).
@@ -130,25 +175,32 @@ ATTACKS: Registry[Attack] = Registry("attacks")
 
 
 def add_attack(
-    name: str, fn: AttackFn, *, needs: Needs = "any", source: str = "", doc: str | None = None, replace: bool = False
+    name: str, fn: AttackFn, *, needs: Needs = "any", source: str = "", doc: str | None = None, replace: bool = False,
+    options: tuple[str, ...] | None = (),
 ) -> Attack:
-    """Register ``fn`` as the attack ``name`` (its summary: ``doc``, else the first line of its docstring)."""
-    attack = Attack(name, fn, needs, source, first_line(fn) if doc is None else doc)
+    """Register ``fn`` as the attack ``name`` (its summary: ``doc``, else the first line of its docstring);
+    ``options``: the option keys it reads (default none; None: it checks its own)."""
+    attack = Attack(name, fn, needs, source, first_line(fn) if doc is None else doc,
+                    None if options is None else tuple(options))
     ATTACKS.add(name, attack, source=source, summary=attack.doc, replace=replace, needs=needs)
     return attack
 
 
-def register(name: str, *, needs: Needs = "any", source: str = "") -> Callable[[AttackFn], AttackFn]:
-    """Decorator: register a function ``(request, context) -> AttackedRequest`` as the attack ``name``."""
+def register(
+    name: str, *, needs: Needs = "any", source: str = "", options: tuple[str, ...] | None = ()
+) -> Callable[[AttackFn], AttackFn]:
+    """Decorator: register a function ``(request, context) -> AttackedRequest`` as the attack ``name``;
+    ``options``: the option keys it reads (default none; None: it checks its own)."""
 
     def deco(fn: AttackFn) -> AttackFn:
-        add_attack(name, fn, needs=needs, source=source)
+        add_attack(name, fn, needs=needs, source=source, options=options)
         return fn
 
     return deco
 
 
 def get_attack(name: str) -> Attack:
+    expect(name, str, "an attack name")
     return ATTACKS.get(name)
 
 

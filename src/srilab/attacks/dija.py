@@ -195,6 +195,7 @@ def _decoding(value: Any) -> dict:
     "dija",
     needs="diffusion",
     source='Wen et al. 2025, "The Devil behind the Mask" (DIJA, ICLR 2026): interleaved text/mask user prompts',
+    options=_OPTIONS,
 )
 def dija(request: str, ctx: AttackContext) -> AttackedRequest:
     """The request rewritten into a user prompt of text interleaved with <mask:N> spans the model fills."""

@@ -226,6 +226,7 @@ def pair_options(ctx: AttackContext) -> dict:
     "pair",
     needs="query",
     source='Chao et al. 2023, "Jailbreaking Black Box Large Language Models in Twenty Queries" (PAIR)',
+    options=_OPTIONS,
 )
 def pair(request: str, ctx: AttackContext) -> AttackedRequest:
     """PAIR: an attacker proposes, a judge scores the target's answer, the attacker refines, within a query budget."""

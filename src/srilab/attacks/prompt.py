@@ -196,6 +196,7 @@ SCENARIOS: dict[str, Callable[[str, int], str]] = {
     "context_nesting",
     source='Ding et al. 2024, "A Wolf in Sheep\'s Clothing" (ReNeLLM scenario nesting); '
     'Li et al. 2023, "DeepInception"',
+    options=("scenario", "n_steps"),
 )
 def context_nesting(request: str, ctx: AttackContext) -> AttackedRequest:
     """The request nested in benign structured work: code completion, a table, a story or nested fiction."""
@@ -241,7 +242,7 @@ def unflip(text: str, mode: str = "words") -> str:
     return flip_text(text, mode)
 
 
-@register("flip", source='Liu et al. 2024, "FlipAttack: Jailbreak LLMs via Flipping"')
+@register("flip", source='Liu et al. 2024, "FlipAttack: Jailbreak LLMs via Flipping"', options=("mode",))
 def flip(request: str, ctx: AttackContext) -> AttackedRequest:
     """The request disguised by reversal (words, characters, or characters in each word) with decoding steps."""
     mode = _check_mode(ctx.options.get("mode", "words"))

@@ -139,6 +139,7 @@ def _run_attack(name: str, request: str, ctx: AttackContext) -> AttackedRequest:
     needs="whitebox",
     source="Andriushchenko, Croce & Flammarion 2024, 'Jailbreaking Leading Safety-Aligned LLMs with Simple "
     "Adaptive Attacks' (random search suffix)",
+    options=_OPTIONS["random_search"],
 )
 def random_search_attack(request: str, ctx: AttackContext) -> AttackedRequest:
     """An adversarial suffix found by query-bounded random search on the target's likelihood."""
@@ -149,6 +150,7 @@ def random_search_attack(request: str, ctx: AttackContext) -> AttackedRequest:
     "gcg",
     needs="whitebox",
     source="Zou et al. 2023, 'Universal and Transferable Adversarial Attacks on Aligned Language Models' (GCG)",
+    options=_OPTIONS["gcg"],
 )
 def gcg_attack(request: str, ctx: AttackContext) -> AttackedRequest:
     """An adversarial suffix found by query-bounded Greedy Coordinate Gradient search."""

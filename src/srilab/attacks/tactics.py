@@ -174,8 +174,11 @@ def pick(pool: Sequence[Tactic], k: int, rng: random.Random) -> list[Tactic]:
     return rng.sample(list(pool), min(k, len(pool)))
 
 
+_OPTIONS = ("k", "tactics", "library", "query_budget", "batch", "judge")
+
+
 def _options(ctx: AttackContext) -> dict:
-    check_keys("tactic_composition", ctx.options, ("k", "tactics", "library", "query_budget", "batch", "judge"))
+    check_keys("tactic_composition", ctx.options, _OPTIONS)
     o = ctx.options
     library = load_library(str(o["library"]) if o.get("library") else None)
     return {
@@ -190,6 +193,7 @@ def _options(ctx: AttackContext) -> dict:
 @register(
     "tactic_composition",
     source='Jiang et al. 2024, "WildTeaming at Scale" (WildJailbreak): in-the-wild tactics composed k at a time',
+    options=_OPTIONS,
 )
 def tactic_composition(request: str, ctx: AttackContext) -> AttackedRequest:
     """k jailbreak tactics from a library composed around the request (seeded); optionally searched on the target."""

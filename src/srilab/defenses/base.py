@@ -110,3 +110,19 @@ def evaluate_defense(
     for fpr in fpr_levels:
         out[f"tpr_at_{100 * float(fpr):g}pct_fpr"] = tpr_at_fpr(scores_pos, scores_neg, fpr)
     return out
+
+
+#: Arguments the study's defense phase passes itself (srilab.study.defense_phase.build_defense): not options.
+_PASSED = ("self", "lm", "model", "reference", "sampler", "seed")
+
+
+def defense_options(name: str) -> tuple[str, ...] | None:
+    """The option keys the registered defense ``name`` takes: its class's keyword arguments (and ``reference``,
+    the perplexity filter's reference model); None when it takes any (``**kwargs``)."""
+    import inspect
+
+    params = inspect.signature(DEFENSES.get(name).__init__).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    names = tuple(p.name for p in params if p.name not in _PASSED and p.kind is not inspect.Parameter.VAR_POSITIONAL)
+    return (*names, "reference") if name == "perplexity" else names

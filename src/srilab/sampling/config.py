@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from srilab.checks import CheckedModel, check_seed, data_problem
 from srilab.errors import SrilabError
 from srilab.sampling.diffusion_rules import remasking_rule
 
@@ -14,16 +16,72 @@ if TYPE_CHECKING:
     from srilab.models.base import LanguageModel
 
 
-class _Sampler(BaseModel):
-    """What every sampler has: a name, a temperature and a seed (per-item seeds are ``seed + index``)."""
+#: A temperature is 0 (greedy) or in this range: below it ``logits / temperature`` leaves float16's range, above it
+#: sampling is uniform noise (and LLaDA's Gumbel noise ``(-log u) ** temperature`` underflows; see below).
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-3, 100.0
+#: Classifier-free guidance scales above this make ``(cfg + 1) * (logits - unconditional)`` meaningless.
+MAX_CFG_SCALE = 100.0
+#: More denoising steps than this are a typo (LLaDA and Dream use at most a few thousand).
+MAX_STEPS = 65536
+# LLaDA's Gumbel noise is (-log u) ** temperature in float64 with u in [2**-53, 1 - 2**-53]: both ends must stay
+# normal floats, or exp(logits) / noise divides by 0 (inf) and sampling is the first index of the ties.
+_GUMBEL_ENDS = (-math.log1p(-(2.0**-53)), -math.log(2.0**-53))
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str | None = None
+def check_temperature(v: float, what: str = "temperature") -> float:
+    if v != 0 and not MIN_TEMPERATURE <= v <= MAX_TEMPERATURE:
+        raise ValueError(
+            f"{what} {v!r} is outside 0 (greedy) or {MIN_TEMPERATURE}..{MAX_TEMPERATURE}: the sampler's arithmetic "
+            f"{'overflows' if v < MIN_TEMPERATURE else 'turns into uniform noise'} there; use 0 for greedy decoding"
+        )
+    return v
+
+
+def gumbel_problem(temperature: float) -> str | None:
+    """Why LLaDA's Gumbel perturbation ``(-log u) ** temperature`` (float64) underflows or overflows, or None."""
+    for end in _GUMBEL_ENDS:
+        try:
+            noise = end**temperature
+        except OverflowError:
+            noise = math.inf
+        if not 2.2250738585072014e-308 <= noise < math.inf:
+            return (f"temperature {temperature!r}: LLaDA's Gumbel noise (-log u) ** temperature "
+                    f"{'underflows to 0' if noise < 1 else 'overflows'} in float64, so sampling would divide by "
+                    "zero: use a temperature of at most 19 (or schedule: dream)")
+    return None
+
+
+class _Sampler(CheckedModel):
+    """What every sampler has: a name, a temperature and a seed (per-item seeds are ``seed + index``).
+
+    Every float must be finite and representable in float32 (:func:`srilab.checks.number_problem`); the
+    temperature is 0 or in ``MIN_TEMPERATURE..MAX_TEMPERATURE``; a direct construction with a bad value is one
+    SrilabError (see :class:`srilab.checks.CheckedModel`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    name: str | None = Field(None, min_length=1)
     temperature: float = Field(0.0, ge=0.0)
     seed: int = 0
 
     _FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_values(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (problem := data_problem(data)):
+            raise ValueError(problem)
+        return data
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature(cls, v: float) -> float:
+        return check_temperature(v)
+
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v: int) -> int:
+        return check_seed(v)
 
     def key(self) -> dict:
         """The settings that change generations (used in the keys of centres and guards)."""
@@ -71,10 +129,10 @@ class DiffusionSamplerConfig(_Sampler):
 
     kind: Literal["diffusion"] = "diffusion"
     schedule: Literal["llada", "dream"] | None = None
-    steps: int = Field(64, gt=0)
+    steps: int = Field(64, gt=0, le=MAX_STEPS)
     gen_length: int = Field(64, gt=0)
     block_length: int | None = Field(None, gt=0)  # llada; None: gen_length (one block)
-    cfg_scale: float = Field(0.0, ge=0.0)
+    cfg_scale: float = Field(0.0, ge=0.0, le=MAX_CFG_SCALE)
     remasking: str = "low_confidence"  # REMASKING; "diffuguard[:alpha_0]"
     anneal_alpha: float | None = Field(None, ge=0.0, le=1.0)  # remasking diffuguard: alpha_0 (None: in the name)
     revision: float = Field(0.0, ge=0.0, lt=1.0)
@@ -153,6 +211,18 @@ class DiffusionSamplerConfig(_Sampler):
             raise ValueError("threshold must be a number (confidence of the remasking rule), not NaN")
         return self
 
+    @field_validator("alg_temp")
+    @classmethod
+    def _alg_temp(cls, v: float | None) -> float | None:
+        return v if v is None else check_temperature(v, "alg_temp")
+
+    @model_validator(mode="after")
+    def _check_arithmetic(self) -> DiffusionSamplerConfig:
+        """A temperature the LLaDA schedule's float64 Gumbel noise cannot represent is refused here."""
+        if self.schedule != "dream" and self.temperature > 0 and (problem := gumbel_problem(self.temperature)):
+            raise ValueError(problem)
+        return self
+
     @property
     def blocks_of(self) -> int:
         """The block length LLaDA's schedule uses (``block_length``, default one block)."""
@@ -212,9 +282,6 @@ def SamplerConfig(kind: str, **settings: Any) -> ARSamplerConfig | DiffusionSamp
     if kind not in _FAMILIES:
         raise SrilabError(f"unknown sampler kind {kind!r}: use 'ar' or 'diffusion'")
     try:
-        return _FAMILIES[kind](**settings)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or kind
-        msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"].removeprefix("Value error, ")
-        raise SrilabError(f"{kind} sampler: {where}: {msg}") from None
+        return _FAMILIES[kind].model_validate(settings)
+    except SrilabError as err:
+        raise SrilabError(f"{kind} sampler: {str(err).split(': ', 1)[-1]}") from None

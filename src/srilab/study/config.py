@@ -21,7 +21,11 @@ file's folder when they exist there (else to the working directory); ``output`` 
 directory. The run directory stores the config with those paths made absolute.
 
 Unknown keys and wrong types are rejected with the path to the field (``models.0.samplers.1.steps: ...``);
-see :func:`load_config`. ``toy:ar`` / ``toy:diffusion`` name the embedded toy pair (``toy_pair`` picks
+see :func:`load_config`. So are a key written twice in one mapping, nesting deeper than
+:data:`srilab.checks.MAX_DEPTH`, a float that is not finite or not representable in float32 (``.inf``,
+``1e-320``), text that is not valid Unicode, an empty list where a list must name something (``roles: []``,
+``attacks: []``), an option an attack or defense does not take, and a config that would not read back the same
+from the run directory's ``config.json``. ``toy:ar`` / ``toy:diffusion`` name the embedded toy pair (``toy_pair`` picks
 another pair directory) and ``source: toy`` its evaluation sets (``split``: :func:`srilab.toy.corpus.eval_sets`).
 """
 
@@ -31,29 +35,36 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 import srilab.toy.oracle  # noqa: F401  (registers the oracle judge)
+from srilab.checks import pydantic_problems
 from srilab.defenses import DEFENSES
 from srilab.errors import SrilabError
-from srilab.judges import JUDGES
 from srilab.sampling.api import AnySampler
-from srilab.sri.detectors import DETECTORS
 from srilab.study.executor import ExecutorSpec
-from srilab.study.guard_variants import check_variant
+from srilab.study.specs import (  # noqa: F401  (DTYPES, check_seed, check_device, MAX_SEED: re-exported)
+    DTYPES,
+    MAX_SEED,
+    AnalysisSpec,
+    DefenseSpec,
+    JudgeSpec,
+    ProtocolSpec,
+    SRISpec,
+    StrictSpec,
+    check_device,
+    check_name,
+    check_seed,
+)
 
 Role = Literal["harmful", "benign", "capability"]
 #: The roles of benign items in the evaluation protocol (see :mod:`srilab.study.protocol`).
 BenignRole = Literal["centre", "guard_fit", "calibration", "eval_seen_topics"]
 TOY_PREFIX = "toy:"
+MAX_BOOT = 1_000_000  # bootstrap resamples: more is minutes of report time for no precision
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelSpec(_Strict):
+class ModelSpec(StrictSpec):
     """One model and the samplers it is run under (the same weights may appear under several samplers)."""
 
     name: str = Field(min_length=1)
@@ -64,12 +75,14 @@ class ModelSpec(_Strict):
     gguf_file: str | None = None
     trust_remote_code: bool = False
     allow_pickle: bool = False  # load .bin/.pt/.pkl weights (unpickling runs code: only for files you trust)
+    # load a checkpoint with missing, unexpected or misshapen tensors (random ones in their place), with a warning
+    allow_partial_checkpoint: bool = False
     samplers: list[AnySampler] = Field(min_length=1)
 
     @field_validator("name")
     @classmethod
     def _safe_name(cls, v: str) -> str:
-        return _check_name(v)
+        return check_name(v)
 
     @field_validator("dtype")
     @classmethod
@@ -90,7 +103,7 @@ class ModelSpec(_Strict):
         if dup:
             raise ValueError(f"sampler names must be unique within a model; repeated: {dup} (set name: ...)")
         for s in self.samplers:
-            _check_name(s.label)
+            check_name(s.label)
         return self
 
     @property
@@ -98,7 +111,7 @@ class ModelSpec(_Strict):
         return self.path.startswith(TOY_PREFIX)
 
 
-class DatasetSpec(_Strict):
+class DatasetSpec(StrictSpec):
     """A benchmark (``srilab.data``), a plain prompt file (``source: prompts``) or a toy-world set."""
 
     name: str = Field(min_length=1)
@@ -120,6 +133,17 @@ class DatasetSpec(_Strict):
     # harmful: the attacks run on this set (default: every attack of the study)
     attacks: list[str] | None = None
 
+    @field_validator("roles", "attacks")
+    @classmethod
+    def _not_empty(cls, v: list[str] | None, info) -> list[str] | None:
+        if v is not None and not v:
+            what = "protocol roles" if info.field_name == "roles" else "attacks"
+            raise ValueError(f"an empty list names no {what}: drop the key for the default (all), or name at least one")
+        if v is not None and len(set(v)) != len(v):
+            twice = sorted({x for x in v if v.count(x) > 1})
+            raise ValueError(f"{info.field_name} names {twice} twice: name each once")
+        return v
+
     @field_validator("group_by")
     @classmethod
     def _group_by(cls, v: str) -> str:
@@ -130,14 +154,14 @@ class DatasetSpec(_Strict):
     @field_validator("name")
     @classmethod
     def _safe_name(cls, v: str) -> str:
-        return _check_name(v)
+        return check_name(v)
 
 
-class AttackSpec(_Strict):
+class AttackSpec(StrictSpec):
     """An attack from :mod:`srilab.attacks` and its settings."""
 
     name: str = Field(min_length=1)
-    label: str | None = None  # how it is named in the results (default: name); lets one attack run twice
+    label: str | None = Field(None, min_length=1)  # how it is named in the results (default: name)
     target: str | None = None  # default: the row's own target, else "Sure, here is how to do that:"
     injection_fraction: float = Field(0.25, ge=0.0, le=1.0)
     step_markers: list[str] | None = None
@@ -151,99 +175,35 @@ class AttackSpec(_Strict):
     @field_validator("label")
     @classmethod
     def _safe_label(cls, v: str | None) -> str | None:
-        return v if v is None else _check_name(v)
+        return v if v is None else check_name(v)
 
-
-class JudgeSpec(_Strict):
-    """A judge from :data:`srilab.judges.JUDGES` (``srilab list judges``): ``refusal`` (keyword), ``oracle``
-    (toy world), ``harmbench`` or ``llama_guard`` (classifiers), or one a plugin registered."""
-
-    name: str = Field(min_length=1)
-    path: str | None = None  # classifier checkpoint (folder, .gguf or hub id)
-    label: str | None = None  # how it is named in the results (default: name)
-    batch_size: int = Field(8, gt=0)
-    dtype: str | None = None
-    device: str = "cpu"
-    trust_remote_code: bool = False
-
-    @property
-    def key(self) -> str:
-        return self.label or self.name
-
-    @property
-    def decides(self) -> str:
-        """``refused`` or ``harmful``: what the registered judge decides."""
-        return JUDGES.entry(self.name).tags["decides"]
-
-    @field_validator("name")
+    @field_validator("target")
     @classmethod
-    def _registered(cls, v: str) -> str:
-        if v not in JUDGES:
-            raise ValueError(f"unknown judge {v!r}: choose one of {', '.join(JUDGES.names())}")
+    def _target(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("an empty target forces nothing: drop target for the row's own, or write the text")
         return v
 
-
-class SRISpec(_Strict):
-    """SRI centres, signal and guard, computed from the traces by ``srilab report``."""
-
-    enabled: bool = True
-    layer: str | int = "last"
-    pooling: Literal["generated", "response"] = "generated"
-    harmful: str | None = None  # harmful dataset whose refused direct answers make the harmful centre
-    detector: str = "autoencoder"
-    variant: str = "auto"  # auto | paper | representation+detector+scaling: srilab.study.guard_variants
-    quantile: float = Field(0.99, gt=0.0, lt=1.0)  # the guard's threshold: this quantile of benign scores ...
-    threshold: Literal["topic_heldout", "calibration"] = "topic_heldout"  # ... out-of-topic, or of calibration rows
-    online_every: int = Field(4, gt=0)  # the online guard checks every this many steps
-
-    @field_validator("detector", "variant")
+    @field_validator("step_markers")
     @classmethod
-    def _names(cls, v: str, info) -> str:
-        if info.field_name == "variant":
-            return check_variant(v)
-        if v not in DETECTORS:
-            raise ValueError(f"unknown guard detector {v!r}: choose one of {', '.join(DETECTORS.names())}")
+    def _markers(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and (not v or not all(m.strip() for m in v)):
+            raise ValueError("step_markers must be non-empty text, at least one: drop the key for the default markers")
         return v
 
+    @model_validator(mode="after")
+    def _known_options(self) -> AttackSpec:
+        from srilab.attacks import ATTACKS
 
-class ProtocolSpec(_Strict):
-    """How items get their roles (:mod:`srilab.study.protocol`): disjoint, seeded, recorded in the run.
-
-    Benign topic groups: a share ``unseen_groups`` of them (at least one when there are two or more) is held
-    out whole as ``eval_unseen_topics``; the items of the other groups are split by a seeded hash into
-    ``centre`` / ``guard_fit`` / ``calibration`` / ``eval_seen_topics`` in the given proportions. Harmful: a
-    share ``harmful_centre`` of the ``sri.harmful`` dataset builds the harmful centre (asked directly, never
-    scored); the rest is attacked."""
-
-    seed: int | None = None  # default: the study's seed
-    unseen_groups: float = Field(0.25, ge=0.0, lt=1.0)
-    centre: float = Field(0.2, ge=0.0)
-    guard_fit: float = Field(0.3, gt=0.0)
-    calibration: float = Field(0.3, gt=0.0)
-    eval_seen_topics: float = Field(0.2, ge=0.0)
-    harmful_centre: float = Field(0.25, gt=0.0, lt=1.0)
-    fpr: float = Field(0.05, gt=0.0, lt=1.0)  # the matched benign FPR every detector is calibrated to
+        if self.name in ATTACKS:  # an unknown name is named when the run starts (plugins may register late)
+            try:
+                ATTACKS.get(self.name).check_options(self.options)
+            except SrilabError as err:
+                raise ValueError(str(err)) from None
+        return self
 
 
-class DefenseSpec(_Strict):
-    """A baseline defense from :data:`srilab.defenses.DEFENSES`, scored on the run's records after judging."""
-
-    name: str = Field(min_length=1)
-    options: dict[str, Any] = Field(default_factory=dict)
-    limit: int | None = Field(None, gt=0)  # per arm and role at most this many (attacked: this many successes + others)
-
-
-class AnalysisSpec(_Strict):
-    """Which analysis stages the report runs besides rates and the SRI guard."""
-
-    dynamics_every: int = Field(8, ge=0)  # judge intermediate canvases every this many steps (0: off)
-    text_baseline: bool = True  # the benign-only TF-IDF detector on the answer text
-    # every guard variant's figures beside the chosen guard's (srilab.study.guard_variants): costly, off by default
-    guard_variants: bool = False
-    partial_refusal: Literal["refused", "complied", "separate"] = "refused"  # how a partial refusal counts
-
-
-class StudyConfig(_Strict):
+class StudyConfig(StrictSpec):
     name: str = Field("study", min_length=1)
     output: str = "runs/study"
     seed: int = 0
@@ -251,15 +211,15 @@ class StudyConfig(_Strict):
     toy_pair: str | None = None  # a toy pair directory for toy:ar / toy:diffusion (default: the shipped pair)
     models: list[ModelSpec] = Field(min_length=1)
     datasets: list[DatasetSpec] = Field(min_length=1)
-    attacks: list[AttackSpec] = Field(default_factory=lambda: [AttackSpec(name="direct")])
-    judges: list[JudgeSpec] = Field(default_factory=lambda: [JudgeSpec(name="refusal")])
+    attacks: list[AttackSpec] = Field(default_factory=lambda: [AttackSpec(name="direct")], min_length=1)
+    judges: list[JudgeSpec] = Field(default_factory=lambda: [JudgeSpec(name="refusal")], min_length=1)
     refusal_judge: str | None = None  # the judge (key) whose verdicts decide refusal (default: first that decides it)
     asr_judge: str | None = None  # the judge (key) that decides attack success (default: first harm judge)
     sri: SRISpec = Field(default_factory=SRISpec)
     protocol: ProtocolSpec = Field(default_factory=ProtocolSpec)
     defenses: list[DefenseSpec] = Field(default_factory=list)
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
-    n_boot: int = Field(1000, ge=100)
+    n_boot: int = Field(1000, ge=100, le=MAX_BOOT)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)  # where generations run: not in canonical()
 
     @field_validator("seed")
@@ -270,6 +230,8 @@ class StudyConfig(_Strict):
     @field_validator("attacks", mode="before")
     @classmethod
     def _attack_names(cls, v: Any) -> Any:
+        if isinstance(v, list) and not v:
+            raise ValueError("an empty list attacks nothing: name at least one attack (direct asks as written)")
         return [{"name": a} if isinstance(a, str) else a for a in v] if isinstance(v, list) else v
 
     @field_validator("defenses", mode="before")
@@ -280,6 +242,8 @@ class StudyConfig(_Strict):
     @field_validator("judges", mode="before")
     @classmethod
     def _judge_names(cls, v: Any) -> Any:
+        if isinstance(v, list) and not v:
+            raise ValueError("an empty list judges nothing: name at least one judge (refusal decides refusal)")
         return [{"name": j} if isinstance(j, str) else j for j in v] if isinstance(v, list) else v
 
     @model_validator(mode="after")
@@ -344,107 +308,52 @@ class StudyConfig(_Strict):
         return next((j.key for j in self.judges if j.decides == "harmful"), None)
 
     def canonical(self) -> dict[str, Any]:
-        """The config as plain JSON data (defaults filled in): what a resumed run must match (not the executor)."""
-        return json.loads(self.model_dump_json(exclude={"executor"}))
+        """The config as plain JSON data (defaults filled in): what a resumed run must match (not the executor).
+        Settings added later are left out at their default, so a run started before them still resumes."""
+        data = json.loads(self.model_dump_json(exclude={"executor"}))
+        for m in data["models"]:
+            if m.get("allow_partial_checkpoint") is False:
+                del m["allow_partial_checkpoint"]
+        return data
 
 
-DTYPES = ("float32", "float16", "bfloat16")
-#: Seeds are per item (``seed`` + the item's index) and feed numpy and torch generators: keep them in 31 bits.
-MAX_SEED = 2**31 - 1
-
-
-def check_seed(v: int) -> int:
-    if not 0 <= v <= MAX_SEED - 10**6:
-        raise ValueError(f"seed {v} is out of range: use 0 <= seed <= {MAX_SEED - 10**6}")
-    return v
-
-
-def check_device(v: str) -> str:
-    """``cpu``, ``cuda[:N]`` or ``mps``, and only a device that this machine has."""
-    from srilab.io import device_problem
-
-    if problem := device_problem(v):
-        raise ValueError(problem)
-    return v
-
-
-def _check_name(v: str) -> str:
-    bad = set(v) & set('/\\:*?"<>|\n\t ')
-    if bad or v.startswith("."):
-        raise ValueError(f"{v!r} is used in file names: use letters, digits, '-', '_' or '.' (no spaces or slashes)")
-    return v
-
-
-def _field_path(loc: tuple) -> str:
-    # A sampler's family tag ("ar" / "diffusion", pydantic's discriminator step) is not a key the user wrote.
-    parts = [str(p) for i, p in enumerate(loc) if not (p in ("ar", "diffusion") and i and isinstance(loc[i - 1], int))]
-    return ".".join(parts) or "(top level)"
+def _validate(data: Any, source: str) -> StudyConfig:
+    try:  # the raw validator: pydantic's errors, each with the path to its field
+        return StudyConfig.__pydantic_validator__.validate_python(data)
+    except ValidationError as err:
+        # A sampler's family tag ("ar" / "diffusion", pydantic's discriminator step) is not a key the user wrote.
+        raise SrilabError(f"{source}: " + pydantic_problems(err, skip=("ar", "diffusion"))) from None
 
 
 def parse_config(data: Any, *, source: str = "config") -> StudyConfig:
-    """Validate already-parsed YAML/JSON data; every problem is named by the path to its field."""
+    """Validate already-parsed YAML/JSON data; every problem is named by the path to its field.
+
+    The validated config must read back as itself from its stored form (:meth:`StudyConfig.canonical`, what
+    ``config.json`` holds and what ``--resume`` and ``srilab report`` read): a value that would not is refused
+    here, before anything runs."""
     if not isinstance(data, dict):
         raise SrilabError(f"{source}: the study config must be a mapping of keys (name, models, datasets, ...)")
+    cfg = _validate(data, source)
+    stored = cfg.canonical()
     try:
-        return StudyConfig.model_validate(data)
-    except ValidationError as err:
-        problems = []
-        for e in err.errors():
-            msg = e["msg"].removeprefix("Value error, ")
-            if e["type"] == "extra_forbidden":
-                msg = "unknown key"
-            problems.append(f"{_field_path(e['loc'])}: {msg}")
-        raise SrilabError(f"{source}: " + "; ".join(problems)) from None
+        again = _validate(json.loads(json.dumps(stored, allow_nan=False)), source).canonical()
+    except (SrilabError, ValueError) as err:
+        raise SrilabError(f"{source}: the config would not read back from the run's config.json ({err})") from None
+    if again != stored:
+        from srilab.study.store import first_difference
 
-
-MAX_CONFIG_BYTES = 1 << 20  # a study config is a few kilobytes; anything much larger is the wrong file
+        raise SrilabError(
+            f"{source}: the config would not read back the same from the run's config.json "
+            f"({first_difference(stored, again)}): write the value plainly"
+        )
+    return cfg
 
 
 def load_config(path: str | Path) -> StudyConfig:
-    """Read and validate a study config file (YAML or JSON).
+    """Read and validate a study config file (YAML or JSON): :func:`srilab.study.config_file.read_config_file`
+    (aliases, a key written twice and deep nesting refused; relative input paths resolved), then
+    :func:`parse_config`."""
+    from srilab.study.config_file import read_config_file
 
-    YAML anchors and aliases (``&a`` / ``*a``) are refused: a study config does not need them, and nested
-    aliases expand exponentially (a "billion laughs" file would exhaust the memory).
-    """
-    from srilab.io import read_text
-
-    path = Path(path)
-    if path.is_dir():
-        raise SrilabError(f"study config {path} is a directory: pass the study YAML file")
-    text = read_text(path, "study config", max_bytes=MAX_CONFIG_BYTES)
-    try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
-            if isinstance(event, yaml.AliasEvent):
-                mark = event.start_mark
-                raise SrilabError(
-                    f"{path}:{mark.line + 1}: YAML aliases (*{event.anchor}) are not allowed in a study config: "
-                    "write the values out"
-                )
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = str(getattr(err, "problem", None) or err).splitlines()[0]
-        raise SrilabError(f"{path}{where}: not valid YAML ({problem})") from None
-    if isinstance(data, dict):
-        data = _resolve_inputs(data, path.resolve().parent)
+    data = read_config_file(path)
     return parse_config(data, source=str(path))
-
-
-def _resolve_inputs(data: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Relative input paths that exist beside the config file are made absolute (see the module docstring)."""
-
-    def fix(value: Any) -> Any:
-        if not isinstance(value, str) or not value or Path(value).is_absolute() or ":" in value.split("/")[0]:
-            return value  # toy:..., package:..., hub ids with a scheme, absolute paths
-        candidate = base / value
-        return str(candidate.resolve()) if candidate.exists() else value
-
-    data = json.loads(json.dumps(data, default=str))
-    if "toy_pair" in data:
-        data["toy_pair"] = fix(data["toy_pair"])
-    for key in ("models", "datasets", "judges"):
-        for entry in data.get(key) or []:
-            if isinstance(entry, dict) and "path" in entry:
-                entry["path"] = fix(entry["path"])
-    return data
