@@ -19,6 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from srilab.checks import expect_text
 from srilab.data.benchmarks import DATASETS
 from srilab.data.readers import check_file, read_table
 from srilab.data.records import Record
@@ -69,6 +70,8 @@ def load_dataset(
     info = DATASETS.get(key)
     split = _check_split(key, split)
     _check_options(limit, on_error)
+    if hub_id is not None:
+        expect_text(hub_id, "hub_id")
     implied = False
     if path is None:
         file = _download(key, split, hub_id)
@@ -107,6 +110,8 @@ def load_prompts(
         columns of those names when present; the other columns go to ``meta``.
     """
     _check_options(limit, on_error)
+    if column is not None:
+        expect_text(column, "column")
     table = read_table(check_file(path))
     if column is not None and table.format != "txt":
         col = table.find_column(column)
@@ -146,6 +151,7 @@ def load_prompts(
 
 # ------------------------------------------------------------------------------------------------ checks
 def _dataset_key(name: str) -> str:
+    expect_text(name, "the dataset name")
     key = str(name).strip().lower().replace("-", "").replace("_", "")
     if key not in DATASETS:
         raise SrilabError(f"unknown dataset {name!r}: use one of {', '.join(sorted(DATASETS))}")
@@ -155,6 +161,7 @@ def _dataset_key(name: str) -> str:
 def _check_split(key: str, split: str | None) -> str | None:
     if split is None:
         return None
+    expect_text(split, "split")
     splits = DATASETS.get(key).splits
     norm = str(split).strip().lower()
     if not splits:

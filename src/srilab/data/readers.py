@@ -11,10 +11,12 @@ Formats, chosen by the file extension:
 
 Every row keeps the 1-based line where it starts (for Parquet, its 1-based row number) so that a
 malformed row can be reported as ``file:line``. A row that cannot be read (wrong number of CSV fields, a
-JSONL line that is not valid JSON, a JSON item that is not an object) is kept as a :class:`Row` with a
-``problem`` instead of values: the loaders decide whether to raise or to skip it with a warning.
-Problems with the whole file (missing, empty, not UTF-8, a ``.json`` file that is not a JSON list) raise
-:class:`~srilab.errors.SrilabError` at once.
+quote that is never closed or is followed by text, a JSONL line that is not valid JSON, a JSON item that is not
+an object, an object with a key written twice, text that is not valid Unicode -- a ``"\ud800"`` escape makes a
+lone surrogate that no file can hold --, or nesting deeper than :data:`srilab.checks.MAX_DEPTH`) is kept as a
+:class:`Row` with a ``problem`` instead of values: the loaders decide whether to raise or to skip it with a
+warning. Problems with the whole file (missing, empty, not UTF-8, a ``.json`` file that is not a JSON list, a
+CSV header naming a column twice) raise :class:`~srilab.errors.SrilabError` at once.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from srilab.checks import MAX_DEPTH, text_problem, walk
 from srilab.errors import SrilabError
 
 EXTENSIONS: tuple[str, ...] = (".csv", ".json", ".jsonl", ".txt", ".parquet")
@@ -74,6 +78,11 @@ class Table:
 
 def check_file(path: str | Path, *, hint: str = "") -> Path:
     """The path as a :class:`Path` after checking that it is an existing file with a known extension."""
+    if isinstance(path, bool) or not isinstance(path, str | os.PathLike):
+        raise SrilabError(f"a data file path must be a str or Path, got {type(path).__name__}")
+    if not str(path).strip() or "\x00" in str(path):
+        raise SrilabError(f"the data file path {str(path)!r:.60} is empty or holds a NUL character: pass the path of "
+                          "a .csv, .json, .jsonl or .txt file")
     p = Path(path).expanduser()
     if not p.exists():
         raise SrilabError(f"{p}: file not found: check the path{hint}")
@@ -100,6 +109,9 @@ def read_table(path: str | Path) -> Table:
         table = reader(p, text)
     if not table.rows:
         raise SrilabError(f"{p} has no data rows (columns found: {table.columns_text()}): add at least one row")
+    if all(r.problem is not None for r in table.rows):  # no readable row: its problem, not "no columns"
+        first = table.rows[0]
+        raise SrilabError(f"{table.where(first)}: {first.problem}: no row of the file can be read; fix the file")
     return table
 
 
@@ -123,7 +135,8 @@ def _read_txt(p: Path, text: str) -> Table:
 
 
 def _read_csv(p: Path, text: str) -> Table:
-    reader = csv.reader(io.StringIO(text))
+    # strict: a quote followed by text, or one never closed, is an error (not rows merged into one field)
+    reader = csv.reader(io.StringIO(text), strict=True)
     header: list[str] | None = None
     header_line = 0
     rows: list[Row] = []
@@ -136,15 +149,27 @@ def _read_csv(p: Path, text: str) -> Table:
             break
         except csv.Error as e:
             end = reader.line_num
+            why = str(e)
+            if "unexpected end of data" in why:
+                why = ("a quoted field opened in this row is never closed: every later line was read into it; "
+                       'close the quote (write "" for a quote inside a quoted field)')
+            elif "expected after" in why:
+                why = f'{why}: a quote ends a quoted field only before a comma or the line end (write "" inside it)'
             if header is None:
-                raise SrilabError(f"{p}:{start}: unreadable CSV header ({e}): fix the first row") from None
-            rows.append(Row(start, problem=f"unreadable CSV ({e})"))
+                raise SrilabError(f"{p}:{start}: unreadable CSV header ({why}): fix the first row") from None
+            rows.append(Row(start, problem=f"unreadable CSV ({why})"))
             continue
         end = reader.line_num
         if not fields or (len(fields) == 1 and not fields[0].strip()):
             continue  # a blank line is not a row
         if header is None:
             header, header_line = [f.strip() for f in fields], start
+            twice = sorted({h for h in header if header.count(h) > 1})
+            if twice:
+                raise SrilabError(
+                    f"{p}:{start}: the header names the column(s) {', '.join(map(repr, twice))} more than once (the "
+                    "later would silently replace the earlier): rename them"
+                )
             continue
         if len(fields) != len(header):
             rows.append(
@@ -157,12 +182,47 @@ def _read_csv(p: Path, text: str) -> Table:
 
 
 def _item_row(line: int, item: Any) -> Row:
-    """A JSON/JSONL item as a row: an object gives its fields, a string is a prompt, anything else is a problem."""
+    """A JSON/JSONL item as a row: an object gives its fields, a string is a prompt, anything else is a problem
+    (so is text that is not valid Unicode, or nesting deeper than MAX_DEPTH)."""
+    if problem := _value_problem(item):
+        return Row(line, problem=problem)
     if isinstance(item, dict):
         return Row(line, item)
     if isinstance(item, str):
         return Row(line, {TEXT_COLUMN: item})
     return Row(line, problem=f"expected a JSON object, found {_json_type(item)}")
+
+
+def _value_problem(item: Any) -> str | None:
+    """Text in ``item`` (values and keys) that is not valid Unicode, or nesting deeper than MAX_DEPTH."""
+    try:
+        for path, value in walk(item, max_depth=MAX_DEPTH):
+            if isinstance(value, str) and (problem := text_problem(value)):
+                return f"the field {path!r} {problem}" if path != "(top level)" else f"the text {problem}"
+            for key in value if isinstance(value, dict) else ():
+                if isinstance(key, str) and (problem := text_problem(key)):
+                    return f"a key {problem}"
+    except SrilabError:
+        return f"a value nested more than {MAX_DEPTH} levels deep: flatten the row"
+    return None
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key written twice (``json`` would keep the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, object_pairs_hook=_unique_pairs)
 
 
 def _json_type(item: Any) -> str:
@@ -184,9 +244,15 @@ def _read_jsonl(p: Path, text: str) -> Table:
         if not line.strip():
             continue
         try:
-            item = json.loads(line)
+            item = _loads(line)
         except json.JSONDecodeError as e:
             rows.append(Row(i + 1, problem=f"invalid JSON ({e.msg} at column {e.colno})"))
+            continue
+        except _DuplicateKey as e:
+            rows.append(Row(i + 1, problem=f"the key {e.args[0]!r} is written twice in one object: keep one"))
+            continue
+        except RecursionError:
+            rows.append(Row(i + 1, problem=f"nested too deeply to read (more than {MAX_DEPTH} levels): flatten it"))
             continue
         rows.append(_item_row(i + 1, item))
     return Table(p, "jsonl", _columns(rows), tuple(rows))
@@ -194,12 +260,14 @@ def _read_jsonl(p: Path, text: str) -> Table:
 
 def _read_json(p: Path, text: str) -> Table:
     """A JSON list, read item by item so that each item keeps the line where it starts."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(object_pairs_hook=_unique_pairs)
     lines = _LineCounter(text)
     pos = _JSON_WS.match(text, 0).end()
     if text[pos] != "[":
         try:
             doc = json.loads(text)
+        except RecursionError:
+            raise SrilabError(f"{p}: nested too deeply to read: a .json file holds one list of objects") from None
         except json.JSONDecodeError as e:
             if e.msg == "Extra data":
                 raise SrilabError(
@@ -223,6 +291,16 @@ def _read_json(p: Path, text: str) -> Table:
                 raise SrilabError(
                     f"{p}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno}): fix the file "
                     "(a .json file must parse as a whole; use .jsonl to be able to skip bad lines)"
+                ) from None
+            except _DuplicateKey as e:
+                raise SrilabError(
+                    f"{p}:{lines.at(pos)}: the key {e.args[0]!r} is written twice in one object of the item starting "
+                    "here: keep one"
+                ) from None
+            except RecursionError:
+                raise SrilabError(
+                    f"{p}:{lines.at(pos)}: the item starting here is nested too deeply to read (more than "
+                    f"{MAX_DEPTH} levels): flatten it"
                 ) from None
             rows.append(_item_row(lines.at(pos), item))
             pos = _JSON_WS.match(text, end).end()
