@@ -69,6 +69,9 @@ def check_pairs(requests: Sequence[str], responses: Sequence[str], judge: str) -
     for what, seq in (("requests", requests), ("responses", responses)):
         if isinstance(seq, str):
             raise SrilabError(f"{judge} expects a list of {what}, got a single str: wrap it in a list")
+        if not isinstance(seq, list | tuple):
+            got = "None" if seq is None else type(seq).__name__
+            raise SrilabError(f"{judge} expects a list of {what} (str), got {got}")
     requests, responses = list(requests), list(responses)
     if len(requests) != len(responses):
         raise SrilabError(f"{judge} got {len(requests)} requests and {len(responses)} responses: pass one of each")

@@ -66,6 +66,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 
+from srilab.checks import expect
 from srilab.errors import SrilabError
 from srilab.judges.base import JUDGES, Verdict, check_pairs
 
@@ -279,6 +280,15 @@ class RefusalJudge:
         extra_patterns: Iterable[str] = (),
         partial: bool = True,
     ) -> None:
+        for what, value in (("opening_sentences", opening_sentences), ("opening_chars", opening_chars),
+                            ("short_words", short_words)):
+            expect(value, int, f"RefusalJudge {what}")
+        expect(partial, bool, "RefusalJudge partial")
+        if isinstance(extra_patterns, str) or not isinstance(extra_patterns, Iterable):
+            raise SrilabError("RefusalJudge extra_patterns must be a list of regular expressions (str)")
+        extra_patterns = list(extra_patterns)
+        for p in extra_patterns:
+            expect(p, str, "each of RefusalJudge's extra_patterns")
         if opening_sentences < 1 or opening_chars < 1 or short_words < 0:
             raise SrilabError(
                 "RefusalJudge needs opening_sentences >= 1, opening_chars >= 1 and short_words >= 0; "

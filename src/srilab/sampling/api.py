@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from srilab.attacks.base import MASK_SPAN, CanvasText, split_mask_spans
+from srilab.checks import expect, expect_int, expect_text, expect_texts, type_name
 from srilab.errors import SrilabError
 from srilab.models.base import LanguageModel, left_pad
 from srilab.sampling import autoregressive, diffusion
@@ -96,6 +97,47 @@ def _check_lengths(model: LanguageModel, sampler: Sampler, texts: Sequence[str])
         )
 
 
+def _check_arguments(model, prompts, sampler, trace, prefills, canvas, chat, batch_size, seeds, progress, monitor,
+                     prompt_masks, mask_spans) -> None:
+    """generate's arguments, by type: a wrong one is one SrilabError naming it (not a traceback further in)."""
+    if not isinstance(model, LanguageModel):
+        raise SrilabError(f"generate: model must be a srilab LanguageModel (srilab.models.load(path)), got "
+                          f"{type_name(model)}")
+    expect_texts(prompts, "generate: prompts")
+    if not isinstance(sampler, ARSamplerConfig | DiffusionSamplerConfig):
+        raise SrilabError(f"generate: sampler must be an ARSamplerConfig or DiffusionSamplerConfig (srilab.sampling."
+                          f"SamplerConfig(kind, ...)), got {type_name(sampler)}")
+    if trace is not None and not isinstance(trace, TraceConfig):
+        raise SrilabError(f"generate: trace must be a TraceConfig or None, got {type_name(trace)}")
+    if prefills is not None:
+        expect_texts(prefills, "generate: prefills", optional_items=True)
+    if canvas is not None:
+        if isinstance(canvas, str) or not isinstance(canvas, list | tuple):
+            raise SrilabError(f"generate: canvas must be a list (one list of CanvasText per prompt), got "
+                              f"{type_name(canvas)}")
+        for plan in canvas:
+            if isinstance(plan, str) or not isinstance(plan, list | tuple) or not all(
+                    isinstance(c, CanvasText) for c in plan):
+                raise SrilabError("generate: each canvas entry must be a list of CanvasText (empty: none)")
+            for c in plan:
+                expect_text(c.text, "generate: a CanvasText's text")
+                expect_int(c.step, "generate: a CanvasText's step", minimum=0)
+                expect_int(c.offset, "generate: a CanvasText's offset", minimum=0)
+    for what, value in (("chat", chat), ("progress", progress), ("mask_spans", mask_spans)):
+        expect(value, bool, f"generate: {what}")
+    expect_int(batch_size, "generate: batch_size", minimum=1)
+    if seeds is not None and (isinstance(seeds, str) or not isinstance(seeds, list | tuple)):
+        raise SrilabError(f"generate: seeds must be a list of integers (one per prompt), got {type_name(seeds)}")
+    if seeds is not None:
+        for s in seeds:
+            expect(s, int, "generate: each seed")
+    if prompt_masks not in ("reference", "schedule"):
+        raise SrilabError(f"generate: prompt_masks must be 'reference' or 'schedule', got {prompt_masks!r}")
+    if monitor is not None and not all(callable(getattr(monitor, m, None)) for m in ("reset", "after_step")):
+        raise SrilabError(f"generate: monitor must be a Monitor with reset and after_step (e.g. srilab.sri.online."
+                          f"GuardMonitor), got {type_name(monitor)}")
+
+
 def generate(
     model: LanguageModel,
     prompts: Sequence[str],
@@ -125,12 +167,19 @@ def generate(
     every mask filled; see :func:`srilab.sampling.diffusion.generate`; Dream's schedule always fills all).
     ``mask_spans=False`` keeps ``<mask:N>`` as plain text (a prompt that only shows the syntax).
     """
+    _check_arguments(model, prompts, sampler, trace, prefills, canvas, chat, batch_size, seeds, progress, monitor,
+                     prompt_masks, mask_spans)
     n = len(prompts)
     if n == 0:
         raise SrilabError("no prompts to generate from")
     if sampler.kind == "ar" and model.kind == "diffusion":
         raise SrilabError(
             f"{model.name} is a diffusion model: sample it left to right with kind: diffusion and block_length: 1"
+        )
+    if sampler.kind == "diffusion" and model.kind == "ar":
+        raise SrilabError(
+            f"{model.name} is an autoregressive model: a diffusion sampler would unmask with attention that cannot "
+            "see the masks to its right (garbage answers); sample it with ARSamplerConfig, or load a diffusion model"
         )
     if sampler.kind == "diffusion" and model.mask_id is None:
         raise SrilabError(f"{model.name} has no mask token: it cannot be sampled by diffusion")

@@ -89,12 +89,12 @@ def matmul_flops(device: str = "cpu", dtype: str | None = None, seconds: float =
 
 
 def _model_path(spec: ModelSpec, cfg: StudyConfig) -> Path:
-    from srilab.models.loading import inspect_checkpoint
+    from srilab.models.checkpoint import inspect_checkpoint
     from srilab.toy.pair import pair_dir
 
     if spec.is_toy:
         return pair_dir(cfg.toy_pair) / spec.path[len(TOY_PREFIX):]
-    info = inspect_checkpoint(spec.path, allow_pickle=spec.allow_pickle)
+    info = inspect_checkpoint(spec.path, allow_pickle=spec.allow_pickle, allow_partial=spec.allow_partial_checkpoint)
     if info["format"] == "hub":
         raise SrilabError(f"model {spec.name!r}: {spec.path} is not a local checkpoint; estimates read local files")
     return Path(info["path"])

@@ -100,12 +100,16 @@ def load_model(spec: ModelSpec, cfg: StudyConfig) -> LanguageModel:
 
         ar, dlm = load_pair(cfg.toy_pair, device=spec.device)
         lm = ar if spec.path == "toy:ar" else dlm
+        if spec.kind is not None and spec.kind != lm.kind:
+            raise SrilabError(f"model {spec.name!r}: {spec.path} is the {lm.kind} toy model, not {spec.kind}: "
+                              "drop kind, or use the other toy model")
     else:
         from srilab.models import load
 
         lm = load(
             spec.path, kind=spec.kind, device=spec.device, dtype=spec.dtype, gguf_file=spec.gguf_file,
             trust_remote_code=spec.trust_remote_code, allow_pickle=spec.allow_pickle,
+            allow_partial=spec.allow_partial_checkpoint,
         )
     lm.name = spec.name
     return lm
