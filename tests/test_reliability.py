@@ -457,7 +457,9 @@ def test_deleted_or_truncated_shard_is_reported_then_regenerated(reference, tmp_
     _same_as_reference(reference, out)
 
 
-def test_report_on_a_torn_journal_is_read_only(reference, tmp_path):
+def test_report_on_a_torn_journal_is_read_only(reference, tmp_path, capfd):
+    """A torn last record is refused by ``srilab report`` (finish the run first); ``--allow-incomplete`` reports
+    on the complete rows, with a warning. Neither repairs the journal."""
     import shutil
 
     out = tmp_path / "run"
@@ -468,8 +470,12 @@ def test_report_on_a_torn_journal_is_read_only(reference, tmp_path):
     with pytest.warns(RuntimeWarning, match="partial last line"):
         assert len(list(Journal(out / "records.jsonl", repair=False).rows())) == len(
             list(RunDir(reference).records().rows()))
+    capfd.readouterr()
+    assert main(["report", str(out)]) == 2
+    err = capfd.readouterr().err
+    assert "ends in a partial line" in err and "--resume" in err and len(err.strip().splitlines()) == 1
     with pytest.warns(RuntimeWarning, match="partial last line"):
-        assert main(["report", str(out)]) == 0
+        assert main(["report", str(out), "--allow-incomplete"]) == 0
     assert (out / "records.jsonl").stat().st_size == size
 
 

@@ -27,6 +27,10 @@ def info(
     allow_pickle: bool = typer.Option(
         False, "--allow-pickle", help="Load pickled .bin/.pt weights (unpickling can run code: trusted files only)."
     ),
+    allow_partial_checkpoint: bool = typer.Option(
+        False, "--allow-partial-checkpoint", help="Load a checkpoint with missing, unexpected or misshapen tensors "
+        "(random ones in their place), with a warning."
+    ),
 ) -> None:
     """Load a model and describe it (kind, mask id, logits shift, layers, final norm); for a study YAML, estimate
     its memory and time per model and sampler instead (srilab.study.estimate)."""
@@ -38,7 +42,8 @@ def info(
         return
     from srilab.models import load
 
-    lm = load(model, kind=kind, gguf_file=gguf_file, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    lm = load(model, kind=kind, gguf_file=gguf_file, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
+              allow_partial=allow_partial_checkpoint)
     for key, value in lm.describe().items():
         typer.echo(f"{key:>16}: {value}")
 
@@ -125,12 +130,16 @@ def run(
 def report(
     run_dir: Path = typer.Argument(..., help="A run directory written by `srilab run`."),
     show_harmful: bool = typer.Option(False, "--show-harmful", help="Do not redact harmful generations in the HTML."),
+    allow_incomplete: bool = typer.Option(
+        False, "--allow-incomplete", help="Report on an unfinished run (a partial last line, missing verdicts): "
+        "only the complete rows count, and the report says how many are left out."
+    ),
 ) -> None:
     """Rebuild summary.json, report.html and the plots from a run directory alone."""
     from srilab.study.analysis import build_report
     from srilab.study.store import RunDir
 
-    RunDir(run_dir).check_complete()
+    RunDir(run_dir).check_complete(allow_incomplete=allow_incomplete)
     paths = build_report(run_dir, show_harmful=show_harmful, echo=typer.echo)
     typer.echo(f"report: {paths['report']}   summary: {paths['summary']}")
 

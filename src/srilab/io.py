@@ -39,6 +39,8 @@ def user_error(err: BaseException, path: str | os.PathLike | None = None, what: 
             f"{where}{label}is not a readable safetensors file ({_first_line(err)}): the file is truncated or "
             "corrupt; restore it (or, for a run's trace shard, resume the run to regenerate it)"
         )
+    if isinstance(err, ValueError) and "embedded null" in str(err):  # a path with a NUL character
+        return SrilabError(f"{where}{label}a path holds a NUL character (\\x00): remove it")
     if isinstance(err, MemoryError):
         return SrilabError(f"{where}{label}needs more memory than is available: use smaller lengths or inputs")
     if isinstance(err, NotADirectoryError):

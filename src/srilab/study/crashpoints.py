@@ -43,6 +43,8 @@ def crash_point(*points: str) -> None:
 
 
 def wants(point: str) -> bool:
-    """Whether ``SRILAB_CRASH_AT`` names ``point`` (so a caller can prepare, e.g. write half a line first)."""
+    """Whether the next pass of ``point`` is the one ``SRILAB_CRASH_AT`` kills at (so a caller can prepare, e.g.
+    write half a line first): the ``n``-th, as :func:`crash_point` counts them; every earlier pass is a whole,
+    ordinary one, as in a real run killed at that moment."""
     target = _target()
-    return target is not None and target[0] == point
+    return target is not None and target[0] == point and _passed[point] + 1 == target[1]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -82,6 +83,13 @@ def run_study(
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise SrilabError(f"--limit must be a whole number of at least 1, got {limit!r}")
+    if isinstance(target, bool) or not isinstance(target, str | os.PathLike) or not str(target).strip():
+        raise SrilabError(f"a study config is the path of a YAML file (or with resume, a run directory), got "
+                          f"{target!r:.40}")
+    for what, value in (("resume", resume), ("progress", progress), ("report", report),
+                        ("show_harmful", show_harmful)):
+        if not isinstance(value, bool):
+            raise SrilabError(f"run_study: {what} must be True or False, got {value!r:.40}")
     target = Path(target)
     if output is not None and Path(output).exists() and not Path(output).is_dir():
         raise SrilabError(f"--output {output} is a file, not a directory: choose another output directory")
@@ -108,7 +116,8 @@ def preflight(cfg: StudyConfig, items: dict[str, list[Item]]) -> None:
     """What can fail before a model is loaded fails here, before the run directory exists: every checkpoint
     exists, has a readable config and no pickle-only weights, and each sampler's response (plus the longest
     request, when the tokenizer is at hand) fits the model's context."""
-    from srilab.models.loading import inspect_checkpoint, load_tokenizer
+    from srilab.models.checkpoint import inspect_checkpoint
+    from srilab.models.loading import load_tokenizer
     from srilab.toy.pair import pair_dir
 
     longest = max((it.prompt for its in items.values() for it in its), key=len, default="")
@@ -116,7 +125,8 @@ def preflight(cfg: StudyConfig, items: dict[str, list[Item]]) -> None:
         if m.is_toy:
             info = inspect_checkpoint(pair_dir(cfg.toy_pair) / m.path[len(TOY_PREFIX):])
         else:
-            info = inspect_checkpoint(m.path, allow_pickle=m.allow_pickle)
+            info = inspect_checkpoint(m.path, allow_pickle=m.allow_pickle, allow_partial=m.allow_partial_checkpoint)
+        check_kinds(m, info["kind"])
         limit = info["context_length"]
         if not limit:
             continue
@@ -134,6 +144,28 @@ def preflight(cfg: StudyConfig, items: dict[str, list[Item]]) -> None:
                     f"exceed the model's context of {limit} tokens: lower max_new_tokens / gen_length or shorten "
                     "the requests"
                 )
+
+
+def check_kinds(m: ModelSpec, weights: str | None) -> None:
+    """The model is sampled as what its weights are: a causal model by AR samplers only, a bidirectional one by
+    diffusion samplers only (``weights``: the kind its config says, None when only remote code knows)."""
+    from srilab.models.checkpoint import bidirectional_as_ar, causal_as_diffusion
+
+    if m.kind is not None and weights is not None and m.kind != weights:
+        raise (causal_as_diffusion if weights == "ar" else bidirectional_as_ar)(f"model {m.name!r} ({m.path})")
+    kind = m.kind or weights
+    for s in m.samplers:
+        if kind == "ar" and s.kind == "diffusion":
+            raise SrilabError(
+                f"model {m.name!r} ({m.path}) is autoregressive but sampler {s.label!r} is a diffusion sampler: its "
+                "attention cannot see the masks to its right and every answer would be garbage; use kind: ar for "
+                "it, or a diffusion model"
+            )
+        if kind == "diffusion" and s.kind == "ar":
+            raise SrilabError(
+                f"model {m.name!r} ({m.path}) is a diffusion model but sampler {s.label!r} is an AR sampler: sample "
+                "it left to right with kind: diffusion and block_length: 1"
+            )
 
 
 def run_config(
@@ -158,18 +190,22 @@ def run_config(
     preflight(cfg, items)
     run.check_target(resume=resume)
     fresh = not run.exists()
+    if not fresh:
+        run.versions()  # a corrupt versions.json is refused before the run is touched
     try:
         with INTERRUPT.installed():
             if not fresh:
                 run.lock()
+                for tmp in run.remove_temporaries():  # a kill between fsync and rename left it
+                    echo(f"  removed {tmp.relative_to(run.path)}, a temporary file an interrupted write left")
             run.create(cfg.canonical(), resume=resume)
             run.lock()
             try:
                 with _threads_of(run, echo):
                     return _run_locked(cfg, run, protocol, report=report, progress=progress,
                                        show_harmful=show_harmful, echo=echo)
-            except SrilabError:
-                if fresh and not (run.path / "records.jsonl").exists():  # nothing done: leave nothing behind
+            except Exception:  # noqa: BLE001 - any failure before the first generation: leave nothing behind
+                if fresh and not (run.path / "records.jsonl").exists():
                     run.unlock()
                     _remove_new_run(run)
                 raise

@@ -18,7 +18,13 @@ its batch's records are appended in one write and fsynced. A kill between the tw
 without records: the batch is generated again (deterministically: seeds are per item) and the shard
 replaced. A kill during the append leaves a partial last line: :meth:`Journal.repair` truncates it on
 the next open and the batch's missing records are written again. A complete line that is not JSON in
-the middle of the file is not a crash artefact and is reported as corruption (file and line).
+the middle of the file is not a crash artefact and is reported as corruption (file and line). A kill between
+a temporary file's fsync and its rename leaves a ``.<name>.<random>.tmp`` file: a resume removes it
+(:meth:`RunDir.remove_temporaries`). A write that fails (a full disk, a read-only folder) is one SrilabError
+naming the file; what was written before stays.
+
+Tamper evidence: ``config.sha256`` holds the digest of ``config.json``; both must be there and agree before a
+resume or a report reads the run (a run whose digest was deleted is refused, with how to restore it).
 """
 
 from __future__ import annotations
@@ -31,169 +37,12 @@ import platform
 import shutil
 import sys
 import tempfile
-import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from srilab.errors import SrilabError
-from srilab.study.crashpoints import crash_point, wants
-
-
-class Journal:
-    """An append-only JSONL file of dict rows, each with a unique ``key`` (within ``(key, <field>)``).
-
-    Reading never writes: a partial last line (a killed writer) is skipped with a warning, and a row whose
-    identity was already read (two writers racing before the run lock existed, a hand edit) is warned about
-    and ignored, never counted twice. ``repair=True`` (the writer, under the run lock) truncates the partial
-    last line on open; :meth:`append` repairs before it writes in any case.
-    """
-
-    def __init__(self, path: Path, unique: tuple[str, ...] = ("key",), *, repair: bool = True) -> None:
-        self.path = Path(path)
-        self.unique = unique
-        self.repaired_bytes = self.repair() if repair else 0
-        self._done: set[tuple] | None = None
-
-    def repair(self) -> int:
-        """Truncate a partial last line left by a killed writer; return the number of bytes dropped."""
-        if not self.path.exists():
-            return 0
-        size = self.path.stat().st_size
-        if size == 0:
-            return 0
-        with self.path.open("rb+") as f:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) == b"\n":
-                return 0
-            keep = _last_newline(f, size)
-            f.truncate(keep)
-            f.flush()
-            os.fsync(f.fileno())
-        dropped = size - keep
-        warnings.warn(
-            f"{self.path}: dropped a partial last line ({dropped} bytes) left by an interrupted run; "
-            "its rows are written again",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return dropped
-
-    def rows(self) -> Iterator[dict[str, Any]]:
-        if not self.path.exists():
-            return
-        seen: set[tuple] = set()
-        duplicates = 0
-        with self.path.open("rb") as f:
-            for lineno, raw in enumerate(f, 1):
-                if not raw.endswith(b"\n"):  # a partial last line: a killed writer (resume rewrites it)
-                    warnings.warn(
-                        f"{self.path}:{lineno}: ignored a partial last line ({len(raw)} bytes) left by an "
-                        "interrupted run; `srilab run --resume` writes its rows again",
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
-                    break
-                if not raw.strip():
-                    continue
-                try:
-                    row = json.loads(raw.decode("utf-8"))
-                except (json.JSONDecodeError, UnicodeDecodeError) as err:
-                    why = err.msg if isinstance(err, json.JSONDecodeError) else "not UTF-8"
-                    raise SrilabError(
-                        f"{self.path}:{lineno}: not valid JSON ({why}); the run directory is corrupt "
-                        "(not an interrupted write): restore the file or start a new run"
-                    ) from None
-                if not isinstance(row, dict) or any(u not in row for u in self.unique):
-                    raise SrilabError(f"{self.path}:{lineno}: a row without {'/'.join(self.unique)}")
-                ident = self.ident(row)
-                if ident in seen:
-                    duplicates += 1
-                    continue
-                seen.add(ident)
-                yield row
-        if duplicates:
-            warnings.warn(
-                f"{self.path}: ignored {duplicates} duplicate row(s) (same {'/'.join(self.unique)} as an earlier "
-                "line); each is counted once",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-
-    def ident(self, row: dict[str, Any]) -> tuple:
-        return tuple(_hashable(row[u]) for u in self.unique)
-
-    def done(self) -> set[tuple]:
-        if self._done is None:
-            self._done = {self.ident(r) for r in self.rows()}
-        return self._done
-
-    def append(self, rows: Iterable[dict[str, Any]]) -> int:
-        """Append the rows not yet present, in one write, flushed and fsynced; return how many were new."""
-        if self._done is None:
-            self.repair()
-        done = self.done()
-        new = []
-        for r in rows:
-            ident = self.ident(r)
-            if ident not in done:
-                new.append(r)
-                done.add(ident)
-        if not new:
-            return 0
-        data = "".join(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n" for r in new).encode("utf-8")
-        crash_point(f"{self.path.name}:before")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            view = memoryview(data)[: len(data) // 2] if wants(f"{self.path.name}:torn") else memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            os.fsync(fd)
-            crash_point(f"{self.path.name}:torn")
-        finally:
-            os.close(fd)
-        crash_point(f"{self.path.name}:after")
-        return len(new)
-
-
-def _hashable(value: Any) -> Any:
-    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else value
-
-
-def _last_newline(f, size: int) -> int:
-    """The offset just after the last newline of an open binary file (0: none)."""
-    pos = size
-    while pos > 0:
-        step = min(65536, pos)
-        pos -= step
-        f.seek(pos)
-        nl = f.read(step).rfind(b"\n")
-        if nl >= 0:
-            return pos + nl + 1
-    return 0
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)  # unique per writer
-    try:
-        os.fchmod(fd, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        crash_point(f"{path.suffix}:before", f"{path.name}:before")
-        os.replace(tmp, path)
-        crash_point(f"{path.suffix}:after", f"{path.name}:after")
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+from srilab.study.journal import TEMP_GLOB, Journal, atomic_write_bytes, atomic_write_text, write_error  # noqa: F401
 
 
 def package_versions() -> dict[str, str]:
@@ -221,6 +70,8 @@ class RunDir:
     """
 
     def __init__(self, path: str | Path) -> None:
+        if isinstance(path, bool) or not isinstance(path, str | os.PathLike) or not str(path).strip():
+            raise SrilabError(f"a run directory is a path (str or Path), got {path!r:.40}")
         self.path = Path(path)
         self.writable = False
         self._lock_fd: int | None = None
@@ -269,7 +120,7 @@ class RunDir:
         if self.exists():
             stored = self.read_config()
             if stored != config:
-                diff = _first_difference(stored, config)
+                diff = first_difference(stored, config)
                 raise SrilabError(
                     f"the config differs from the one {self.path} was started with ({diff}): "
                     "a resumed run must use the same config; start a new output directory instead"
@@ -297,11 +148,49 @@ class RunDir:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 
+    @property
+    def versions_path(self) -> Path:
+        return self.path / "versions.json"
+
+    def versions(self) -> dict[str, str] | None:
+        """``versions.json`` (package versions and the torch thread count the run started with); None when the run
+        has none. A file that is there but unreadable is one SrilabError saying how to restore it."""
+        path = self.versions_path
+        if not path.exists():
+            return None
+        fix = ("restore it from a backup, or write it again as {{\"torch_threads\": \"N\"}} with the torch thread "
+               "count the run started with (results depend on it)")
+        try:
+            data = json.loads(path.read_bytes().decode("utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+            why = err.msg if isinstance(err, json.JSONDecodeError) else (
+                err.strerror if isinstance(err, OSError) else "not UTF-8 JSON")
+            raise SrilabError(f"{path} is corrupt ({why}): {fix}") from None
+        if not isinstance(data, dict):
+            raise SrilabError(f"{path} is corrupt (not a JSON object): {fix}")
+        threads = data.get("torch_threads")
+        if threads is not None and not (str(threads).isdigit() and int(str(threads)) >= 1):
+            raise SrilabError(f"{path} is corrupt (torch_threads {str(threads)[:20]!r} is not a positive integer): "
+                              f"{fix}")
+        return {str(k): v if isinstance(v, str | int | float) else json.dumps(v) for k, v in data.items()}
+
     def recorded_threads(self) -> int | None:
         """The torch intra-op thread count the run started with (``versions.json``); None when not recorded."""
-        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError, KeyError):
-            return max(1, int(json.loads((self.path / "versions.json").read_text())["torch_threads"]))
-        return None
+        threads = (self.versions() or {}).get("torch_threads")
+        return None if threads is None else max(1, int(str(threads)))
+
+    def remove_temporaries(self) -> list[Path]:
+        """Remove the temporary files a killed writer left (``.<name>.<random>.tmp``, between fsync and rename):
+        under the lock, nothing else writes them. Returns what was removed."""
+        if not self.writable:
+            raise RuntimeError("remove_temporaries needs the run's lock")
+        removed = []
+        for tmp in [*self.path.glob(TEMP_GLOB), *self.path.glob(f"*/{TEMP_GLOB}"), *self.path.glob(f"*/*/{TEMP_GLOB}")]:
+            if tmp.is_file() and not tmp.is_symlink():
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+                    removed.append(tmp)
+        return removed
 
     def read_config(self) -> dict[str, Any]:
         from srilab.io import read_text
@@ -315,13 +204,22 @@ class RunDir:
             config = json.loads(text)
         except json.JSONDecodeError as err:
             raise SrilabError(f"{self.config_path}: not valid JSON ({err.msg})") from None
-        if self.digest_path.is_file():
-            want = read_text(self.digest_path, "config digest").split()[:1]
-            if want != [config_digest(config)] and want != [hashlib.sha256(text.encode()).hexdigest()]:
-                raise SrilabError(
-                    f"{self.config_path} was changed after the run started (it no longer matches "
-                    f"{self.digest_path.name}): restore it, or start a new run with the changed config"
-                )
+        except RecursionError:
+            raise SrilabError(f"{self.config_path}: not valid JSON (nested too deeply)") from None
+        if not isinstance(config, dict):
+            raise SrilabError(f"{self.config_path}: not a JSON object: restore it from a backup")
+        if not self.digest_path.exists():
+            raise SrilabError(
+                f"{self.digest_path} is missing, so {self.config_path.name} cannot be checked against the config the "
+                f"run started with: restore it from a backup; or, if you are sure config.json is unchanged, write it "
+                f"again with `cd {self.path} && sha256sum config.json > config.sha256`; otherwise start a new run"
+            )
+        want = read_text(self.digest_path, "config digest").split()[:1]
+        if want != [config_digest(config)] and want != [hashlib.sha256(text.encode()).hexdigest()]:
+            raise SrilabError(
+                f"{self.config_path} was changed after the run started (it no longer matches "
+                f"{self.digest_path.name}): restore it, or start a new run with the changed config"
+            )
         return config
 
     # ------------------------------------------------------------------------------------------ lock
@@ -387,21 +285,55 @@ class RunDir:
             keys = json.loads((f.metadata() or {}).get("keys", "[]"))
         return tensors, keys
 
-    def check_complete(self) -> None:
-        """Before a report: the run has generations, judgements and every trace shard they point to (read only);
-        otherwise one SrilabError saying exactly what is missing and how to finish it."""
-        self.read_config()
-        records = list(self.records().rows())
+    def torn_journals(self) -> list[Path]:
+        """The journals whose last line is partial (a killed writer; read only)."""
+        torn = []
+        for name in ("records.jsonl", "judgements.jsonl", "defenses.jsonl", "dynamics.jsonl"):
+            path = self.path / name
+            if path.is_file() and path.stat().st_size:
+                with path.open("rb") as f:
+                    f.seek(-1, os.SEEK_END)
+                    if f.read(1) != b"\n":
+                        torn.append(path)
+        return torn
+
+    def check_complete(self, *, allow_incomplete: bool = False) -> None:
+        """Before a report: the run has generations, every judge's verdict on each, no partial last line in a
+        journal, and every trace shard the generations point to (read only); otherwise one SrilabError saying
+        exactly what is missing and how to finish it. ``allow_incomplete`` (``srilab report --allow-incomplete``)
+        accepts a partial last line and missing verdicts: the report then covers the complete rows and says so."""
+        config = self.read_config()
+        self.versions()
         resume = f"`srilab run --resume {self.path}`"
+        torn = self.torn_journals()
+        if torn and not allow_incomplete:
+            raise SrilabError(
+                f"{torn[0]} ends in a partial line (the run was interrupted while writing it): finish the run with "
+                f"{resume}, or pass --allow-incomplete to report on the complete rows only"
+            )
+        records = list(self.records().rows())
         if not records:
             raise SrilabError(f"{self.path} has no generations yet: run or resume the study first ({resume})")
-        judged = {k for (k, _) in self.judgements().done()}
-        unjudged = [r["key"] for r in records if r["key"] not in judged]
-        if unjudged:
+        judges = [j.get("label") or j.get("name") for j in config.get("judges") or [] if isinstance(j, dict)]
+        verdicts = self.judgements().done()
+        judged_by_any = {k for (k, _) in verdicts}
+        unjudged = [r["key"] for r in records if r["key"] not in judged_by_any]
+        if unjudged and not allow_incomplete:
             raise SrilabError(
                 f"{self.path}: {len(unjudged)} of {len(records)} generations are not judged yet "
-                f"(first: {unjudged[0]}): finish the run with {resume}"
+                f"(first: {unjudged[0]}): finish the run with {resume}, or pass --allow-incomplete to report on the "
+                "judged ones only"
             )
+        missing = [(r["key"], j) for r in records for j in judges if r["key"] in judged_by_any and (r["key"], j)
+                   not in verdicts]
+        if missing and not allow_incomplete:
+            raise SrilabError(
+                f"{self.path}: {len(missing)} verdict(s) are missing (first: judge {missing[0][1]!r} on "
+                f"{missing[0][0]}): finish the run with {resume}, or pass --allow-incomplete to report on the "
+                "generations every judge has judged"
+            )
+        if allow_incomplete and len(unjudged) == len(records):
+            raise SrilabError(f"{self.path}: no generation is judged yet: finish the run with {resume}")
         by_shard: dict[str, list[str]] = {}
         for r in records:
             by_shard.setdefault(str(r.get("shard", "")), []).append(r["key"])
@@ -427,15 +359,15 @@ class RunDir:
         return set(keys) <= held and "activations" in names
 
 
-def _first_difference(a: Any, b: Any, path: str = "") -> str:
+def first_difference(a: Any, b: Any, path: str = "") -> str:
     if isinstance(a, dict) and isinstance(b, dict):
         for k in sorted(set(a) | set(b)):
             if k not in a or k not in b or a[k] != b[k]:
                 if k in a and k in b:
-                    return _first_difference(a[k], b[k], f"{path}.{k}" if path else str(k))
+                    return first_difference(a[k], b[k], f"{path}.{k}" if path else str(k))
                 return f"{path}.{k}" if path else str(k)
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
         for i, (x, y) in enumerate(zip(a, b, strict=True)):
             if x != y:
-                return _first_difference(x, y, f"{path}.{i}")
+                return first_difference(x, y, f"{path}.{i}")
     return f"{path or '(top level)'}: {json.dumps(a)[:60]} != {json.dumps(b)[:60]}"
