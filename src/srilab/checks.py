@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, model_validator
 
 from srilab.errors import SrilabError
 
@@ -132,23 +132,37 @@ def pydantic_problems(err: ValidationError, *, skip: Sequence[str] = ()) -> str:
     return "; ".join(dict.fromkeys(problems))
 
 
+class InvalidValue(SrilabError, ValueError):
+    """A config class built with a bad value: a SrilabError (one line, exit 2) that is also a ValueError, as
+    pydantic's ValidationError was, so code catching that still catches it."""
+
+
 class _CheckedMeta(type(BaseModel)):
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
         except ValidationError as err:
-            raise SrilabError(f"{cls.__name__}: {pydantic_problems(err)}") from None
+            raise InvalidValue(f"{cls.__name__}: {pydantic_problems(err)}") from None
 
 
 class CheckedModel(BaseModel, metaclass=_CheckedMeta):
-    """A pydantic model whose direct construction and :meth:`model_validate` raise one SrilabError line."""
+    """A pydantic model whose direct construction and :meth:`model_validate` raise one SrilabError line, and
+    whose float fields hold finite float32 values however they were given (``"1e-320"`` as text too)."""
+
+    @model_validator(mode="after")
+    def _finite_float32(self) -> Any:
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, float) and (problem := number_problem(value)):
+                raise ValueError(f"{name}: {problem}")
+        return self
 
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError as err:
-            raise SrilabError(f"{cls.__name__}: {pydantic_problems(err)}") from None
+            raise InvalidValue(f"{cls.__name__}: {pydantic_problems(err)}") from None
 
 
 # ------------------------------------------------------------------------------------------------ Python API
@@ -197,7 +211,7 @@ def expect_int(value: Any, what: str, *, minimum: int | None = None, optional: b
 
 
 __all__ = [
-    "FLOAT32_MAX", "FLOAT32_TINY", "MAX_DEPTH", "MAX_SEED", "CheckedModel", "check_seed", "check_text", "data_problem",
-    "expect", "expect_int", "expect_text", "expect_texts", "number_problem", "pydantic_problems", "text_problem",
-    "type_name", "walk",
+    "FLOAT32_MAX", "FLOAT32_TINY", "MAX_DEPTH", "MAX_SEED", "CheckedModel", "InvalidValue", "check_seed", "check_text",
+    "data_problem", "expect", "expect_int", "expect_text", "expect_texts", "number_problem", "pydantic_problems",
+    "text_problem", "type_name", "walk",
 ]

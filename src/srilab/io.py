@@ -10,6 +10,7 @@ anything that escapes a command, so none of them ends in a traceback.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,6 +52,10 @@ def user_error(err: BaseException, path: str | os.PathLike | None = None, what: 
         return SrilabError(f"{err.filename or path}: permission denied: choose a path you can write")
     if isinstance(err, FileNotFoundError):
         return SrilabError(f"{err.filename or path}: no such file")
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        name = err.filename or path
+        return SrilabError(f"no space left on the device{f' while writing {name}' if name else ''}: free some "
+                           "space and run the command again (a run continues with `srilab run --resume DIR`)")
     if isinstance(err, OSError) and err.errno is not None:
         return SrilabError(f"{where}{label}{_first_line(err)}")
     return None

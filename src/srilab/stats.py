@@ -91,6 +91,8 @@ class PairedTest:
 
 def _as_1d(values: Any, name: str) -> np.ndarray:
     """Return ``values`` as a non-empty finite 1-D float64 array, or raise naming ``name``."""
+    if values is None or isinstance(values, str | bytes):
+        raise SrilabError(f"{name} must be a sequence of numbers, got {type(values).__name__}")
     try:
         arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -115,6 +117,12 @@ def _as_flags(values: Any, name: str) -> np.ndarray:
     if not np.isin(arr, (0.0, 1.0)).all():
         raise SrilabError(f"{name} must hold boolean (0/1) outcomes; convert it with an explicit comparison")
     return arr
+
+
+def _length(values: Any, name: str) -> int:
+    if values is None or isinstance(values, str | bytes) or not hasattr(values, "__len__"):
+        raise SrilabError(f"{name} must be a sequence of numbers, got {type(values).__name__}")
+    return len(values)
 
 
 def _check_same_length(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
@@ -213,7 +221,7 @@ def wilson_interval(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
 def rate(flags: Sequence[bool] | np.ndarray, alpha: float = 0.05) -> dict[str, Any]:
     """A rate as every summary stores it: ``{"k", "n", "rate", "ci": [low, high]}`` (Wilson 95% interval;
     rate and interval are None for n = 0)."""
-    arr = _as_flags(flags, "flags") if len(flags) else np.zeros(0, dtype=bool)
+    arr = _as_flags(flags, "flags") if _length(flags, "flags") else np.zeros(0, dtype=bool)
     k, n = int(arr.sum()), int(arr.shape[0])
     if n == 0:
         return {"k": 0, "n": 0, "rate": None, "ci": [None, None]}
@@ -246,7 +254,7 @@ def weighted_rate(flags: Sequence[bool] | np.ndarray, weights: Sequence[float] |
     """A rate over a population sampled with unequal weights (each row stands for ``weight`` rows): the
     weighted share, with a Wilson interval at Kish's effective sample size ``(sum w)^2 / sum w^2``; ``k``/``n``
     stay the raw counts of the rows read, ``n_effective`` and ``weighted`` say how the rate was formed."""
-    arr = _as_flags(flags, "flags") if len(flags) else np.zeros(0, dtype=bool)
+    arr = _as_flags(flags, "flags") if _length(flags, "flags") else np.zeros(0, dtype=bool)
     w = np.asarray(weights, dtype=np.float64)
     if w.shape != arr.shape or not np.all(np.isfinite(w)) or np.any(w <= 0):
         raise SrilabError("weights must be finite, positive and one per flag")
@@ -266,7 +274,7 @@ def auroc_with_ci(
 ) -> dict[str, Any]:
     """AUROC with its stratified bootstrap 95% CI and both n: ``{"auroc", "ci", "n_pos", "n_neg"}`` (None
     when either side is empty)."""
-    n_pos, n_neg = len(scores_pos), len(scores_neg)
+    n_pos, n_neg = _length(scores_pos, "scores_pos"), _length(scores_neg, "scores_neg")
     if n_pos == 0 or n_neg == 0:
         return {"auroc": None, "ci": [None, None], "n_pos": n_pos, "n_neg": n_neg}
     ci = bootstrap_auroc_ci(scores_pos, scores_neg, n_boot=n_boot, seed=seed)
@@ -284,7 +292,8 @@ def mcnemar_exact_p(only_a: int, only_b: int) -> float:
     Under H0 the ``m = only_a + only_b`` discordant pairs split Binomial(m, 1/2); the p-value is
     ``min(1, 2 * P(X <= min(only_a, only_b)))``, computed with exact integer arithmetic (1.0 when m = 0).
     """
-    if only_a < 0 or only_b < 0:
+    if not all(isinstance(c, int | np.integer) and not isinstance(c, bool) for c in (only_a, only_b)) or min(
+            only_a, only_b) < 0:
         raise SrilabError(f"discordant counts must be >= 0, got {only_a} and {only_b}")
     m = int(only_a) + int(only_b)
     if m == 0:

@@ -45,7 +45,7 @@ def mask_span(n: int) -> str:
 def split_mask_spans(text: str) -> list[str | int]:
     """``text`` cut at its ``<mask:N>`` markers: text pieces (``str``, possibly empty) alternating with span
     lengths (``int``), starting and ending with a text piece. A text without markers gives ``[text]``."""
-    parts = MASK_SPAN.split(text)
+    parts = MASK_SPAN.split(expect(text, str, "a text with <mask:N> spans"))
     out: list[str | int] = []
     for i, part in enumerate(parts):
         if i % 2:
@@ -71,6 +71,13 @@ class CanvasText:
     text: str
     step: int = 0
     offset: int = 0
+
+    def __post_init__(self) -> None:
+        expect_text(self.text, "CanvasText text", empty=True)
+        for what in ("step", "offset"):
+            if isinstance(getattr(self, what), bool) or not isinstance(getattr(self, what), int) or getattr(
+                    self, what) < 0:
+                raise SrilabError(f"CanvasText {what} must be a whole number >= 0, got {getattr(self, what)!r}")
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ in the request or target are left alone. :func:`load_default_templates` register
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from typing import Any
 import yaml
 
 from srilab.attacks.base import ATTACKS, Attack, AttackContext, AttackedRequest, add_attack, register
+from srilab.checks import expect
 from srilab.errors import SrilabError
 
 # ------------------------------------------------------------------------------------------------ Wei et al.
@@ -228,7 +230,7 @@ def _check_mode(mode: Any) -> str:
 def flip_text(text: str, mode: str = "words") -> str:
     """``text`` disguised by reversal: word order (``words``), all characters (``chars``) or the characters
     of each word (``chars_in_word``). Whitespace is kept exactly, so :func:`unflip` inverts it exactly."""
-    mode = _check_mode(mode)
+    mode, text = _check_mode(mode), expect(text, str, "the text to flip")
     if mode == "chars":
         return text[::-1]
     parts = _WHITESPACE.split(text)  # words at even indices, whitespace runs at odd ones
@@ -366,7 +368,7 @@ def read_templates(path: str | Path) -> list[Template]:
     name), without registering them. Errors name the file and the entry (counted from 1)."""
     seen: dict[str, Template] = {}
     out: list[Template] = []
-    for file in _files(Path(path)):
+    for file in _files(Path(expect(path, (str, os.PathLike), "a template file or folder"))):
         for i, raw in enumerate(_parse(file), start=1):
             t = _entry(raw, file, i)
             if t.name in seen:

@@ -25,7 +25,18 @@ from srilab.defenses.base import DEFENSES, Defense, as_texts
 from srilab.errors import SrilabError
 from srilab.judges.refusal import RefusalJudge
 from srilab.models.base import LanguageModel, LayerSpec, left_pad, shift_logits
-from srilab.sampling.api import Sampler, generate
+from srilab.sampling.api import ARSamplerConfig, DiffusionSamplerConfig, Sampler, generate
+
+
+def _require_model(model, what: str, sampler=None, *, with_sampler: bool = False) -> None:
+    """A defense's model is a srilab LanguageModel (and its sampler a sampler config): one SrilabError otherwise."""
+    if not isinstance(model, LanguageModel):
+        raise SrilabError(f"{what} needs a srilab LanguageModel (srilab.models.load(path)), got "
+                          f"{type(model).__name__}")
+    if (sampler is not None or with_sampler) and not isinstance(sampler, ARSamplerConfig | DiffusionSamplerConfig):
+        raise SrilabError(f"{what} needs a sampler config (srilab.sampling.SamplerConfig), got "
+                          f"{type(sampler).__name__}")
+
 
 __all__ = [
     "OutputKeywordGuard",
@@ -65,6 +76,7 @@ class PerplexityFilter(Defense):
     needs_generation = False
 
     def __init__(self, reference: LanguageModel, batch_size: int = 16, name: str = "perplexity") -> None:
+        _require_model(reference, "PerplexityFilter")
         if reference.kind != "ar":
             raise SrilabError(
                 f"PerplexityFilter needs an autoregressive reference model, got {reference.name} ({reference.kind})"
@@ -133,7 +145,8 @@ class SelfExamination(Defense):
         batch_size: int = 16,
         name: str = "self_examination",
     ) -> None:
-        if "{response}" not in question_template:
+        _require_model(model, "SelfExamination")
+        if not isinstance(question_template, str) or "{response}" not in question_template:
             raise SrilabError("question_template must contain {response}, where the examined answer goes")
         if model.kind == "diffusion" and model.mask_id is None:
             raise SrilabError(f"{model.name} has no mask token: self-examination cannot read its answer logits")
@@ -231,6 +244,7 @@ class SmoothLLM(Defense):
         batch_size: int = 16,
         name: str = "smoothllm",
     ) -> None:
+        _require_model(model, "SmoothLLM", sampler, with_sampler=True)
         if not isinstance(copies, int) or copies < 1:
             raise SrilabError(f"copies must be a positive integer, got {copies!r}")
         if not 0.0 <= float(rate) <= 1.0:
@@ -293,6 +307,7 @@ class RefusalDirectionProbe(Defense):
     def __init__(
         self, model: LanguageModel, layer: LayerSpec = "last", batch_size: int = 16, name: str = "refusal_direction"
     ) -> None:
+        _require_model(model, "RefusalDirectionProbe")
         self.model = model
         self.layer = layer
         self.module = model.hidden_module(layer)

@@ -27,8 +27,8 @@ __all__ = ["agreement", "cohen_kappa", "fleiss_kappa"]
 
 
 def _as_bools(name: str, values: Sequence) -> list[bool]:
-    if isinstance(values, (str, bytes)):
-        raise SrilabError(f"labels of judge {name!r} must be a sequence of booleans, got a string")
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray):
+        raise SrilabError(f"labels of judge {name!r} must be a sequence of booleans, got {type(values).__name__}")
     out: list[bool] = []
     for i, v in enumerate(values):
         v = getattr(v, "harmful", v)  # a HarmVerdict counts as its verdict

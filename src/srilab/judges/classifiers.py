@@ -59,6 +59,8 @@ def parse_llama_guard_output(text: str) -> tuple[str | None, tuple[str, ...]]:
     Returns ``(verdict, categories)``: ``verdict`` is "safe", "unsafe" or None when the first line is neither;
     categories are only read after "unsafe".
     """
+    if not isinstance(text, str):
+        raise SrilabError(f"a Llama Guard answer is text (str), got {type(text).__name__}")
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     if not lines:
         return None, ()

@@ -25,7 +25,11 @@ from srilab.errors import SrilabError
 def data_hash(prompts: Iterable[str]) -> str:
     """A stable short hash of the prompts the centres were computed on."""
     h = hashlib.sha256()
+    if isinstance(prompts, str | bytes) or not isinstance(prompts, Iterable):
+        raise SrilabError(f"data_hash needs a list of prompts (str), got {type(prompts).__name__}")
     for p in prompts:
+        if not isinstance(p, str):
+            raise SrilabError(f"data_hash needs prompts as str, got {type(p).__name__}")
         h.update(p.encode("utf-8"))
         h.update(b"\x00")
     return h.hexdigest()[:16]
@@ -103,6 +107,8 @@ def compute_centres(
     """
     from srilab.sri.signal import tensor_to_numpy
 
+    if activations is None or isinstance(activations, str | bytes) or not isinstance(key, CentreKey):
+        raise SrilabError("compute_centres needs activations [N, steps, dim] (an array or tensor) and a CentreKey")
     acts = np.asarray(tensor_to_numpy(activations)).astype(np.float64)  # a bf16 tensor on a GPU too
     harmful = np.asarray(harmful, dtype=bool)
     refused = np.asarray(refused, dtype=bool)

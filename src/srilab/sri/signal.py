@@ -39,6 +39,8 @@ def tensor_to_numpy(x):
 
 
 def _as_array(x, name: str, dtype=np.float64, check: bool = True) -> np.ndarray:
+    if x is None or isinstance(x, str | bytes):
+        raise SrilabError(f"{name} must be an array or tensor, got {type(x).__name__}")
     arr = np.asarray(tensor_to_numpy(x))
     if arr.dtype.kind != "f":
         arr = arr.astype(np.float64)
@@ -69,6 +71,8 @@ def step_distances(activations, centres, *, precision: str = "float64") -> tuple
     if precision not in PRECISIONS:
         raise SrilabError(f"unknown precision {precision!r}: use 'float64' or 'float32'")
     dtype = np.float64 if precision == "float64" else np.float32
+    if not hasattr(centres, "harmful") and not (isinstance(centres, tuple | list) and len(centres) == 2):
+        raise SrilabError(f"centres must be a Centres or a (harmless, harmful) pair, got {type(centres).__name__}")
     harmless, harmful = (centres.harmless, centres.harmful) if hasattr(centres, "harmful") else centres
     # The activations' finiteness is checked on the distances (D times fewer values): a NaN or inf in phi_t
     # makes its norm, hence both distances, NaN or inf; only then is every value checked (and an overflow of
