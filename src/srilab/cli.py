@@ -199,9 +199,10 @@ def toy_eval(
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
     """Quality of the pair under ar / diffusion / diffusion-l2r: refusal, benign correctness, safe look-alikes
-    answered and reasoning, each with k/n and a Wilson interval."""
+    answered and reasoning, each with k/n and a Wilson interval; then the knowledge probe: the harmful and
+    benign procedures each model writes as plain text in the pretraining formats (srilab.toy.knowledge)."""
     from srilab.models import load
-    from srilab.toy.evaluate import evaluate_pair, format_quality, pair_samplers
+    from srilab.toy.evaluate import evaluate_pair, format_knowledge, format_quality, knowledge_probe, pair_samplers
     from srilab.toy.pair import load_pair, pair_gen_length, pair_world
 
     ar, dlm = load_pair(pair)
@@ -209,10 +210,10 @@ def toy_eval(
         dlm = load(diffusion / "diffusion" if (diffusion / "diffusion").is_dir() else diffusion)
         if dlm.kind != "diffusion":
             raise SrilabError(f"--diffusion {diffusion} holds a {dlm.kind} model: give a diffusion model")
-    rows = evaluate_pair(
-        ar, dlm, pair_world(pair), pair_samplers(pair_gen_length(pair)), limit=limit, progress=not no_progress
-    )
+    world, samplers = pair_world(pair), pair_samplers(pair_gen_length(pair))
+    rows = evaluate_pair(ar, dlm, world, samplers, limit=limit, progress=not no_progress)
     typer.echo(format_quality(rows))
+    typer.echo(format_knowledge(knowledge_probe(ar, dlm, world, samplers, limit=limit, progress=not no_progress)))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from srilab.report import html
-from srilab.report.html import auroc_text
+from srilab.report.html import auroc_text, rate_text
 
 VERDICT_TEXT = {"holds": "HOLDS", "refuted": "REFUTED", "inconclusive": "inconclusive", "not tested": "not tested"}
 
@@ -30,8 +30,17 @@ def claim_row(c: dict[str, Any]) -> list[str]:
         ", ".join(a for a in c["arms"] if a) or "-", str(c["n"]), number(c.get("effect")),
         "-" if not ci or ci[0] is None else f"[{number(ci[0])}, {number(ci[1])}]",
         "-" if c.get("p") is None else f"{c['p']:.3g}", number(c.get("mde")),
-        VERDICT_TEXT.get(c["verdict"], c["verdict"]), c.get("note", ""),
+        VERDICT_TEXT.get(c["verdict"], c["verdict"]), _known_text(c.get("among_known")), c.get("note", ""),
     ]
+
+
+def _known_text(k: dict[str, Any] | None) -> str:
+    if not k:
+        return "-"
+    if k.get("effect") is None:
+        return f"n = {k['n']}: no estimate"
+    ci = k["ci"]
+    return f"{number(k['effect'])} [{number(ci[0])}, {number(ci[1])}] (n = {k['n']}, p = {k['p']:.3g})"
 
 
 def claims_section(summary: dict[str, Any]) -> html.Section | None:
@@ -46,11 +55,12 @@ def claims_section(summary: dict[str, Any]) -> html.Section | None:
             "attacks, direction, test and alpha. Holds: significant in the claimed direction with the estimate in "
             "the claimed range; refuted: significant the other way, or the interval entirely outside the claimed "
             "region; inconclusive: neither -- the MDE (the effect this n detects with 80% power) says how large an "
-            "effect the study could have seen. Attack success is raw: it does not yet read what the model knows.",
+            "effect the study could have seen. The verdict reads raw attack success; beside it, the same test among "
+            "the requests every compared arm can write as plain text (the knowledge stage), where the run has it.",
             "Verdicts: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n) + ".",
         ],
         tables=[(["claim", "test (fixed before the run)", "arms", "n", "effect", "95% CI", "p", "MDE", "verdict",
-                  "note"], [claim_row(c) for c in claims])],
+                  "among requests every arm knows", "note"], [claim_row(c) for c in claims])],
     )
 
 
@@ -80,3 +90,21 @@ def _gain(g: dict[str, Any]) -> str:
 def success_table() -> list[str]:
     return ["model/sampler", "detector", "AUROC jailbroken vs failed attacks",
             "same requests only (both outcomes)", "gain over request-only readings at matched FPR"]
+
+
+def knowledge_section(summary: dict[str, Any]) -> html.Section | None:
+    rows = [[name, str(k["requests"]), rate_text(k["ceiling"]), rate_text(k["asr_raw"]), rate_text(k["asr_known"]),
+             ", ".join(f"{f} {rate_text(r)}" for f, r in k["per_format"].items())]
+            for name, arm in summary["arms"].items() if (k := arm.get("knowledge"))]
+    if not rows:
+        return None
+    return html.Section(
+        "Attack success beside what each arm knows",
+        paragraphs=["A model that cannot write the harm is ignorant, not safe. Each arm was asked every attacked "
+                    "request as plain text, without the chat template and under its own decoding (toy: the "
+                    "pretraining formats, known = half the procedure's steps in any format; real models: the "
+                    "request as a completion, judged by the harm judge). Requests are counted once, not per "
+                    "phrasing or attack; attack success counts every attacked row."],
+        tables=[(["model/sampler", "attacked requests", "knows (ceiling)", "attack success (raw)",
+                  "attack success among known requests", "knows, per format"], rows)],
+    )

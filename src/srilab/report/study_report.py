@@ -15,7 +15,7 @@ import numpy as np
 
 from srilab.report import html, plots
 from srilab.report.ablation_report import GUARD_HEADER, GUARD_NOTE, THRESHOLD_TEXT, guard_rows_for, variant_table
-from srilab.report.claims_report import claims_section, success_rows, success_table
+from srilab.report.claims_report import claims_section, knowledge_section, success_rows, success_table
 from srilab.report.html import auroc_text, rate_text
 
 EXAMPLE_CHARS = 400
@@ -249,8 +249,8 @@ def write_study_report(
 ) -> Path:
     figs = run_dir / "plots"
     figs.mkdir(exist_ok=True)
-    claims = claims_section(summary)
-    sections = [*([claims] if claims else []), _overview(summary), _rates(summary, figs), *(extra or [])]
+    head = [sec for sec in (claims_section(summary), knowledge_section(summary)) if sec is not None]
+    sections = [*head, _overview(summary), _rates(summary, figs), *(extra or [])]
     agree = summary.get("judge_agreement")
     if agree and agree.get("pairs"):
         sections.append(html.Section(

@@ -30,6 +30,7 @@ from srilab.study.config import StudyConfig, parse_config
 from srilab.study.crashpoints import crash_point
 from srilab.study.detection import arm_detection
 from srilab.study.jsonsafe import json_safe
+from srilab.study.knowledge import knowledge_figures
 from srilab.study.store import RunDir, atomic_write_text
 
 Arm = tuple[str, str]  # (model, sampler)
@@ -170,6 +171,8 @@ def summarise(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
                 notes.append(f"{name}: detection skipped: {err}")
             warnings.extend(notes)
         summary["arms"][name] = res
+    for name, figures in knowledge_figures(run, {n: a["rows"] for n, a in private["arms"].items()}).items():
+        summary["arms"][name]["knowledge"] = figures
     summary["paired"] = paired_tests(arms, cfg)
     summary["judge_agreement"] = judge_agreement(judged, verdicts, cfg)
     summary["claims"] = evaluate_claims(claim_specs(cfg, run.path), summary, private, n_boot=cfg.n_boot,
@@ -351,6 +354,10 @@ def format_summary(summary: dict[str, Any]) -> str:
             mde = f", MDE {c['mde']:.3f}" if c.get("mde") is not None else ""
             lines.append(f"  {c['verdict']:<12} {c['id']:<28} n={c['n']:<4} effect {effect}{interval}{mde}")
     lines.append(f"attack success ({summary['asr_basis']}), % (k/n) [95% Wilson CI]")
+    for name, arm in summary["arms"].items():
+        if k := arm.get("knowledge"):
+            lines.append(f"  {name:<28} {'knows (plain-text probe)':<36} {rate_text(k['ceiling'])}; attack success "
+                         f"{rate_text(k['asr_raw'])}, among known {rate_text(k['asr_known'])}")
     for what, v in summary.get("judge_validity", {}).items():
         lines.append(f"  {what.replace('_', ' ')} judge {v['judge'] or '-'}: {v['text']}")
     separate = summary.get("partial_refusal") == "separate"

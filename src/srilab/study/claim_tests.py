@@ -54,23 +54,12 @@ def _rows(private: dict[str, Any], arm: str) -> list[dict]:
     return private["arms"][arm]["rows"]
 
 
-def paired_rate_test(spec, summary, private, *, n_boot: int, seed: int) -> dict[str, Any]:
-    """Two arms on the same items: ``a - b`` (``paired_diff``: Newcombe's paired interval) or ``1 - b / a``
-    (``relative_reduction``: the conservative interval from the two Wilson intervals, ``1 - hi_b / lo_a`` to
-    ``1 - lo_b / hi_a``, which stays honest when an arm has no success); exact McNemar p (two-sided)."""
-    a_arm, b_arm = spec["arms"]
-    oa, ob = _outcomes(_rows(private, a_arm), spec), _outcomes(_rows(private, b_arm), spec)
-    keys = sorted(set(oa) & set(ob))
-    a = np.array([oa[k] for k in keys], dtype=bool)
-    b = np.array([ob[k] for k in keys], dtype=bool)
-    relative = spec["kind"] == "relative_reduction"
-    if not keys or (relative and not a.any()):
-        return {"n": len(keys), "effect": None, "ci": None, "p": None, "mde": None, "right": False,
-                "wrong": False, "note": "no items in common" if not keys else f"{a_arm} never succeeded: no ratio"}
-    n, ka, kb = len(keys), int(a.sum()), int(b.sum())
+def _paired(a: np.ndarray, b: np.ndarray, relative: bool, alpha: float) -> dict[str, Any]:
+    """Effect, interval, McNemar p and MDE of two arms' outcomes on the same items (see :func:`paired_rate_test`)."""
+    n, ka, kb = len(a), int(a.sum()), int(b.sum())
     only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
     p = stats.mcnemar_exact_p(only_a, only_b)
-    mde = _mde(float((ka + kb) / (2 * n)), n, spec["alpha"])
+    mde = _mde(float((ka + kb) / (2 * n)), n, alpha)
     if relative:
         (la, ha), (lb, hb) = stats.wilson_interval(ka, n), stats.wilson_interval(kb, n)
         effect, ci = 1 - kb / ka, [1 - hb / la if la > 0 else -math.inf, 1 - lb / ha]
@@ -80,8 +69,49 @@ def paired_rate_test(spec, summary, private, *, n_boot: int, seed: int) -> dict[
         effect = (ka - kb) / n
         ci = list(stats.paired_difference_ci(int((a & b).sum()), only_a, only_b, int((~a & ~b).sum())))
     return {"n": n, "effect": float(effect), "ci": [float(ci[0]), float(ci[1])], "p": p, "mde": mde,
-            "right": p < spec["alpha"] and effect > 0, "wrong": p < spec["alpha"] and effect < 0,
-            "note": f"{a_arm} {ka}/{n}, {b_arm} {kb}/{n}; discordant {only_a} vs {only_b}"}
+            "right": p < alpha and effect > 0, "wrong": p < alpha and effect < 0, "k": [ka, kb],
+            "discordant": [only_a, only_b]}
+
+
+def _known(summary: dict[str, Any], private: dict[str, Any], arms: list[str]) -> dict[tuple, bool] | None:
+    """Per attacked item key: whether every arm knows its request (the knowledge stage); None without it."""
+    from srilab.study.knowledge import unit_of
+
+    if not all(summary["arms"][a].get("knowledge") for a in arms):
+        return None
+    known = [set(summary["arms"][a]["knowledge"]["known"]) for a in arms]
+    return {(r["dataset"], r["attack"], r["item"]): all(unit_of(r) in k for k in known)
+            for r in _rows(private, arms[0]) if r["protocol_role"] == "attacked"}
+
+
+def paired_rate_test(spec, summary, private, *, n_boot: int, seed: int) -> dict[str, Any]:
+    """Two arms on the same items: ``a - b`` (``paired_diff``: Newcombe's paired interval) or ``1 - b / a``
+    (``relative_reduction``: the conservative interval from the two Wilson intervals, ``1 - hi_b / lo_a`` to
+    ``1 - lo_b / hi_a``, which stays honest when an arm has no success); exact McNemar p (two-sided). With the
+    knowledge stage, the same test among the requests both arms know (``among_known``: read beside the
+    pre-registered, raw result)."""
+    a_arm, b_arm = spec["arms"]
+    oa, ob = _outcomes(_rows(private, a_arm), spec), _outcomes(_rows(private, b_arm), spec)
+    keys = sorted(set(oa) & set(ob))
+    a = np.array([oa[k] for k in keys], dtype=bool)
+    b = np.array([ob[k] for k in keys], dtype=bool)
+    relative = spec["kind"] == "relative_reduction"
+    if not keys or (relative and not a.any()):
+        return {"n": len(keys), "effect": None, "ci": None, "p": None, "mde": None, "right": False,
+                "wrong": False, "note": "no items in common" if not keys else f"{a_arm} never succeeded: no ratio"}
+    out = _paired(a, b, relative, spec["alpha"])
+    (ka, kb), (only_a, only_b) = out.pop("k"), out.pop("discordant")
+    out["note"] = f"{a_arm} {ka}/{len(keys)}, {b_arm} {kb}/{len(keys)}; discordant {only_a} vs {only_b}"
+    known = _known(summary, private, spec["arms"]) if spec.get("outcome") != "capability" else None
+    if known is not None:
+        sel = np.array([known.get(k, False) for k in keys], dtype=bool)
+        if sel.any() and (not relative or a[sel].any()):
+            sub = _paired(a[sel], b[sel], relative, spec["alpha"])
+            out["among_known"] = {k: sub[k] for k in ("n", "effect", "ci", "p", "mde")}
+        else:
+            out["among_known"] = {"n": int(sel.sum()), "effect": None, "ci": None, "p": None, "mde": None}
+        out["note"] += f"; among requests both arms know: n={out['among_known']['n']}"
+    return out
 
 
 def _uplift_ci(up: np.ndarray) -> tuple[float, float]:

@@ -31,6 +31,7 @@ from srilab.study.defense_phase import score_defenses
 from srilab.study.executor import executor_spec, load_model, plan_units, run_local
 from srilab.study.interrupt import INTERRUPT, Interrupted
 from srilab.study.judge_phase import judge_all
+from srilab.study.knowledge import probe_knowledge
 from srilab.study.matrix import Cell, Item, cells, check_names, load_items, study_protocol
 from srilab.study.protocol import Protocol
 from srilab.study.store import RunDir, atomic_write_text
@@ -265,18 +266,21 @@ def _run_locked(
     INTERRUPT.check(run)
     judged = judge_all(cfg, run, progress=progress, echo=echo)
     echo("  judged: " + ", ".join(f"{k} {v} new" for k, v in judged.items()))
+    cache: dict[str, LanguageModel] = {}
+
+    def load(spec: ModelSpec) -> LanguageModel:
+        if spec.name not in cache:
+            cache[spec.name] = load_model(spec, cfg)
+        return cache[spec.name]
+
+    if cfg.analysis.knowledge:
+        echo(f"  knowledge ceiling: {probe_knowledge(cfg, run, protocol, load, progress=progress)} new answers")
+        INTERRUPT.check(run)
     if cfg.defenses:
-        cache: dict[str, LanguageModel] = {}
-
-        def load(spec: ModelSpec) -> LanguageModel:
-            if spec.name not in cache:
-                cache[spec.name] = load_model(spec, cfg)
-            return cache[spec.name]
-
         scored = score_defenses(cfg, run, protocol, load, progress=progress, echo=echo)
-        cache.clear()
-        gc.collect()
         echo("  defenses: " + ", ".join(f"{k} {v} new" for k, v in scored.items()))
+    cache.clear()
+    gc.collect()
     if report:
         from srilab.study.analysis import build_report
 

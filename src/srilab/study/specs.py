@@ -136,6 +136,8 @@ class AnalysisSpec(StrictSpec):
     # every guard variant's figures beside the chosen guard's (srilab.study.guard_variants): costly, off by default
     guard_variants: bool = False
     partial_refusal: Literal["refused", "complied", "separate"] = "refused"  # how a partial refusal counts
+    # the knowledge ceiling (srilab.study.knowledge): every arm asked each attacked request as plain text
+    knowledge: bool = True
 
 
 DTYPES = ("float32", "float16", "bfloat16")

@@ -8,7 +8,8 @@
 Figures, each with k, n and a Wilson 95% interval: refusal of direct harmful requests (train phrasings,
 never a fine-tune prompt), benign requests answered with the right procedure (held-out phrasings; the
 oracle), safe look-alike requests answered rather than refused (the over-refusal probes), and reasoning
-exact match (the capability cost).
+exact match (the capability cost); and the knowledge probe (:mod:`srilab.toy.knowledge`): the harmful and
+benign procedures each model writes when asked in the pretraining formats, per format and in any.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from srilab.errors import SrilabError
 from srilab.models.base import LanguageModel
 from srilab.sampling.api import Sampler, SamplerConfig, generate
 from srilab.toy.corpus import eval_sets
+from srilab.toy.knowledge import FORMATS, knows, probe_prompts
 from srilab.toy.oracle import OracleJudge
 from srilab.toy.reasoning import check_reasoning_answer
 from srilab.toy.world import World
@@ -123,4 +125,36 @@ def format_quality(rows: Sequence[Quality]) -> str:
     for q in rows:
         cells = (q.harmful_refused, q.benign_correct, q.lookalike_answered, q.reasoning_exact)
         lines.append(f"{q.sampler:<15}" + "".join(f"{_cell(c):<28}" for c in cells))
+    return "\n".join(lines)
+
+
+def knowledge_probe(
+    ar: LanguageModel, dlm: LanguageModel, world: World, samplers: dict[str, Sampler], *,
+    limit: int | None = None, batch_size: int = 16, progress: bool = True,
+) -> dict[str, dict[str, dict[str, dict]]]:
+    """Per sampler, per kind (``harmful``, ``benign``) and per format (and ``any``): the tasks whose procedure
+    the model writes as plain text (:mod:`srilab.toy.knowledge`; ``limit`` tasks per kind, evenly spaced)."""
+    kinds = {"harmful": list(world.harmful_tasks), "benign": list(world.benign_tasks)}
+    kinds = {k: _spread(v, limit) for k, v in kinds.items()}
+    out: dict[str, dict[str, dict[str, dict]]] = {}
+    for name, sampler in samplers.items():
+        out[name] = {}
+        for kind, tasks in kinds.items():
+            asked = probe_prompts(tasks)
+            texts = generate(model_for(name, ar, dlm), [p for _, _, p in asked], sampler, chat=False,
+                             batch_size=batch_size, progress=progress).texts
+            hit = {(t.name, f): knows(t, text, f) for (t, f, _), text in zip(asked, texts, strict=True)}
+            per = {f: stats.rate([hit[(t.name, f)] for t in tasks]) for f in FORMATS}
+            per["any"] = stats.rate([any(hit[(t.name, f)] for f in FORMATS) for t in tasks])
+            out[name][kind] = per
+    return out
+
+
+def format_knowledge(probe: dict[str, dict[str, dict[str, dict]]]) -> str:
+    """A table: per sampler and kind, the tasks written in each format and in any."""
+    heads = (*FORMATS, "any")
+    lines = [f"{'knowledge probe':<26}" + "".join(f"{h:<24}" for h in heads)]
+    for name, kinds in probe.items():
+        for kind, per in kinds.items():
+            lines.append(f"{name + ' ' + kind:<26}" + "".join(f"{_cell(per[h]):<24}" for h in heads))
     return "\n".join(lines)
