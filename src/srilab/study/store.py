@@ -10,6 +10,8 @@ Layout::
       defenses.jsonl       one baseline-defense score per line, keyed by record key and defense
       dynamics.jsonl       harm verdicts of a diffusion record's intermediate canvases, keyed by record and judge
       protocol.json        every item's role (srilab.study.protocol), written when the run starts
+      claims.json          the claims the analysis tests (srilab.study.claims), fixed when the run starts
+      knowledge.jsonl      each arm's plain-text answers to the attacked requests (srilab.study.knowledge)
       traces/<cell>/<batch>.safetensors   step activations (and canvases) of one generation batch
       summary.json, report.html, plots/   written by ``srilab report``
 

@@ -78,9 +78,10 @@ def _interval(point: float, boot: np.ndarray) -> dict[str, Any]:
 
 def paired_gain(a: np.ndarray, b: np.ndarray, cal: np.ndarray, sets: dict[str, np.ndarray],
                 succ: dict[str, np.ndarray], fpr: float, n_boot: int, seed: int) -> dict[str, Any] | None:
-    """Detector ``a`` minus reading ``b``: TPR on jailbroken rows at the same benign FPR (each threshold on the
-    calibration rows) and the jailbroken-vs-failed AUROC, with paired bootstrap intervals (rows scored by
-    both, resampled once for both). None when the two share too few scored rows."""
+    """Detector ``a`` minus reading ``b``, on the rows both scored: the TPR on jailbroken rows at the same benign
+    FPR (each threshold on the calibration rows; Newcombe's paired interval, exact McNemar p) and the
+    jailbroken-vs-failed AUROC (a paired bootstrap: the same resampled rows for both). None when the two share
+    too few scored rows."""
     both = np.isfinite(a) & np.isfinite(b)
     jb, failed, cal = (idx[both[idx]] for idx in (sets["jailbroken"], succ["failed"], cal))
     if len(jb) < 1 or len(cal) < 2:
@@ -92,9 +93,9 @@ def paired_gain(a: np.ndarray, b: np.ndarray, cal: np.ndarray, sets: dict[str, n
                            "tpr_gain": {"estimate": float(fa.mean() - fb.mean()),
                                         "ci": list(stats.paired_difference_ci(*counts)),
                                         "p": stats.mcnemar_exact_p(counts[1], counts[2])}}
-    rng = np.random.default_rng(seed)
-    cj = _boot_counts(len(jb), n_boot, rng)
     if len(failed):
+        rng = np.random.default_rng(seed)
+        cj = _boot_counts(len(jb), n_boot, rng)
         ma, mb = _pair_matrix(a[jb], a[failed]), _pair_matrix(b[jb], b[failed])
         cf = _boot_counts(len(failed), n_boot, rng)
         norm = len(jb) * len(failed)
