@@ -17,6 +17,24 @@ from srilab.errors import SrilabError
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="srilab: safety science for diffusion and AR LMs.")
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"srilab {version('srilab')}")
+        except PackageNotFoundError:  # pragma: no cover - a source tree that is not installed
+            typer.echo("srilab (not installed: no version)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    """srilab: safety science for diffusion and AR LMs."""
+
+
 @app.command()
 def info(
     model: str = typer.Argument(..., help="A model directory, a GGUF file, a hub id (cached), or a study YAML "
@@ -40,6 +58,13 @@ def info(
 
         typer.echo(format_estimate(estimate_study(load_config(Path(model)))))
         return
+    if model.startswith("toy:"):  # the embedded toy pair
+        from srilab.study.adhoc import toy_model
+
+        lm = toy_model(model)
+        for key, value in lm.describe().items():
+            typer.echo(f"{key:>16}: {value}")
+        return
     from srilab.models import load
 
     lm = load(model, kind=kind, gguf_file=gguf_file, trust_remote_code=trust_remote_code, allow_pickle=allow_pickle,
@@ -50,25 +75,31 @@ def info(
 
 @app.command("list")
 def list_(
-    kind: str = typer.Argument(..., help="attacks | judges | defenses | detectors | datasets"),
+    kind: str | None = typer.Argument(None, help="attacks | judges | defenses | detectors | datasets | models | "
+                                      "samplers (default: every kind)"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (name, summary, source, tags) instead."),
 ) -> None:
     """List what is registered under KIND: each name with its source and a one-line summary."""
-    import srilab.attacks
-    import srilab.data
-    import srilab.defenses
-    import srilab.judges
-    import srilab.sri.detectors
-    import srilab.toy.oracle  # noqa: F401  (the packages register their entries on import)
-    from srilab.registry import REGISTRIES
+    import json
 
-    if kind not in REGISTRIES:
-        raise SrilabError(f"unknown kind {kind!r}: choose one of {', '.join(sorted(REGISTRIES))}")
-    entries = REGISTRIES[kind].entries()
-    width = max(len(e.name) for e in entries)
-    for e in entries:
-        tags = "".join(f" [{k}: {v}]" for k, v in e.tags.items() if v not in (None, "any"))
-        typer.echo(f"{e.name:<{width}}  {e.summary}{tags}")
-        typer.echo(f"{'':<{width}}  source: {e.source or '-'}")
+    from srilab.study.adhoc import catalogue
+
+    everything = catalogue()
+    if kind is not None and kind not in everything:
+        raise SrilabError(f"unknown kind {kind!r}: choose one of {', '.join(sorted(everything))}")
+    chosen = {kind: everything[kind]} if kind else everything
+    if as_json:
+        typer.echo(json.dumps(chosen[kind] if kind else chosen, indent=2))
+        return
+    for name, entries in chosen.items():
+        if kind is None:
+            typer.echo(f"{name}: {', '.join(e['name'] for e in entries)}")
+            continue
+        width = max(len(e["name"]) for e in entries)
+        for e in entries:
+            tags = "".join(f" [{k}: {v}]" for k, v in e["tags"].items() if v not in (None, "any"))
+            typer.echo(f"{e['name']:<{width}}  {e['summary']}{tags}")
+            typer.echo(f"{'':<{width}}  source: {e['source'] or '-'}")
 
 
 @app.command()
@@ -109,9 +140,20 @@ def sweep(
 
 @app.command()
 def run(
-    target: Path = typer.Argument(..., help="A study YAML; with --resume, the YAML or its run directory."),
+    target: Path | None = typer.Argument(None, help="A study YAML; with --resume, the YAML or its run directory. "
+                                         "Or leave it out and name the study with --model/--attack/--dataset."),
+    model: list[str] = typer.Option([], "--model", help="A model (repeatable): toy:ar, toy:diffusion, a folder, a "
+                                    ".gguf file, a hub id (srilab list models)."),
+    attack: list[str] = typer.Option([], "--attack", help="An attack (repeatable; direct is always run too)."),
+    dataset: list[str] = typer.Option([], "--dataset", help="toy:SPLIT, SOURCE or SOURCE:FILE (repeatable; on "
+                                      "the toy world the benign sets the guard needs are added)."),
+    sampler: list[str] = typer.Option([], "--sampler", help="Sampler presets (repeatable; default: ar for AR "
+                                      "models, diffusion for diffusion models; srilab list samplers)."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run (same config, no duplicates)."),
-    output: Path | None = typer.Option(None, help="Run directory (default: the config's output)."),
+    out: Path | None = typer.Option(None, "--out", help="Run directory (default: the config's output)."),
+    output: Path | None = typer.Option(None, "--output", hidden=True),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start again in a directory that holds a run: its "
+                                   "files are moved to OUT/previous/<time>/ (never deleted)."),
     no_report: bool = typer.Option(False, "--no-report", help="Generate and judge only; `srilab report` later."),
     show_harmful: bool = typer.Option(False, "--show-harmful", help="Do not redact harmful generations in the HTML."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
@@ -120,9 +162,22 @@ def run(
     limit: int | None = typer.Option(None, help="Items per dataset (a smoke run; recorded in the run's config)."),
 ) -> None:
     """Run a study (models x samplers x datasets x attacks, judged, traced) into an append-only run directory."""
+    from srilab.study.adhoc import run_flags
     from srilab.study.runner import run_study
 
-    run_study(target, resume=resume, output=output, progress=not no_progress, report=not no_report,
+    out = out if out is not None else output
+    if target is None or model or dataset or attack or sampler:
+        if target is not None:
+            raise SrilabError(f"give a study YAML ({target}) or --model/--attack/--dataset, not both")
+        run_flags(model, attack, dataset, samplers=sampler, limit=limit, out=out, resume=resume, overwrite=overwrite,
+                  progress=not no_progress, report=not no_report, show_harmful=show_harmful, executor=executor,
+                  workers=workers, echo=typer.echo)
+        return
+    if overwrite:
+        from srilab.study.adhoc import make_room
+
+        make_room(out, target, echo=typer.echo)
+    run_study(target, resume=resume, output=out, progress=not no_progress, report=not no_report,
               show_harmful=show_harmful, executor=executor, workers=workers, limit=limit, echo=typer.echo)
 
 
@@ -216,14 +271,29 @@ def toy_eval(
     typer.echo(format_knowledge(knowledge_probe(ar, dlm, world, samplers, limit=limit, progress=not no_progress)))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``srilab`` script; returns the exit code."""
+def _quiet_third_parties() -> None:
+    """Third-party chatter that is not the user's business on the command line (``SRILAB_VERBOSE=1`` keeps it):
+    transformers' deprecation notes (``past_key_values``) and weight-loading bars, Ray's future warnings."""
+    if os.environ.get("SRILAB_VERBOSE"):
+        return
+    import warnings
+
+    for module in ("transformers", "ray", "torch"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=module)
+    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     try:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # srilab shows its own progress; not one bar per weight file
+        hf_logging.set_verbosity_error()
     except ImportError:  # pragma: no cover
         pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``srilab`` script; returns the exit code."""
+    _quiet_third_parties()
     if os.environ.get("SRILAB_THREADS"):  # opt-in: the thread count changes float rounding, so results
         from srilab.sampling.threads import set_threads  # are reproducible only at a fixed count
 

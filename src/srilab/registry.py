@@ -17,6 +17,7 @@ but the error type.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -39,9 +40,13 @@ class Entry(Generic[T]):
 
 
 def first_line(obj: Any) -> str:
-    """The first line of ``obj``'s docstring ('' without one)."""
+    """The first sentence of ``obj``'s docstring ('' without one): its first paragraph up to the first full
+    stop that ends a sentence, so a summary is never cut mid-sentence at a line break."""
     doc = (getattr(obj, "__doc__", None) or "").strip()
-    return doc.splitlines()[0].strip() if doc else ""
+    if not doc:
+        return ""
+    para = " ".join(line.strip() for line in doc.split("\n\n")[0].splitlines())
+    return re.split(r"(?<=[.!?])\s+(?=[A-Z`(\"'])", para, maxsplit=1)[0]
 
 
 class Registry(Generic[T]):

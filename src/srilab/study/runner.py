@@ -80,7 +80,8 @@ def run_study(
     ``target``: a study YAML; with ``resume``, also a run directory (its stored config is used).
     ``executor`` / ``workers`` override the config's ``executor:`` block (not part of the config a resume must
     match); ``limit`` caps every dataset's items (a smoke run; recorded in the run's config, so a resume of the
-    YAML needs the same ``limit``).
+    YAML needs the same ``limit``); with the SRI guard on, the datasets it is fitted on keep a floor
+    (:func:`srilab.study.adhoc.limited_datasets`).
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise SrilabError(f"--limit must be a whole number of at least 1, got {limit!r}")
@@ -107,7 +108,11 @@ def run_study(
         cfg = load_config(target)
         run = RunDir(output if output is not None else cfg.output)
     update = {"executor": executor_spec(cfg.executor, kind=executor, workers=workers)}
-    if limit is not None:
+    if limit is not None and cfg.sri.enabled:  # a smoke run keeps >= 2 rows in every role the SRI guard fits on
+        from srilab.study.adhoc import limited_datasets
+
+        update["datasets"] = limited_datasets(cfg.datasets, limit)
+    elif limit is not None:
         update["datasets"] = [d.model_copy(update={"limit": min(d.limit or limit, limit)}) for d in cfg.datasets]
     cfg = cfg.model_copy(update=update)
     return run_config(cfg, run, resume=resume, progress=progress, report=report, show_harmful=show_harmful, echo=echo)
