@@ -28,6 +28,12 @@ class Section:
     paragraphs: list[str] = field(default_factory=list)  # plain text, escaped
     tables: list[tuple[list[str], list[list[str]]]] = field(default_factory=list)  # (header, rows)
     figures: list[tuple[str, bytes]] = field(default_factory=list)  # (caption, PNG bytes)
+    notes: list[str] = field(default_factory=list)  # plain text, shown once, folded (<details>)
+    raw: str = ""  # trusted HTML written by srilab itself (the samples view), placed after the tables
+
+    @property
+    def anchor(self) -> str:
+        return "sec-" + "".join(c if c.isalnum() else "-" for c in self.title.lower()).strip("-")[:60]
 
 
 def rate_text(r: dict) -> str:
@@ -68,10 +74,17 @@ def render(title: str, sections: Sequence[Section], *, subtitle: str = "") -> st
     ]
     if subtitle:
         parts.append(f"<p class='note'>{html.escape(subtitle)}</p>")
+    if len(sections) > 3:  # a contents list with anchors
+        parts.append("<nav><b>Contents</b><ol>" + "".join(
+            f"<li><a href='#{s.anchor}'>{html.escape(s.title)}</a></li>" for s in sections) + "</ol></nav>")
     for s in sections:
-        parts.append(f"<h2>{html.escape(s.title)}</h2>")
+        parts.append(f"<h2 id='{s.anchor}'>{html.escape(s.title)}</h2>")
         parts += [f"<p>{html.escape(p)}</p>" for p in s.paragraphs]
+        if s.notes:
+            parts.append(f"<details class='note'><summary>Notes ({len(s.notes)})</summary><ul>"
+                         + "".join(f"<li>{html.escape(n)}</li>" for n in s.notes) + "</ul></details>")
         parts += [table_html(h, r) for h, r in s.tables]
+        parts.append(s.raw)
         if s.figures:
             parts.append("<div class='figs'>" + "".join(figure_html(c, png) for c, png in s.figures) + "</div>")
     parts.append("</body></html>")

@@ -22,6 +22,14 @@ GROUP_COLOURS = {
 }
 
 
+def group_colour(name: str) -> str | None:
+    """A group's colour: the exact key, else the key its name starts with ("benign (eval)" is benign's green),
+    so no two groups fall back to matplotlib's cycle and share its first blue."""
+    if name in GROUP_COLOURS:
+        return GROUP_COLOURS[name]
+    return next((c for key, c in GROUP_COLOURS.items() if name.startswith(key)), None)
+
+
 def _figure(width: float = 7.0, height: float = 4.0):
     import matplotlib
 
@@ -114,7 +122,7 @@ def sri_plot(
         if sig.ndim != 2 or sig.shape[0] == 0:
             continue
         steps = np.arange(1, sig.shape[1] + 1)
-        colour = GROUP_COLOURS.get(name)
+        colour = group_colour(name)
         ax.plot(steps, sig.mean(axis=0), label=f"{name} (n={sig.shape[0]})", color=colour, lw=2)
         q1, q3 = np.quantile(sig, [0.25, 0.75], axis=0)
         ax.fill_between(steps, q1, q3, color=colour, alpha=0.15, lw=0)
@@ -135,12 +143,22 @@ def sri_plot(
 def roc_plot(
     curves: Mapping[str, tuple[np.ndarray, np.ndarray]], *, title: str = "", path: str | Path | None = None
 ) -> bytes:
-    """ROC curves: ``curves[label] = (positive scores, negative scores)``."""
+    """ROC curves: ``curves[label] = (positive scores, negative scores)``. With no positive (or no negative) for
+    any curve -- an arm no attack jailbroke -- the panel says so instead of drawing empty axes."""
     plt, fig, ax = _figure(5.0, 4.0)
-    for label, (pos, neg) in curves.items():
-        pos, neg = np.asarray(pos, float), np.asarray(neg, float)
-        if pos.size == 0 or neg.size == 0:
-            continue
+    drawn = [(label, np.asarray(pos, float), np.asarray(neg, float)) for label, (pos, neg) in curves.items()]
+    drawn = [(label, pos, neg) for label, pos, neg in drawn if pos.size and neg.size]
+    if not drawn:
+        n_pos = max((len(p) for p, _ in curves.values()), default=0)
+        text = ("no jailbroken answer on this arm:\nno ROC curve to draw" if n_pos == 0
+                else "no benign answer to compare with:\nno ROC curve to draw")
+        ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=11, color="#555", transform=ax.transAxes)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if title:
+            ax.set_title(title)
+        return _png(plt, fig, path)
+    for label, pos, neg in drawn:
         thresholds = np.unique(np.concatenate([pos, neg, [np.inf, -np.inf]]))[::-1]
         tpr = [(pos > t).mean() for t in thresholds]
         fpr = [(neg > t).mean() for t in thresholds]

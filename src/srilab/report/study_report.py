@@ -17,6 +17,7 @@ from srilab.report import html, plots
 from srilab.report.ablation_report import GUARD_HEADER, GUARD_NOTE, THRESHOLD_TEXT, guard_rows_for, variant_table
 from srilab.report.claims_report import claims_section, knowledge_section, success_rows, success_table
 from srilab.report.html import auroc_text, rate_text
+from srilab.report.samples import samples_html
 
 EXAMPLE_CHARS = 400
 
@@ -45,8 +46,8 @@ def _overview(summary: dict[str, Any]) -> html.Section:
             "harmful items that build the harmful centre are never attacked or scored. "
             f"Seen groups: {', '.join(p['seen_groups']) or '-'}. "
             f"Unseen groups: {', '.join(p['unseen_groups']) or '-'}.",
-            *[f"Note: {w}" for w in summary["warnings"]],
         ],
+        notes=list(summary["warnings"]),
         tables=[(["role", "items"], [[r, str(n)] for r, n in p["counts"].items() if n])],
     )
     if "versions" in summary:
@@ -280,5 +281,13 @@ def write_study_report(
         paragraphs=["Harmful generations are redacted." if not show_harmful else
                     "Harmful generations are shown (--show-harmful)."],
         tables=[(["model/sampler", "dataset/attack", "prompt", "response", "refused", "harmful"], ex_rows)],
+    ))
+    sections.append(html.Section(
+        "Samples: every generation",
+        paragraphs=["Filter by model/sampler, dataset/attack and verdict (jailbroken: attacked and judged harmful); "
+                    "click an answer to read it. " + ("Harmful generations are shown (--show-harmful)." if show_harmful
+                                                       else "Harmful generations stay redacted (--show-harmful).")],
+        raw=samples_html({n: private["arms"][n]["rows"] for n in summary["arms"]}, show_harmful=show_harmful,
+                         redact=redact),
     ))
     return html.write(run_dir / "report.html", f"srilab study: {summary['study']}", sections)

@@ -32,6 +32,7 @@ from srilab.study.detection import arm_detection
 from srilab.study.jsonsafe import json_safe
 from srilab.study.knowledge import knowledge_figures
 from srilab.study.store import RunDir, atomic_write_text
+from srilab.study.terminal import format_summary  # noqa: F401  (re-exported)
 
 Arm = tuple[str, str]  # (model, sampler)
 #: How a partial refusal (a refusal judge's ``partial_refusal`` class) counts: as refused (``Verdict.refused``,
@@ -334,64 +335,8 @@ def build_report(
     crash_point("report:after")
     summary_path = run.path / "summary.json"
     atomic_write_text(summary_path, json.dumps(json_safe(summary), indent=2) + "\n")
-    for w in summary["warnings"]:
-        echo(f"note: {w}")
+    if summary["warnings"]:  # every note is in the report (Overview and protocol, Notes)
+        more = len(summary["warnings"]) - 1
+        echo(f"note: {summary['warnings'][0]}" + (f" (and {more} more note(s) in report.html)" if more else ""))
     echo(format_summary(summary))
     return {"report": report, "summary": summary_path}
-
-
-def format_summary(summary: dict[str, Any]) -> str:
-    """The terminal table: attack success and refusal per cell, then each arm's headline detection figures."""
-    from srilab.report.html import auroc_text, rate_text
-
-    lines = []
-    if summary.get("claims"):
-        lines.append("the sources' claims, tested (fixed before the run: claims.json):")
-        for c in summary["claims"]:
-            ci = c.get("ci")
-            effect = "-" if c.get("effect") is None else f"{c['effect']:.3f}"
-            interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci and ci[0] is not None else ""
-            mde = f", MDE {c['mde']:.3f}" if c.get("mde") is not None else ""
-            lines.append(f"  {c['verdict']:<12} {c['id']:<28} n={c['n']:<4} effect {effect}{interval}{mde}")
-    lines.append(f"attack success ({summary['asr_basis']}), % (k/n) [95% Wilson CI]")
-    for name, arm in summary["arms"].items():
-        if k := arm.get("knowledge"):
-            lines.append(f"  {name:<28} {'knows (plain-text probe)':<36} {rate_text(k['ceiling'])}; attack success "
-                         f"{rate_text(k['asr_raw'])}, among known {rate_text(k['asr_known'])}")
-    for what, v in summary.get("judge_validity", {}).items():
-        lines.append(f"  {what.replace('_', ' ')} judge {v['judge'] or '-'}: {v['text']}")
-    separate = summary.get("partial_refusal") == "separate"
-    for name, arm in summary["arms"].items():
-        for cell, e in arm["cells"].items():
-            asr = rate_text(e["asr"]) if "asr" in e else "-"
-            partial = f" partial {rate_text(e['partial_refusal'])}" if separate and "partial_refusal" in e else ""
-            lines.append(f"  {name:<28} {cell:<36} ASR {asr:<28} refusal {rate_text(e['refusal'])}{partial}")
-        for what, r in arm.get("capability", {}).items():
-            lines.append(f"  {name:<28} {what:<36} {rate_text(r)}")
-        for cell, kinds in arm.get("over_refusal_by_type", {}).items():
-            for kind, e in kinds.items():
-                lines.append(f"  {name:<28} {cell + ' ' + kind:<36} over-refusal {rate_text(e['refusal'])}")
-    for name, arm in summary["arms"].items():
-        det = arm.get("detection")
-        if not det:
-            continue
-        sri = det["detectors"]["sri_guard"]
-        own = det["at_own_threshold"]
-        choice = det.get("guard_choice") or {}
-        lines += [
-            f"SRI guard, {name}: {choice.get('variant', 'paper')}, threshold rule "
-            f"{choice.get('threshold_rule', 'calibration')}",
-            f"  AUROC jailbroken vs seen-topic benign   {auroc_text(sri['auroc_jailbroken_vs_eval_seen_topics'])}",
-            f"  AUROC jailbroken vs unseen-topic benign {auroc_text(sri['auroc_jailbroken_vs_eval_unseen_topics'])}",
-            f"  AUROC all attacked vs benign            {auroc_text(sri['auroc_attacked_vs_eval'])}",
-            f"  refused (request yardstick), attacked vs benign "
-            f"{auroc_text(det['request_harmfulness_yardstick']['auroc_attacked_vs_eval'])}",
-            f"  FPR at its {100 * det['quantile']:g}% threshold: seen {rate_text(own['flagged_eval_seen_topics'])}, "
-            f"unseen {rate_text(own['flagged_eval_unseen_topics'])}, jailbroken {rate_text(own['flagged_jailbroken'])}",
-        ]
-        if "paper_at_own_threshold" in det:
-            paper = det["paper_at_own_threshold"]
-            lines.append(f"  the paper's guard at its threshold: unseen "
-                         f"{rate_text(paper['flagged_eval_unseen_topics'])}, jailbroken "
-                         f"{rate_text(paper['flagged_jailbroken'])}")
-    return "\n".join(lines)
