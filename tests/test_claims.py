@@ -195,3 +195,19 @@ def test_attack_success_after_a_sampled_defense_is_a_population_estimate():
     assert out["flagged_jailbroken"]["k"] == 4 and out["flagged_jailbroken"]["n"] == 4
     unweighted = _at_threshold(scores, 0.5, sets, harmful)
     assert unweighted["asr_before"]["rate"] == 0.5  # what the old, outcome-picked reading reported
+
+
+def test_the_overhead_claim_reads_the_cheapest_model_running_baseline_with_its_spread(cfg):
+    ar = study_arms(cfg)["ar"]
+    costs = {"sri_guard": 0.001, "perplexity": 0.05, "output_keyword": 1e-6, "smoothllm": 2.0}
+    summary = {"arms": {ar: {"detection": {"detectors": {n: {"cost_per_item_s": c} for n, c in costs.items()}}}}}
+    private = {"arms": {ar: {"detection": {"defense_seconds": {"perplexity": np.array([0.04, 0.05, 0.06])}}}}}
+    spec = next(c for c in default_claims(cfg) if c["id"] == "sri_overhead_100x")
+    (c,) = evaluate_claims([spec], summary, private, n_boot=100, seed=0)
+    # the keyword match is no model; the cheapest model-running baseline is the perplexity filter: 50x
+    assert c["effect"] == pytest.approx(50.0) and c["verdict"] == "refuted" and "perplexity" in c["note"]
+    assert c["ci"][0] == pytest.approx(40.5) and c["ci"][1] == pytest.approx(59.5)
+    costs["perplexity"] = 0.2
+    summary["arms"][ar]["detection"]["detectors"]["perplexity"]["cost_per_item_s"] = 0.2
+    (c,) = evaluate_claims([spec], summary, {"arms": {ar: {}}}, n_boot=100, seed=0)
+    assert c["effect"] == pytest.approx(200.0) and c["verdict"] == "holds" and c["ci"] is None

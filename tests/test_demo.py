@@ -15,8 +15,8 @@ from srilab.study.store import RunDir, config_digest
 
 ARMS = ("toy-ar/ar", "toy-diffusion/diffusion", "toy-diffusion/diffusion-l2r", "toy-diffusion/dream-schedule",
         "toy-diffusion/diffusion-fast")
-DETECTORS = {"sri_guard", "text_tfidf", "static_step0", "perplexity", "self_examination", "output_keyword",
-             "refusal_direction", "early_rejection", "self_reminder", "smoothllm", "diffuguard"}
+DETECTORS = {"sri_guard", "answered_flag", "text_tfidf", "static_step0", "perplexity", "self_examination",
+             "output_keyword", "refusal_direction", "early_rejection", "self_reminder", "smoothllm", "diffuguard"}
 LIMIT = 6  # items per set: enough for every protocol role (benign-train gets 12: one per topic group)
 
 
@@ -57,7 +57,7 @@ def test_the_demo_writes_a_run_directory_with_every_stage(demo_out):
                          "flagged_jailbroken"):
                 assert set(at[part]) == {"k", "n", "rate", "ci"}, (name, d, part)
             assert at["asr_after"]["k"] <= at["asr_before"]["k"], (name, d)
-        # SmoothLLM re-generates: it is scored on a bounded, evenly spaced subset of each role
+        # SmoothLLM re-generates: it is scored on a bounded, seeded random sample of each role
         smooth, cap = det["detectors"]["smoothllm"], regenerated_limit(LIMIT)
         assert 0 < smooth["n_calibration"] <= cap
         # ... and of the attacked rows, up to `cap` successful attacks and `cap` others: its TPR rests on jailbreaks
@@ -83,7 +83,10 @@ def test_the_demo_writes_a_run_directory_with_every_stage(demo_out):
 
 
 def untimed(value):
-    """The summary without the figures timed while the report is built (the guard's own cost)."""
+    """The summary without the figures timed while the report is built (the guard's own cost, and the overhead
+    claim that reads it)."""
+    if isinstance(value, dict) and value.get("kind") == "cost_ratio":
+        return {k: v for k, v in value.items() if k not in ("effect", "ci", "note", "verdict")}
     if isinstance(value, dict):
         return {k: untimed(v) for k, v in value.items() if k not in ("cost_per_item_s", "overhead_share")}
     if isinstance(value, list):

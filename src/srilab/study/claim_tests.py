@@ -222,7 +222,9 @@ def tpr_gain_test(spec, summary, private, *, n_boot: int, seed: int) -> dict[str
 
 
 def cost_ratio_test(spec, summary, private, *, n_boot: int, seed: int) -> dict[str, Any]:
-    """The cheapest model-running baseline's cost per item over the SRI guard's (timings: no interval)."""
+    """The cheapest model-running baseline's cost per item over the SRI guard's. The baseline is timed per batch
+    of rows: the interval is the 2.5-97.5% spread of the ratio over its timed batches (the guard's scoring is
+    timed once); no p or MDE: a timing is compared with the claimed ratio, not tested."""
     (arm,) = spec["arms"]
     det = summary["arms"][arm].get("detection")
     costs = {n: e["cost_per_item_s"] for n, e in (det or {}).get("detectors", {}).items()
@@ -233,7 +235,12 @@ def cost_ratio_test(spec, summary, private, *, n_boot: int, seed: int) -> dict[s
                 "note": "no model-running baseline was scored on this arm"}
     cheapest = min(costs, key=lambda n: costs[n])
     ratio = costs[cheapest] / sri
-    return {"n": len(costs), "effect": float(ratio), "ci": None, "p": None, "mde": None,
+    per_row = (_detection(private, arm) or {}).get("defense_seconds", {}).get(cheapest)
+    ci = None
+    if per_row is not None and len(per_row):
+        lo, hi = np.percentile(per_row / sri, [2.5, 97.5])
+        ci = [float(lo), float(hi)]
+    return {"n": len(costs), "effect": float(ratio), "ci": ci, "p": None, "mde": None,
             "right": ratio >= spec["claimed_range"][0], "wrong": ratio < spec["claimed_range"][0],
             "note": f"cheapest: {cheapest} {1000 * costs[cheapest]:.3g} ms vs SRI {1000 * sri:.3g} ms per item; "
-                    "a timing measured once (no interval)"}
+                    "interval: the spread over the baseline's timed batches (no p: a timing, not a test)"}

@@ -214,11 +214,12 @@ def arm_centres(
 def baseline_detectors(
     cfg: StudyConfig, rows: list[dict], sets: dict[str, np.ndarray], acts: np.ndarray,
     defense_scores: dict[str, dict[str, tuple[float, ...]]], weights: dict[str, np.ndarray] | None = None,
+    seconds: dict[str, np.ndarray] | None = None,
 ) -> dict[str, tuple[np.ndarray, float | None]]:
     """Every detector beside the SRI guard, each scored so that higher means "attack succeeded", with its cost
     per item: the answered flag (not refused), the text-only detector, the static first-step probe and the
     baseline defenses the run scored (rows they did not score hold NaN; a defense's sampling weights, recorded
-    with its scores, go into ``weights``)."""
+    with its scores, go into ``weights``; its cost per scored row, into ``seconds``)."""
     refused = np.array([r["refused"] for r in rows], dtype=bool)
     out: dict[str, tuple[np.ndarray, float | None]] = {"answered_flag": ((~refused).astype(np.float64), None)}
     if cfg.analysis.text_baseline:
@@ -236,6 +237,8 @@ def baseline_detectors(
         if np.isfinite(vals).any():
             costs = [by_key[r["key"]][1] for r in rows if r["key"] in by_key]
             out[name] = (vals, float(np.mean(costs)))
+            if seconds is not None:  # per scored row: its batch's time over the batch's rows
+                seconds[name] = np.asarray(costs, dtype=np.float64)
             if weights is not None:  # a sample's weights (rows it stands for); 1 where unscored or unrecorded
                 weights[name] = np.array([float(by_key[r["key"]][2]) if len(by_key.get(r["key"], ())) > 2 else 1.0
                                           for r in rows], dtype=np.float64)
@@ -304,7 +307,8 @@ def arm_detection(
     if choice is not None and choice["variant"] != choice["paper"]:  # the paper's scores stay beside the chosen
         detectors["sri_guard_paper"] = (paper_scores, None)
     weights: dict[str, np.ndarray] = {}
-    detectors.update(baseline_detectors(cfg, rows, sets, acts, defense_scores, weights))
+    seconds: dict[str, np.ndarray] = {}
+    detectors.update(baseline_detectors(cfg, rows, sets, acts, defense_scores, weights, seconds))
     out: dict[str, Any] = {
         "centre_counts": centres.counts, "steps": int(signals.shape[1]), "detector": cfg.sri.detector,
         "quantile": cfg.sri.quantile, "threshold": threshold, "guard_choice": choice,
@@ -341,7 +345,7 @@ def arm_detection(
         "jailbroken": signals[sets["jailbroken"]],
     }
     private = {"signals": signals, "scores": scores, "sets": sets, "groups": groups, "detectors": detectors,
-               "guard_fits": fits}
+               "guard_fits": fits, "defense_seconds": seconds}
     return out, private
 
 
