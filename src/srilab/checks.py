@@ -146,8 +146,17 @@ class _CheckedMeta(type(BaseModel)):
 
 
 class CheckedModel(BaseModel, metaclass=_CheckedMeta):
-    """A pydantic model whose direct construction and :meth:`model_validate` raise one SrilabError line, and
-    whose float fields hold finite float32 values however they were given (``"1e-320"`` as text too)."""
+    """A pydantic model whose direct construction and :meth:`model_validate` raise one SrilabError line, whose
+    input is plain data (:func:`data_problem`) and whose float fields hold finite float32 values however they
+    were given (``"1e-320"`` as text too)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain_values(cls, data: Any) -> Any:
+        """Every value is plain data: finite float32 numbers, valid Unicode text, at most MAX_DEPTH deep."""
+        if isinstance(data, dict) and (problem := data_problem(data)):
+            raise ValueError(problem)
+        return data
 
     @model_validator(mode="after")
     def _finite_float32(self) -> Any:

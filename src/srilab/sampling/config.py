@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from srilab.checks import CheckedModel, check_seed, data_problem
+from srilab.checks import CheckedModel, check_seed
 from srilab.errors import SrilabError
 from srilab.sampling.diffusion_rules import remasking_rule
 
@@ -65,13 +65,6 @@ class _Sampler(CheckedModel):
     seed: int = 0
 
     _FIELDS: ClassVar[tuple[str, ...]] = ()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _plain_values(cls, data: Any) -> Any:
-        if isinstance(data, dict) and (problem := data_problem(data)):
-            raise ValueError(problem)
-        return data
 
     @field_validator("temperature")
     @classmethod

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 import srilab.toy.oracle  # noqa: F401  (registers the oracle judge)
 from srilab.checks import MAX_SEED as MAX_SEED  # re-exported: its home is srilab.checks
-from srilab.checks import CheckedModel, data_problem
+from srilab.checks import CheckedModel
 from srilab.checks import check_seed as _check_seed
 from srilab.defenses import DEFENSES
 from srilab.defenses.base import defense_options
@@ -24,14 +24,6 @@ class StrictSpec(CheckedModel):
     :func:`srilab.checks.data_problem`); a direct construction with a bad value is one SrilabError."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _plain_values(cls, data: Any) -> Any:
-        """Every value is plain data: finite float32 numbers, valid Unicode text, at most MAX_DEPTH deep."""
-        if isinstance(data, dict) and (problem := data_problem(data)):
-            raise ValueError(problem)
-        return data
 
 
 class JudgeSpec(StrictSpec):
