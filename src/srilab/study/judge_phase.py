@@ -10,9 +10,17 @@ from collections.abc import Callable
 from tqdm.auto import tqdm
 
 from srilab.judges import make_judge
-from srilab.study.config import StudyConfig
+from srilab.study.config import JudgeSpec, StudyConfig
 from srilab.study.store import RunDir
 from srilab.toy.pair import pair_world
+
+
+def build_judge(spec: JudgeSpec, cfg: StudyConfig):
+    """The judge of ``spec`` as the study runs it (the toy world's oracle gets the study's world)."""
+    return make_judge(
+        spec.name, path=spec.path, device=spec.device, dtype=spec.dtype, batch_size=spec.batch_size,
+        trust_remote_code=spec.trust_remote_code, world=pair_world(cfg.toy_pair) if spec.name == "oracle" else None,
+    )
 
 
 def judge_all(cfg: StudyConfig, run: RunDir, *, progress: bool, echo: Callable[[str], None]) -> dict[str, int]:
@@ -31,10 +39,7 @@ def judge_all(cfg: StudyConfig, run: RunDir, *, progress: bool, echo: Callable[[
         )
         if not pending and not dyn_pending:
             continue
-        judge = make_judge(
-            spec.name, path=spec.path, device=spec.device, dtype=spec.dtype, batch_size=spec.batch_size,
-            trust_remote_code=spec.trust_remote_code, world=pair_world(cfg.toy_pair) if spec.name == "oracle" else None,
-        )
+        judge = build_judge(spec, cfg)
         chunk = max(spec.batch_size, 64)
         bar = tqdm(total=len(pending), desc=f"judge {spec.key}", disable=not progress, unit="gen")
         for lo in range(0, len(pending), chunk):

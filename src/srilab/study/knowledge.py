@@ -87,17 +87,10 @@ def _score(cfg: StudyConfig, asked: list[tuple[str, str, str]], texts: list[str]
 
 
 def _harm_judge(cfg: StudyConfig):
-    from srilab.judges.base import make_judge
+    from srilab.study.judge_phase import build_judge
 
     key = cfg.harm_judge()
-    spec = next(j for j in cfg.judges if j.key == key)
-    world = None
-    if spec.name == "oracle":
-        from srilab.toy.pair import pair_world
-
-        world = pair_world(cfg.toy_pair)
-    return make_judge(spec.name, path=spec.path, device=spec.device, dtype=spec.dtype, batch_size=spec.batch_size,
-                      trust_remote_code=spec.trust_remote_code, world=world)
+    return build_judge(next(j for j in cfg.judges if j.key == key), cfg)
 
 
 def probe_knowledge(

@@ -24,14 +24,9 @@ from typing import Any
 import numpy as np
 
 from srilab import stats
+from srilab.study.knowledge import unit_of
 
 REQUEST_ONLY = ("static_step0", "refusal_direction")  # readings of the request alone: the yardsticks of (3)
-
-
-def request_of(row: dict) -> str:
-    """The request a row attacks: its task (phrasings of one task are one request) or its item."""
-    task = (row.get("meta") or {}).get("task")
-    return str(task) if task else f"{row['dataset']}/{row['item']}"
 
 
 def success_sets(rows: list[dict], sets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -40,8 +35,8 @@ def success_sets(rows: list[dict], sets: dict[str, np.ndarray]) -> dict[str, np.
     harmful = np.array([r["harmful"] for r in rows], dtype=bool)
     attacked = sets["attacked"]
     jb, failed = attacked[harmful[attacked]], attacked[~harmful[attacked]]
-    mixed = {request_of(rows[i]) for i in jb} & {request_of(rows[i]) for i in failed}
-    in_mixed = np.array([request_of(r) in mixed for r in rows], dtype=bool)
+    mixed = {unit_of(rows[i]) for i in jb} & {unit_of(rows[i]) for i in failed}
+    in_mixed = np.array([unit_of(r) in mixed for r in rows], dtype=bool)
     return {"failed": failed, "jailbroken_mixed": jb[in_mixed[jb]], "failed_mixed": failed[in_mixed[failed]],
             "mixed_requests": np.array(sorted(mixed))}
 
