@@ -47,7 +47,8 @@ from srilab.models.checkpoint import (  # noqa: F401  (inspect_checkpoint, resol
     resolve_package_path,
 )
 from srilab.models.gguf import converted as converted_gguf
-from srilab.models.native import BidirectionalLM, load_native, native_format
+from srilab.models.native import BidirectionalLM, native_format
+from srilab.models.native_load import load_native
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 _NORM_NAMES = ("norm", "final_layernorm", "final_layer_norm", "ln_f")

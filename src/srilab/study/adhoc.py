@@ -231,8 +231,8 @@ def run_flags(
 ) -> Path:
     """``srilab run --model ... --attack ... --dataset ...``: build the config (:func:`flag_config`), then run it as
     ``srilab run`` runs a YAML; returns the run directory."""
-    from srilab.study.executor import executor_spec
     from srilab.study.runner import run_config
+    from srilab.study.specs import executor_spec
     from srilab.study.store import RunDir
 
     if resume and overwrite:

@@ -42,12 +42,12 @@ from srilab.checks import pydantic_problems
 from srilab.defenses import DEFENSES
 from srilab.errors import SrilabError
 from srilab.sampling.api import AnySampler
-from srilab.study.executor import ExecutorSpec
 from srilab.study.specs import (  # noqa: F401  (DTYPES, check_seed, check_device, MAX_SEED: re-exported)
     DTYPES,
     MAX_SEED,
     AnalysisSpec,
     DefenseSpec,
+    ExecutorSpec,
     JudgeSpec,
     ProtocolSpec,
     SRISpec,

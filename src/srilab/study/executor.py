@@ -22,10 +22,9 @@ import functools
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from safetensors.torch import save
 
 from srilab.attacks import AttackContext, get_attack
@@ -44,52 +43,6 @@ if TYPE_CHECKING:
     from srilab.study.matrix import Cell, Item
 
 DEFAULT_TARGET = "Sure, here is how to do that:"
-EXECUTORS = ("local", "ray")
-
-
-class ExecutorSpec(BaseModel):
-    """Where generations run (``executor:`` in a study config; ``--executor`` / ``--workers`` override it).
-
-    ``ray``: ``workers`` actors, each with ``num_cpus`` CPUs and ``num_gpus`` GPUs and one model replica, at
-    most ``max_in_flight`` units submitted at once (default: twice the workers); ``address`` (or
-    ``RAY_ADDRESS``) joins a running cluster, otherwise a local Ray instance is started for the run. ``local``
-    ignores the other fields. Not part of the config a resumed run must match.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["local", "ray"] = "local"
-    workers: int = Field(1, ge=1)
-    num_cpus: float = Field(1.0, gt=0)
-    num_gpus: float = Field(0.0, ge=0)
-    address: str | None = None
-    max_in_flight: int | None = Field(None, ge=1)
-
-    @property
-    def in_flight(self) -> int:
-        return self.max_in_flight or 2 * self.workers
-
-
-def executor_spec(spec: ExecutorSpec, kind: str | None = None, workers: int | None = None) -> ExecutorSpec:
-    """The config's executor with the command line's overrides, checked (Ray importable when asked for)."""
-    if kind is not None and kind not in EXECUTORS:
-        raise SrilabError(f"unknown executor {kind!r}: choose one of {', '.join(EXECUTORS)}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise SrilabError(f"--workers must be a whole number of at least 1, got {workers!r}")
-    update = {k: v for k, v in (("kind", kind), ("workers", workers)) if v is not None}
-    spec = spec.model_copy(update=update) if update else spec
-    if spec.kind == "ray":
-        try:
-            import ray
-        except ImportError:
-            raise SrilabError(
-                "the ray executor needs Ray, which is not installed: pip install 'srilab[ray]' "
-                "(or run with --executor local)"
-            ) from None
-        major, minor = (int(p) for p in ray.__version__.split(".")[:2])
-        if (major, minor) < (2, 9):
-            raise SrilabError(f"the ray executor needs ray>=2.9, found {ray.__version__}: pip install 'srilab[ray]'")
-    return spec
 
 
 # ------------------------------------------------------------------------------------------------ models

@@ -28,12 +28,13 @@ from srilab.models.base import LanguageModel
 from srilab.study.claims import default_claims
 from srilab.study.config import TOY_PREFIX, JudgeSpec, ModelSpec, StudyConfig, load_config
 from srilab.study.defense_phase import score_defenses
-from srilab.study.executor import executor_spec, load_model, plan_units, run_local
+from srilab.study.executor import load_model, plan_units, run_local
 from srilab.study.interrupt import INTERRUPT, Interrupted
 from srilab.study.judge_phase import judge_all
 from srilab.study.knowledge import probe_knowledge
 from srilab.study.matrix import Cell, Item, cells, check_names, load_items, study_protocol
 from srilab.study.protocol import Protocol
+from srilab.study.specs import executor_spec
 from srilab.study.store import RunDir, atomic_write_text
 
 

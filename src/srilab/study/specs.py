@@ -1,12 +1,13 @@
 """The parts of a study config that stand on their own: the strict base every spec shares (unknown keys, non-finite
 or non-float32 numbers, invalid Unicode and deep nesting refused), the judge, SRI, protocol, defense and analysis
-blocks, and the checks of names, seeds and devices. :mod:`srilab.study.config` builds the study from them."""
+blocks, the ``executor:`` block (where generations run; :mod:`srilab.study.executor` runs them), and the checks of
+names, seeds and devices. :mod:`srilab.study.config` builds the study from them."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 import srilab.toy.oracle  # noqa: F401  (registers the oracle judge)
 from srilab.checks import MAX_SEED as MAX_SEED  # re-exported: its home is srilab.checks
@@ -14,6 +15,7 @@ from srilab.checks import CheckedModel
 from srilab.checks import check_seed as _check_seed
 from srilab.defenses import DEFENSES
 from srilab.defenses.base import defense_options
+from srilab.errors import SrilabError
 from srilab.judges import JUDGES
 from srilab.sri.detectors import DETECTORS
 from srilab.study.guard_variants import check_variant
@@ -153,3 +155,51 @@ def check_name(v: str) -> str:
     if bad or v.startswith("."):
         raise ValueError(f"{v!r} is used in file names: use letters, digits, '-', '_' or '.' (no spaces or slashes)")
     return v
+
+
+EXECUTORS = ("local", "ray")
+
+
+class ExecutorSpec(BaseModel):
+    """Where generations run (``executor:`` in a study config; ``--executor`` / ``--workers`` override it).
+
+    ``ray``: ``workers`` actors, each with ``num_cpus`` CPUs and ``num_gpus`` GPUs and one model replica, at
+    most ``max_in_flight`` units submitted at once (default: twice the workers); ``address`` (or
+    ``RAY_ADDRESS``) joins a running cluster, otherwise a local Ray instance is started for the run. ``local``
+    ignores the other fields. Not part of the config a resumed run must match.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["local", "ray"] = "local"
+    workers: int = Field(1, ge=1)
+    num_cpus: float = Field(1.0, gt=0)
+    num_gpus: float = Field(0.0, ge=0)
+    address: str | None = None
+    max_in_flight: int | None = Field(None, ge=1)
+
+    @property
+    def in_flight(self) -> int:
+        return self.max_in_flight or 2 * self.workers
+
+
+def executor_spec(spec: ExecutorSpec, kind: str | None = None, workers: int | None = None) -> ExecutorSpec:
+    """The config's executor with the command line's overrides, checked (Ray importable when asked for)."""
+    if kind is not None and kind not in EXECUTORS:
+        raise SrilabError(f"unknown executor {kind!r}: choose one of {', '.join(EXECUTORS)}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise SrilabError(f"--workers must be a whole number of at least 1, got {workers!r}")
+    update = {k: v for k, v in (("kind", kind), ("workers", workers)) if v is not None}
+    spec = spec.model_copy(update=update) if update else spec
+    if spec.kind == "ray":
+        try:
+            import ray
+        except ImportError:
+            raise SrilabError(
+                "the ray executor needs Ray, which is not installed: pip install 'srilab[ray]' "
+                "(or run with --executor local)"
+            ) from None
+        major, minor = (int(p) for p in ray.__version__.split(".")[:2])
+        if (major, minor) < (2, 9):
+            raise SrilabError(f"the ray executor needs ray>=2.9, found {ray.__version__}: pip install 'srilab[ray]'")
+    return spec
