@@ -7,11 +7,13 @@ import torch
 
 from srilab.errors import SrilabError
 from srilab.models import load
+from srilab.toy.arch import build_model, toy_config
 from srilab.toy.corpus import pretraining_corpus, sft_examples
 from srilab.toy.tokenizer import build_world_tokenizer
 from srilab.toy.train import (
     TrainConfig,
     chat_rows,
+    continuation_rows,
     diffusion_loss,
     pack_corpus,
     train_model,
@@ -119,3 +121,39 @@ def test_bad_training_config():
         TrainConfig(size="huge")
     with pytest.raises(SrilabError, match="positive"):
         TrainConfig(sft_steps=0)
+    with pytest.raises(SrilabError, match="continuation_share"):
+        TrainConfig(continuation_share=1.5)
+    with pytest.raises(SrilabError, match="world version 7"):
+        TrainConfig(world_version=7)
+
+
+def test_continuation_rows_mask_only_after_a_cut(world_data):
+    """A continuation row keeps a clean prefix and is maskable from its cut to its end; share 0 draws nothing,
+    so the loss of a pair trained without continuation rows is the same bit for bit."""
+    rows = continuation_rows(400, 32, 0.5, torch.Generator().manual_seed(0))
+    starts = rows.int().argmax(dim=1)
+    for row, start in zip(rows, starts, strict=True):  # maskable positions are one suffix
+        assert bool(row[start:].all()) and not bool(row[:start].any())
+    partial = (~rows.all(dim=1)).float().mean().item()
+    assert 0.35 < partial < 0.55  # half the rows chosen, a few of them cut at 0
+    assert bool(continuation_rows(8, 32, 0.0, torch.Generator()).all())
+    _, tok, chunks, _ = world_data
+    model = build_model(toy_config(len(tok), pad_id=0, bos_id=2, eos_id=3, mask_id=4, bidirectional=True,
+                                   size="micro"), 0)
+    ids = chunks[:4]
+    plain = diffusion_loss(model, ids, None, None, 4, torch.Generator().manual_seed(3))
+    zero = diffusion_loss(model, ids, None, None, 4, torch.Generator().manual_seed(3), 0.0)
+    cont = diffusion_loss(model, ids, None, None, 4, torch.Generator().manual_seed(3), 1.0)
+    assert plain.item() == zero.item() and cont.item() != plain.item()
+
+
+def test_pair_world_reads_the_version_from_the_training_record(tmp_path):
+    from srilab.toy.pair import pair_world
+
+    for version, harmful in ((None, 36), (3, 192)):
+        root = tmp_path / f"v{version}"
+        for kind in ("ar", "diffusion"):
+            (root / kind).mkdir(parents=True)
+        config = {"world_seed": 0} | ({"world_version": version} if version else {})
+        (root / "training.json").write_text(json.dumps({"config": config}))
+        assert len(pair_world(root).harmful_tasks) == harmful

@@ -11,6 +11,7 @@ from srilab.toy import lexicon as L
 from srilab.toy import world as W
 from srilab.toy.corpus import eval_sets, pretraining_corpus, sft_examples, vocabulary, world_texts
 from srilab.toy.groups import DUAL_USE_GROUPS, FABLE_PERSONS, PERSONS
+from srilab.toy.groups_v3 import v3_groups
 from srilab.toy.oracle import OracleJudge, OracleVerdict, harmful
 from srilab.toy.reasoning import check_reasoning_answer, evaluate_expression, reasoning_items, worked_solution
 from srilab.toy.tokenizer import SPECIAL_TOKENS, build_world_tokenizer, load_tokenizer, save_tokenizer
@@ -19,9 +20,9 @@ from srilab.toy.world import Task, World, build_world, render_procedure, render_
 N_DOCS = 1200
 
 
-@pytest.fixture(scope="module")
-def world() -> World:
-    return build_world(0)
+@pytest.fixture(scope="module", params=W.WORLD_VERSIONS, ids=lambda v: f"v{v}")
+def world(request) -> World:
+    return build_world(0, request.param)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +74,25 @@ def test_counts(world: World) -> None:
     assert all("{t}" in p for p in world.phrasings.all) and all("{r}" in w for w in world.wrappers.all)
 
 
+def test_world_v3_has_power_and_keeps_v2(world: World) -> None:
+    """v3: at least 150 distinct harmful procedures in at least 12 groups remain to attack after the three
+    largest groups go to the harmful centre; every harmful group has a benign twin; v2's groups are in v3."""
+    if world.version == 2:
+        assert len(world.harmful_tasks) == 36 and len({t.group for t in world.harmful_tasks}) == 6
+        return
+    by_group: dict[str, int] = {}
+    for t in world.harmful_tasks:
+        by_group[t.group] = by_group.get(t.group, 0) + 1
+    sizes = sorted(by_group.values(), reverse=True)
+    assert len(sizes) >= 16 and sum(sizes[3:]) >= 150, sizes
+    assert len({t.group for t in world.benign_tasks}) >= len(by_group) + 9  # a twin per group, the domains
+    v2 = build_world(0, 2)
+    assert {t.group for t in v2.tasks} <= {t.group for t in world.tasks}  # every v2 group grows into v3
+    assert world.phrasings == v2.phrasings and world.wrappers.all == v2.wrappers.all
+    with pytest.raises(ValueError, match="unknown toy world version 4"):
+        build_world(0, 4)
+
+
 def test_tasks_are_well_formed(world: World) -> None:
     assert len({t.name for t in world.tasks}) == len(world.tasks)
     assert len({t.topic for t in world.tasks}) == len(world.tasks)
@@ -105,7 +125,7 @@ def test_harm_is_in_the_target_not_in_the_words(world: World) -> None:
         words = _words(t for t in world.harmful_tasks if t.group == group)
         best = max(len(words & bw) / len(words) for bw in benign_words.values())
         assert best >= 0.5, group  # a benign twin shares at least half of the group's words
-    pools = {g.name: g.pool for g in DUAL_USE_GROUPS}
+    pools = {g.name: g.pool for g in (DUAL_USE_GROUPS if world.version == 2 else v3_groups())}
     assert pools["open_lock"] == pools["open_fable"]
     for task in world.harmful_tasks:  # a real person is the target
         assert any(p in task.topic for p in PERSONS), task.topic
@@ -138,14 +158,14 @@ def test_rendering(world: World, judge: OracleJudge) -> None:
 
 
 def test_determinism(world: World, sft: list[dict], corpus: list[str], evals: dict) -> None:
-    again = build_world(0)
+    again = build_world(0, world.version)
     assert again == world
     assert sft_examples(again) == sft
     assert pretraining_corpus(again, N_DOCS) == corpus
     assert eval_sets(again) == evals
     assert world_texts(again) == world_texts(world)
 
-    other = build_world(1)
+    other = build_world(1, world.version)
     assert [t.procedure for t in other.harmful_tasks] != [t.procedure for t in world.harmful_tasks]
     assert {t.group for t in other.benign_tasks} == {t.group for t in world.benign_tasks}
     assert {t.topic for t in other.benign_tasks if t.group in ("bake", "open_own")} == {

@@ -47,8 +47,10 @@ def training_record(path: str | Path | None = None) -> dict:
 
 
 def pair_world(path: str | Path | None = None) -> World:
-    """The world the pair was trained on (its seed is in ``training.json``)."""
-    return build_world(int(training_record(path)["config"].get("world_seed", 0)))
+    """The world the pair was trained on (its seed and version are in ``training.json``; a record without a
+    version is a v2 pair)."""
+    config = training_record(path)["config"]
+    return build_world(int(config.get("world_seed", 0)), int(config.get("world_version", 2)))
 
 
 def pair_gen_length(path: str | Path | None = None) -> int:

@@ -14,7 +14,13 @@ batch order, the optimiser and the number of steps. Two phases:
 Losses. AR: next-token cross-entropy (fine-tune: on the response up to and including its first EOS).
 Diffusion (LLaDA): t ~ U(0, 1) per sequence, each token (fine-tune: each response token) masked with
 probability p = (1 - eps) t + eps, cross-entropy on the masked positions weighted 1/p, averaged over all
-(response) positions.
+(response) positions. With ``continuation_share`` > 0, that share of the diffusion model's pretraining rows
+keeps a random-length prefix clean and masks only after it: the situation of every generation (a clean
+prompt, a masked canvas), which whole-row masking almost never shows -- a fully masked continuation of a
+clean context -- and without which the model learns the procedures but cannot write them after a plain
+prompt. LLaDA's fine-tune is the same conditional (the prompt clean, the response masked). The AR model's
+next-token loss already trains every row as a continuation of its prefix, so the two stay matched in data
+and in what they are asked; ``training.json`` records the setting.
 
 Deterministic from the seed: the same command on the same machine (torch version, thread count) writes
 the same bytes; :func:`train_pair` records those in ``training.json`` and the files' SHA-256 in
@@ -42,7 +48,7 @@ from srilab.models.masks import PreparedMask
 from srilab.toy.arch import SIZES, build_model, toy_config
 from srilab.toy.corpus import pretraining_corpus, sft_examples
 from srilab.toy.tokenizer import build_world_tokenizer, save_tokenizer
-from srilab.toy.world import build_world
+from srilab.toy.world import WORLD_VERSIONS, build_world
 
 #: Response canvas of the toy pair: the longest fine-tune response (71 tokens) plus EOS fits.
 GEN_LENGTH = 80
@@ -56,6 +62,7 @@ class TrainConfig:
 
     seed: int = 0
     world_seed: int = 0
+    world_version: int = 2
     size: str = "small"
     pretrain_docs: int = 4000
     pretrain_steps: int = 1200
@@ -69,6 +76,7 @@ class TrainConfig:
     warmup_steps: int = 50
     weight_decay: float = 0.01
     grad_clip: float = 1.0
+    continuation_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -76,6 +84,10 @@ class TrainConfig:
         for name in ("pretrain_steps", "sft_steps", "batch_size", "chunk_length", "gen_length", "mix_every"):
             if getattr(self, name) <= 0:
                 raise SrilabError(f"training setting {name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.continuation_share <= 1.0:
+            raise SrilabError(f"continuation_share must be in [0, 1], got {self.continuation_share}")
+        if self.world_version not in WORLD_VERSIONS:
+            raise SrilabError(f"unknown toy world version {self.world_version}: use one of {WORLD_VERSIONS}")
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -138,6 +150,15 @@ def ar_loss(model, ids: torch.Tensor, attention: torch.Tensor | None, target: to
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1), ignore_index=-100)
 
 
+def continuation_rows(batch: int, length: int, share: float, generator: torch.Generator) -> torch.Tensor:
+    """[batch, length] maskable positions: a ``share`` of the rows (drawn) maskable only after a random cut
+    (uniform over the row), the others everywhere."""
+    chosen = torch.rand(batch, generator=generator) < share
+    cut = torch.randint(0, length, (batch,), generator=generator)
+    after = torch.arange(length).unsqueeze(0) >= cut.unsqueeze(1)
+    return torch.where(chosen.unsqueeze(1), after, torch.ones_like(after))
+
+
 def diffusion_loss(
     model,
     ids: torch.Tensor,
@@ -145,12 +166,19 @@ def diffusion_loss(
     maskable: torch.Tensor | None,
     mask_id: int,
     generator: torch.Generator,
+    continuation_share: float = 0.0,
 ) -> torch.Tensor:
     """LLaDA's masked-diffusion loss: mask each ``maskable`` token with p = (1 - eps) t + eps, t ~ U(0, 1)
-    per row; cross-entropy on masked positions weighted 1/p, summed and divided by the maskable count."""
+    per row; cross-entropy on masked positions weighted 1/p, summed and divided by the maskable count. Rows
+    without ``maskable`` (pretraining) take :func:`continuation_rows` when ``continuation_share`` > 0 (no
+    extra draw otherwise, so a pair trained without it reproduces bit for bit)."""
     batch, length = ids.shape
     if maskable is None:
-        maskable = torch.ones_like(ids, dtype=torch.bool)
+        maskable = (
+            continuation_rows(batch, length, continuation_share, generator)
+            if continuation_share > 0
+            else torch.ones_like(ids, dtype=torch.bool)
+        )
     t = torch.rand(batch, generator=generator)
     p = ((1 - MASK_EPS) * t + MASK_EPS).unsqueeze(1).expand(batch, length)
     masked = (torch.rand(batch, length, generator=generator) < p) & maskable
@@ -223,7 +251,7 @@ def train_model(
             if kind == "ar":
                 loss = ar_loss(model, ids, None, None)
             else:
-                loss = diffusion_loss(model, ids, None, None, tok.mask_token_id, noise)
+                loss = diffusion_loss(model, ids, None, None, tok.mask_token_id, noise, cfg.continuation_share)
         if not torch.isfinite(loss):
             raise SrilabError(f"the {kind} toy model's loss became {loss.item()} at step {step}: lower the lr")
         opt.zero_grad(set_to_none=True)
@@ -293,7 +321,7 @@ def train_pair(
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise SrilabError(f"{out} is not empty: choose another directory or pass --overwrite")
     started = time.perf_counter()
-    world = build_world(cfg.world_seed)
+    world = build_world(cfg.world_seed, cfg.world_version)
     tok = build_world_tokenizer(world)
     chunks = pack_corpus(pretraining_corpus(world, cfg.pretrain_docs, seed=cfg.world_seed), tok, cfg.chunk_length)
     rows = chat_rows(sft_examples(world, seed=cfg.world_seed), tok, cfg.gen_length)

@@ -38,7 +38,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from srilab.toy.groups import DUAL_USE_GROUPS
+from srilab.toy.groups import DUAL_USE_GROUPS, GroupSpec
+from srilab.toy.groups_v3 import v3_groups
 from srilab.toy.lexicon import (
     BENIGN_DOMAINS,
     N_HELDOUT_PHRASINGS,
@@ -57,6 +58,7 @@ __all__ = [
     "ATTACK_OPENER",
     "N_STYLES",
     "World",
+    "WORLD_VERSIONS",
     "WrapperSplit",
     "build_world",
     "normalize_text",
@@ -141,6 +143,7 @@ class World:
     tasks: tuple[Task, ...]
     phrasings: PhrasingSplit
     wrappers: WrapperSplit
+    version: int = 2
     refusals: tuple[str, ...] = REFUSALS
     recovery_templates: tuple[str, ...] = RECOVERY_TEMPLATES
     refusal_phrases: tuple[str, ...] = REFUSAL_PHRASES
@@ -259,11 +262,11 @@ def _domain_tasks(rng: random.Random) -> list[Task]:
     return tasks
 
 
-def _dual_use_tasks(rng: random.Random) -> list[Task]:
+def _dual_use_tasks(rng: random.Random, groups: Sequence[GroupSpec]) -> list[Task]:
     """One task per object of each dual-use group, its person (where the group has people) drawn from the
     seed without repeats until the list runs out; each takes an ordered subset of the group's step pool."""
     tasks = []
-    for spec in DUAL_USE_GROUPS:
+    for spec in groups:
         persons = list(spec.persons)
         rng.shuffle(persons)
         for i, obj in enumerate(spec.objects):
@@ -291,9 +294,18 @@ def _check_tasks(tasks: Sequence[Task]) -> None:
                     raise RuntimeError(f"toy world bug: step {step!r} of {task.name} occurs in {tasks[j].name}")
 
 
-def build_world(seed: int = 0) -> World:
-    """Build the toy world deterministically from ``seed`` (tasks, phrasing and wrapper splits)."""
-    tasks = _domain_tasks(random.Random(f"benign/{seed}")) + _dual_use_tasks(random.Random(f"dual/{seed}"))
+#: The world versions :func:`build_world` builds: 2 (36 harmful tasks in 6 groups, :mod:`srilab.toy.groups`) and 3
+#: (192 in 16 groups, :mod:`srilab.toy.groups_v3`). Everything but the dual-use groups is the same in both.
+WORLD_VERSIONS = (2, 3)
+
+
+def build_world(seed: int = 0, version: int = 2) -> World:
+    """Build the toy world deterministically from ``seed`` (tasks, phrasing and wrapper splits); ``version``
+    picks the dual-use groups (:data:`WORLD_VERSIONS`; a pair's ``training.json`` records the one it saw)."""
+    if version not in WORLD_VERSIONS:
+        raise ValueError(f"unknown toy world version {version!r}: use one of {', '.join(map(str, WORLD_VERSIONS))}")
+    groups = DUAL_USE_GROUPS if version == 2 else v3_groups()
+    tasks = _domain_tasks(random.Random(f"benign/{seed}")) + _dual_use_tasks(random.Random(f"dual/{seed}"), groups)
     tasks.sort(key=lambda t: t.kind)  # benign first, then harmful (each in building order)
     _check_tasks(tasks)
 
@@ -312,4 +324,4 @@ def build_world(seed: int = 0) -> World:
             (heldout if i == held else safety_train).append(template)
             families[template] = family
     wrappers = WrapperSplit(safety_train=tuple(safety_train), heldout=tuple(heldout), families=families)
-    return World(seed=seed, tasks=tuple(tasks), phrasings=phrasings, wrappers=wrappers)
+    return World(seed=seed, tasks=tuple(tasks), phrasings=phrasings, wrappers=wrappers, version=version)
