@@ -80,11 +80,14 @@ over the row's whole canvas), so exact float32 ties -- frequent when predictions
 the same way; a row's left padding is left out, so the choice does not depend on the batch. A position
 whose committed token is the mask token itself (a sampled x0 can be) is still masked, and is decided again
 later, as in the reference.
+
+This module owns the entry point, the checks of its arguments and :class:`Injection`. What a step does is
+:mod:`srilab.sampling.diffusion_step`'s (forward, predict, choose, commit, trace, named there), the canvas's
+bookkeeping :mod:`srilab.sampling.diffusion_canvas`'s, the block cache :mod:`srilab.sampling.diffusion_cache`'s.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 from collections.abc import Sequence
@@ -94,20 +97,16 @@ from typing import TYPE_CHECKING
 import torch
 
 from srilab.errors import SrilabError
-from srilab.models.base import shift_logits
-from srilab.models.masks import PreparedMask
-from srilab.sampling.diffusion_cache import CACHES, BlockCache
+from srilab.sampling.diffusion_cache import CACHES
 from srilab.sampling.diffusion_canvas import INJECTED, PROMPT_MASKS, Canvas
 from srilab.sampling.diffusion_rules import (
     REMASKING,
     Randomness,
     add_gumbel_noise,
-    confidence,
     get_num_transfer_tokens,
-    minus_inf_where_not,
-    rand,
     remasking_rule,
 )
+from srilab.sampling.diffusion_step import Denoiser, Forward, Predict
 
 if TYPE_CHECKING:
     from srilab.sampling.trace import Tracer
@@ -127,96 +126,6 @@ class Injection:
     offset: int
     token_ids: tuple[int, ...]
     rows: tuple[int, ...] | None = None
-
-
-def _accepts_logits_to_keep(model) -> bool:
-    """Whether ``model.forward`` takes transformers' ``logits_to_keep`` (an index tensor of positions)."""
-    try:
-        return "logits_to_keep" in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError, AttributeError):
-        return False
-
-
-@dataclass(frozen=True)
-class _Forward:
-    """The model call of a step: aligned logits (position i predicts token i) of the window, with CFG."""
-
-    model: object
-    attention_mask: torch.Tensor | None
-    cfg_scale: float
-    logits_shift: int
-    keep_ok: bool  # compute only the window's logits (``logits_to_keep``), not the whole canvas's
-    cache: BlockCache | None = None  # cache="prefix"/"dual": refresh and step passes (diffusion_cache)
-    prepared: PreparedMask | None = None  # the canvas's attention mask built once (srilab.models.masks)
-    cfg_mask: torch.Tensor | None = None  # the key mask of the doubled CFG batch, made once (not every step)
-
-    def window(
-        self, inp: torch.Tensor, mask: torch.Tensor | None, lo: int, hi: int, refresh: bool = True
-    ) -> torch.Tensor:
-        """Logits [B, hi - lo, V] of canvas positions [lo, hi)."""
-        if self.cache is not None:
-            return self.cache(inp, mask, lo, hi, refresh)
-        if self.prepared is not None:
-            mask = self.prepared(mask, inp.shape[0], inp.shape[1], inp.device)
-        if self.keep_ok:
-            # Dream reads position i at i - 1; position 0 has no predecessor and reads itself (as shift_logits).
-            keep = torch.arange(lo - self.logits_shift, hi - self.logits_shift, device=inp.device).clamp_min(0)
-            return self.model(inp, attention_mask=mask, logits_to_keep=keep).logits
-        return shift_logits(self.model(inp, attention_mask=mask).logits, self.logits_shift)[:, lo:hi]
-
-    def __call__(
-        self, canvas: Canvas, lo: int, x: torch.Tensor | None = None, refresh: bool = True
-    ) -> torch.Tensor:
-        """``x``: the input (default the canvas; a threshold run feeds finished rows their last input).
-        ``refresh``: with a cache, recompute and store the whole canvas (the first step of a block)."""
-        x = canvas.x if x is None else x
-        if self.cfg_scale > 0.0:
-            un_x = x.clone()
-            un_x[canvas.prompt_index] = canvas.mask_id  # the unconditional branch: the prompt masked
-            both = self.window(torch.cat([x, un_x], dim=0), self.cfg_mask, lo, canvas.b1, refresh)
-            logits, un_logits = torch.chunk(both, 2, dim=0)
-            return un_logits + (self.cfg_scale + 1) * (logits - un_logits)
-        return self.window(x, self.attention_mask, lo, canvas.b1, refresh)
-
-
-@dataclass(frozen=True)
-class _Predict:
-    """x0 (argmax of the possibly Gumbel-noised logits) and the remasking rule's confidence in it."""
-
-    temperature: float
-    remasking: str
-    generator: Randomness
-    confidence_eos_eot_inf: bool
-    eos_id: int
-    eot_id: int
-    steps: int = 1  # the generation's steps (the diffuguard rule anneals its noise over them)
-
-    @property
-    def per_row(self) -> bool:
-        return self.generator is not None and not isinstance(self.generator, torch.Generator)
-
-    @property
-    def full_draw(self) -> bool:
-        """The reference draws its noise over the whole canvas from a global or single generator; to keep
-        that random stream, noise is drawn for the whole canvas and the window's slice used."""
-        return not self.per_row and (self.temperature > 0 or self.remasking == "random")
-
-    def __call__(self, logits: torch.Tensor, canvas: Canvas, lo: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        hi = canvas.b1
-        if self.full_draw and self.temperature > 0:
-            full = torch.zeros((*canvas.x.shape, logits.shape[-1]), dtype=logits.dtype, device=logits.device)
-            full[:, lo:hi] = logits
-            logits_with_noise = add_gumbel_noise(full, self.temperature, self.generator, step)[:, lo:hi]
-        else:
-            logits_with_noise = add_gumbel_noise(logits, self.temperature, self.generator, step)
-        x0 = torch.argmax(logits_with_noise, dim=-1)
-        if self.confidence_eos_eot_inf:  # the reference's switch, verbatim in effect
-            logits_with_noise[:, :, self.eos_id] = logits[:, :, self.eot_id] = -torch.inf
-        if self.remasking == "random" and not self.per_row:
-            x0_p = rand(tuple(canvas.x.shape), self.generator, logits.device, step=step)[:, lo:hi]
-        else:
-            x0_p = confidence(logits, x0, self.remasking, self.generator, step, self.steps)
-        return x0, x0_p
 
 
 def _check(
@@ -294,133 +203,22 @@ def generate(
     over the whole canvas) and ``block_passes`` (model calls per block).
     """
     by_step = _check(steps, gen_length, block_length, remasking, revision, prompt_masks, injections, cache, threshold)
-    batch, plen = prompt.shape
+    plen = prompt.shape[1]
     num_blocks = gen_length // block_length
-    steps_per_block = steps // num_blocks
     monitored = tracer is not None and tracer.monitor is not None  # commit steps kept for re-mask requests
     canvas = Canvas.start(prompt, gen_length, mask_id, attention_mask, prompt_masks, monitored)
-    if attention_mask is not None:
-        ones = torch.ones((batch, gen_length), dtype=attention_mask.dtype, device=prompt.device)
-        attention_mask = torch.cat([attention_mask, ones], dim=-1)
-        if bool(attention_mask.all()):
-            attention_mask = None  # nothing to mask: the unmasked attention path is the same maths, faster
-    predict = _Predict(temperature, remasking, generator, confidence_eos_eot_inf, eos_id, eot_id, steps)
-    keep_ok = not predict.full_draw and _accepts_logits_to_keep(model)
-    block_cache = None
-    if cache != "none":
-        block_cache = BlockCache(model, cache, logits_shift, None if tracer is None else tracer.module)
-    cfg_mask = None if attention_mask is None or cfg_scale <= 0.0 else torch.cat([attention_mask] * 2, dim=0)
-    forward = _Forward(model, attention_mask, cfg_scale, logits_shift, keep_ok, block_cache, PreparedMask(model),
-                       cfg_mask)
-    commits: list[torch.Tensor] = []
-    block_passes = [0] * num_blocks
-
+    predict = Predict(temperature, remasking, generator, confidence_eos_eot_inf, eos_id, eot_id, steps)
+    forward = Forward.build(model, prompt, attention_mask, gen_length, cfg_scale, logits_shift, predict.full_draw,
+                            cache, tracer)
+    denoiser = Denoiser(canvas, forward, predict, steps // num_blocks, by_step, tracer, threshold, revision,
+                        eos_id if logits_eos_inf else None, logits_shift)
     try:
         for num_block in range(num_blocks):
             b0 = plen + num_block * block_length  # block bounds, canvas positions
-            canvas.begin_block(b0, b0 + block_length, steps_per_block, _stopped(tracer))
-            last_input: torch.Tensor | None = None  # threshold: each row's input at its last pass
-            for i in range(steps_per_block):
-                step = num_block * steps_per_block + i
-                stopped = _stopped(tracer)
-
-                # -- pad: with a threshold, once every row is done with the block its remaining steps repeat
-                if threshold is not None and i > 0 and _may_pad(canvas, i, stopped, tracer, step in by_step):
-                    if tracer is not None:
-                        tracer.repeat_last()
-                    commits.append(torch.zeros(batch, dtype=torch.long, device=prompt.device))
-                    continue
-
-                # -- inject: text written before the forward pass, and a live monitor's re-masks
-                changed = canvas.inject(by_step.get(step, ()))
-                if tracer is not None and tracer.remask_rows:
-                    canvas.take_back(tracer.pop_remask())
-                    changed = True
-                lo = canvas.window_start(stopped)  # positions [lo, b1) may commit: the block and earlier masks
-                if changed:
-                    canvas.respread(i, lo)  # the masks changed: spread what is left over the remaining steps
-                mask_index = canvas.x[:, lo : canvas.b1] == mask_id
-
-                # -- forward (+CFG): the window's logits, banned tokens and (optionally) EOS excluded
-                x_in = idle = None
-                if threshold is not None:
-                    # Rows done with the block commit nothing more and see the input of their last pass again,
-                    # so their state is their last one, whichever batch they run in (module docstring).
-                    idle = _idle(canvas, i, stopped)
-                    if changed or last_input is None:
-                        x_in = canvas.x.clone()
-                    else:
-                        x_in = torch.where(idle[:, None], last_input, canvas.x)
-                    last_input = x_in
-                logits = forward(canvas, lo, x_in, refresh=i == 0 or changed)
-                block_passes[num_block] += 1
-                canvas.ban(logits, lo)
-                if logits_eos_inf:
-                    logits[:, :, eos_id] = -torch.inf
-
-                # -- x0 and its confidence; positions already decided keep their token and cannot be chosen
-                x0, x0_p = predict(logits, canvas, lo, step)
-                x0 = torch.where(mask_index, x0, canvas.x[:, lo : canvas.b1])
-                conf = minus_inf_where_not(mask_index, x0_p)
-
-                # -- choose the positions to commit: the step's budget (with a threshold, at least every
-                #    position whose confidence reaches it), plus as many as revision re-masks
-                k = planned = canvas.schedule[:, i]
-                if idle is not None:
-                    k = torch.maximum(k, (conf >= threshold).sum(dim=1))
-                    k = torch.where(idle, torch.zeros_like(k), k)
-                extra = None if idle is None else k > planned
-                revised = None
-                if revision > 0.0 and i < steps_per_block - 1:
-                    revised = canvas.revise(logits, lo, mask_index, k, revision)
-                    if idle is not None:
-                        revised &= ~idle[:, None]
-                    k = k + revised.sum(dim=1)
-                if stopped is not None:
-                    k = torch.where(stopped, torch.zeros_like(k), k)  # a live monitor froze these rows
-                    revised = None if revised is None else revised & ~stopped[:, None]
-                transfer_index = canvas.choose(conf, lo, k)
-
-                # -- commit (and revise); a threshold's extra commits leave fewer masks to spread
-                canvas.commit(lo, transfer_index, x0, revised, step)
-                if extra is not None and i + 1 < steps_per_block and bool(extra.any()):
-                    canvas.respread(i + 1, lo, rows=extra)
-                commits.append(transfer_index.sum(dim=1))
-
-                # -- trace
-                if tracer is not None:
-                    more = {}
-                    if getattr(tracer, "x0_due", False):
-                        more["x0"], more["x0_p"] = canvas.x0_trace(lo, x0, logits)
-                    tracer.record_diffusion(canvas.x, plen, mask_id, logits_shift, **more)
+            denoiser.block(num_block, b0, b0 + block_length)
     finally:
-        if block_cache is not None:
-            block_cache.close()
+        if forward.cache is not None:
+            forward.cache.close()
     if stats is not None:
-        stats.update(
-            commits=torch.stack(commits, dim=1),
-            forward_passes=sum(block_passes),
-            full_passes=block_cache.refreshes if block_cache is not None else sum(block_passes),
-            block_passes=block_passes,
-        )
+        stats.update(denoiser.stats())
     return canvas.x
-
-
-def _stopped(tracer) -> torch.Tensor | None:
-    """Bool [B]: the rows a live monitor has stopped (None: none, or no monitor)."""
-    return None if tracer is None else tracer.stopped
-
-
-def _idle(canvas: Canvas, i: int, stopped: torch.Tensor | None) -> torch.Tensor:
-    """Bool [B]: the rows that commit nothing more in this block (plan exhausted, or stopped by a monitor)."""
-    idle = canvas.budget_left(i) == 0
-    return idle if stopped is None else idle | stopped
-
-
-def _may_pad(canvas: Canvas, i: int, stopped, tracer, injecting: bool) -> bool:
-    """Whether step ``i`` of a threshold run may repeat the last state instead of running the model: every
-    row is done with the block, nothing is injected, and no live monitor (it reads every step and may re-open
-    the block by a re-mask) or x0 trace (it keeps every step's prediction) needs the step's pass."""
-    if injecting or not bool(_idle(canvas, i, stopped).all()):
-        return False
-    return tracer is None or (tracer.monitor is None and not getattr(tracer, "x0_due", False))

@@ -1,7 +1,7 @@
 """The state of one masked-diffusion generation, :class:`Canvas`, and what a step does to it.
 
-:func:`srilab.sampling.diffusion.generate` keeps one canvas per batch and calls its methods in the order of
-LLaDA's reference loop (inject -> forward -> x0 and confidence -> choose -> commit -> trace). All positions
+:class:`srilab.sampling.diffusion_step.Denoiser` keeps one canvas per batch and calls its methods in the order
+of LLaDA's reference loop (inject -> forward -> x0 and confidence -> choose -> commit -> trace). All positions
 here are canvas positions (prompt included), so a masked prompt position is handled like any other.
 """
 
