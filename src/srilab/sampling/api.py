@@ -2,7 +2,9 @@
 
 It formats requests with the model's chat template (plus an optional assistant prefill), batches them
 (left-padded), seeds every item on its own (so a rerun, or the same item in another batch, reproduces),
-runs the AR or diffusion sampler, decodes, and returns texts, token ids and the step-wise trace.
+runs the AR or diffusion sampler, decodes, and returns texts, token ids and the step-wise trace. The checks of
+the arguments come first (``_check_arguments``: each on its own; ``_check_request``: together), then the
+batches, one after the other (``_Batches``: encode, sample, collect, and the :class:`Generation` at the end).
 
 Prompts may hold ``<mask:N>`` spans (DIJA's syntax, :data:`srilab.attacks.base.MASK_SPAN`): see the last
 section, :func:`encode_with_mask_spans`, and ``Generation.filled_prompts``.
@@ -169,6 +171,28 @@ def generate(
     """
     _check_arguments(model, prompts, sampler, trace, prefills, canvas, chat, batch_size, seeds, progress, monitor,
                      prompt_masks, mask_spans)
+    prefills, seeds = _check_request(model, prompts, sampler, trace, prefills, canvas, seeds, monitor, batch_size)
+    n = len(prompts)
+    texts = [
+        model.chat_prompt(p, f) if chat else (f"{p} {f}" if f else p)
+        for p, f in zip(prompts, prefills, strict=True)
+    ]
+    _check_lengths(model, sampler, texts)
+    spans = mask_spans and _check_mask_spans(model, sampler, prompts, prefills, texts)
+    run = _Batches(model, sampler, trace, monitor, canvas, seeds, prompt_masks, spans, sampler.stochastic)
+    start = time.perf_counter()
+    bar = tqdm(total=n, desc=f"{model.name} [{sampler.label}]", disable=not progress, leave=False)
+    for lo in range(0, n, batch_size):
+        hi = min(lo + batch_size, n)
+        run.batch(texts, lo, hi)
+        bar.update(hi - lo)
+    bar.close()
+    return run.generation(prompts, texts, prefills, time.perf_counter() - start)
+
+
+def _check_request(model, prompts, sampler, trace, prefills, canvas, seeds, monitor, batch_size) -> tuple[list, list]:
+    """generate's arguments, together: model and sampler agree, one entry per prompt, a monitor has its trace.
+    Returns the prefills and seeds, one per prompt (defaults filled in)."""
     n = len(prompts)
     if n == 0:
         raise SrilabError("no prompts to generate from")
@@ -197,89 +221,101 @@ def generate(
         raise SrilabError(f"seeds must be integers in [0, 2**63): got {max(seeds, key=lambda s: abs(int(s)))}")
     if batch_size < 1:
         raise SrilabError(f"batch_size must be at least 1, got {batch_size}")
-    texts = [
-        model.chat_prompt(p, f) if chat else (f"{p} {f}" if f else p)
-        for p, f in zip(prompts, prefills, strict=True)
-    ]
-    _check_lengths(model, sampler, texts)
-    spans = mask_spans and _check_mask_spans(model, sampler, prompts, prefills, texts)
-    filled: list[tuple[list[str], int]] = []
-    stochastic = sampler.stochastic
+    return prefills, seeds
 
-    responses: list[list[int]] = []
-    traces: list[Trace] = []
-    stop_steps: list[int] = []
-    remask_counts: list[int] = []
-    commits: list[list[int]] = []  # diffusion (LLaDA's schedule): tokens committed per row and step
-    start = time.perf_counter()
-    bar = tqdm(total=n, desc=f"{model.name} [{sampler.label}]", disable=not progress, leave=False)
-    for lo in range(0, n, batch_size):
-        hi = min(lo + batch_size, n)
-        if spans:
+
+@dataclass
+class _Batches:
+    """generate's batches, one after the other: encode, sample (AR, Dream or LLaDA's schedule), collect."""
+
+    model: LanguageModel
+    sampler: Sampler
+    trace: TraceConfig | None
+    monitor: Monitor | None
+    canvas: Sequence[Sequence[CanvasText]] | None
+    seeds: list[int]
+    prompt_masks: str
+    spans: bool  # the prompts hold <mask:N> spans (expanded into mask ids, read back after sampling)
+    stochastic: bool
+    responses: list[list[int]] = field(default_factory=list)
+    traces: list[Trace] = field(default_factory=list)
+    stop_steps: list[int] = field(default_factory=list)
+    remask_counts: list[int] = field(default_factory=list)
+    commits: list[list[int]] = field(default_factory=list)  # diffusion (LLaDA's schedule): per row and step
+    filled: list[tuple[list[str], int]] = field(default_factory=list)
+
+    def batch(self, texts: Sequence[str], lo: int, hi: int) -> None:
+        """Encode, sample and collect the requests ``lo:hi`` of ``texts``."""
+        model = self.model
+        if self.spans:
             ids, mask, where = encode_with_mask_spans(model, texts[lo:hi])
         else:
             (ids, mask), where = model.encode(texts[lo:hi]), []
         ids, mask = ids.to(model.device), mask.to(model.device)
-        tracer = Tracer(model, trace, hi - lo, monitor=monitor) if trace is not None else None
+        tracer = Tracer(model, self.trace, hi - lo, monitor=self.monitor) if self.trace is not None else None
         with tracer if tracer is not None else nullcontext():
-            if sampler.kind == "ar":
-                out = autoregressive.generate(
-                    model.module, ids, mask,
-                    max_new_tokens=sampler.max_new_tokens, temperature=sampler.temperature, top_p=sampler.top_p,
-                    eos_token_id=model.eos_token_ids, pad_token_id=model.pad_token_id or 0,
-                    generator=item_generators(seeds[lo:hi], ids.device) if stochastic else None, tracer=tracer,
-                )
-            else:
-                injections = _injections(model, canvas[lo:hi] if canvas is not None else None,
-                                         getattr(sampler, "gen_length", None))
-                rng = seeds[lo:hi] if stochastic else None
-                if sampler.schedule_for(model) == "dream":
-                    # Per-row seeds even when nothing is drawn: Dream's own batch-wide count would make an
-                    # item's answer depend on its batch (rows with unequal masks: prompt masks, injections).
-                    out = dream_generate(
-                        model.module, ids, mask, max_new_tokens=sampler.gen_length, steps=sampler.steps,
-                        alg=sampler.alg, alg_temp=sampler.alg_temp, temperature=sampler.temperature,
-                        top_p=sampler.top_p, top_k=sampler.top_k, eps=sampler.eps, mask_id=model.mask_id,
-                        logits_shift=model.logits_shift, generator=list(seeds[lo:hi]), tracer=tracer,
-                        injections=injections,
-                    )
-                else:
-                    step_stats: dict[str, Any] = {}
-                    out = diffusion.generate(
-                        model.module, ids, mask,
-                        steps=sampler.steps, gen_length=sampler.gen_length, block_length=sampler.blocks_of,
-                        temperature=sampler.temperature, cfg_scale=sampler.cfg_scale, remasking=sampler.remasking,
-                        mask_id=model.mask_id, revision=sampler.revision, injections=injections,
-                        logits_shift=model.logits_shift, generator=rng, tracer=tracer,
-                        cache=sampler.cache, threshold=sampler.threshold, stats=step_stats, prompt_masks=prompt_masks,
-                    )
-                    commits.extend(step_stats["commits"].tolist() if "commits" in step_stats else [])
-        responses.extend(out[:, ids.shape[1]:].tolist())
-        filled.extend(read_mask_spans(model, out, where) if spans else [])
+            out = self.sample(ids, mask, lo, hi, tracer)
+        self.responses.extend(out[:, ids.shape[1]:].tolist())
+        self.filled.extend(read_mask_spans(model, out, where) if self.spans else [])
         if tracer is not None:
-            traces.append(tracer.result(sampler.key()))
-            stop_steps.extend(tracer.stop_steps)
-            remask_counts.extend(tracer.remask_counts)
-        bar.update(hi - lo)
-    bar.close()
-    seconds = time.perf_counter() - start
-    return Generation(
-        texts=[model.decode(r) for r in responses],
-        response_ids=responses,
-        prompts=texts,
-        prefills=prefills,
-        trace=Trace.concat(traces) if traces else None,
-        seconds=seconds,
-        meta={"model": model.name, "sampler": sampler.key(), "label": sampler.label,
-              **({"stop_steps": stop_steps, "remask_counts": remask_counts} if monitor is not None else {}),
-              **({"commits_per_step": commits} if commits else {}),
-              **({"prompt_masks": prompt_masks, "unfilled_prompt_masks": [left for _, left in filled]}
-                 if spans else {})},
-        filled_prompts=[_fill(p, f) for p, (f, _) in zip(prompts, filled, strict=True)] if spans else [None] * n,
-        filled_spans=[f for f, _ in filled] if spans else [[] for _ in range(n)],
-    )
+            self.traces.append(tracer.result(self.sampler.key()))
+            self.stop_steps.extend(tracer.stop_steps)
+            self.remask_counts.extend(tracer.remask_counts)
 
+    def sample(self, ids: torch.Tensor, mask: torch.Tensor, lo: int, hi: int, tracer: Tracer | None) -> torch.Tensor:
+        """The sampler's output [b, P + response] for the batch ``lo:hi`` (its seeds, its canvas plans)."""
+        model, sampler = self.model, self.sampler
+        if sampler.kind == "ar":
+            return autoregressive.generate(
+                model.module, ids, mask,
+                max_new_tokens=sampler.max_new_tokens, temperature=sampler.temperature, top_p=sampler.top_p,
+                eos_token_id=model.eos_token_ids, pad_token_id=model.pad_token_id or 0,
+                generator=item_generators(self.seeds[lo:hi], ids.device) if self.stochastic else None, tracer=tracer,
+            )
+        injections = _injections(model, self.canvas[lo:hi] if self.canvas is not None else None,
+                                 getattr(sampler, "gen_length", None))
+        rng = self.seeds[lo:hi] if self.stochastic else None
+        if sampler.schedule_for(model) == "dream":
+            # Per-row seeds even when nothing is drawn: Dream's own batch-wide count would make an
+            # item's answer depend on its batch (rows with unequal masks: prompt masks, injections).
+            return dream_generate(
+                model.module, ids, mask, max_new_tokens=sampler.gen_length, steps=sampler.steps,
+                alg=sampler.alg, alg_temp=sampler.alg_temp, temperature=sampler.temperature,
+                top_p=sampler.top_p, top_k=sampler.top_k, eps=sampler.eps, mask_id=model.mask_id,
+                logits_shift=model.logits_shift, generator=list(self.seeds[lo:hi]), tracer=tracer,
+                injections=injections,
+            )
+        step_stats: dict[str, Any] = {}
+        out = diffusion.generate(
+            model.module, ids, mask,
+            steps=sampler.steps, gen_length=sampler.gen_length, block_length=sampler.blocks_of,
+            temperature=sampler.temperature, cfg_scale=sampler.cfg_scale, remasking=sampler.remasking,
+            mask_id=model.mask_id, revision=sampler.revision, injections=injections,
+            logits_shift=model.logits_shift, generator=rng, tracer=tracer,
+            cache=sampler.cache, threshold=sampler.threshold, stats=step_stats, prompt_masks=self.prompt_masks,
+        )
+        self.commits.extend(step_stats["commits"].tolist() if "commits" in step_stats else [])
+        return out
 
+    def generation(self, prompts: Sequence[str], texts: list[str], prefills: list, seconds: float) -> Generation:
+        """What generate returns, from the collected batches."""
+        model, sampler, spans, filled, n = self.model, self.sampler, self.spans, self.filled, len(prompts)
+        return Generation(
+            texts=[model.decode(r) for r in self.responses],
+            response_ids=self.responses,
+            prompts=texts,
+            prefills=prefills,
+            trace=Trace.concat(self.traces) if self.traces else None,
+            seconds=seconds,
+            meta={"model": model.name, "sampler": sampler.key(), "label": sampler.label,
+                  **({"stop_steps": self.stop_steps, "remask_counts": self.remask_counts}
+                     if self.monitor is not None else {}),
+                  **({"commits_per_step": self.commits} if self.commits else {}),
+                  **({"prompt_masks": self.prompt_masks, "unfilled_prompt_masks": [left for _, left in filled]}
+                     if spans else {})},
+            filled_prompts=[_fill(p, f) for p, (f, _) in zip(prompts, filled, strict=True)] if spans else [None] * n,
+            filled_spans=[f for f, _ in filled] if spans else [[] for _ in range(n)],
+        )
 def _injections(
     model: LanguageModel, plans: Sequence[Sequence[CanvasText]] | None, gen_length: int | None = None
 ) -> list[Injection]:
