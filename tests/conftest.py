@@ -103,9 +103,9 @@ def micro_pair(tmp_path_factory) -> Path:
 def small_run(micro_pair, tmp_path_factory) -> Path:
     """A finished study on the micro pair: the demo's datasets and protocol, two arms (AR, diffusion), two attacks,
     no defenses, short answers (ablations and estimates read it)."""
+    from srilab.pipeline.run import run_config
     from srilab.study.config import parse_config
     from srilab.study.demo import demo_config
-    from srilab.study.runner import run_config
     from srilab.study.store import RunDir
 
     root = tmp_path_factory.mktemp("ablate")

@@ -7,9 +7,11 @@ import math
 
 import pytest
 
+from srilab.analysis.ablations import READ_FROM_RUN
 from srilab.cli import main
 from srilab.errors import SrilabError
-from srilab.study.ablations import READ_FROM_RUN, format_ablations, layer_config, run_ablations
+from srilab.pipeline.ablate import layer_config, run_ablations
+from srilab.report.ablation_report import format_ablations
 from srilab.study.config import parse_config
 
 ARMS = ("toy-ar/ar", "toy-diffusion/diffusion")
@@ -84,12 +86,12 @@ def test_every_benign_topic_group_is_unseen_once_and_split_zero_is_the_run(small
             assert lo <= pooled["rate"] <= hi
     assert "every benign topic group unseen once" in "\n".join(said)
     html = (small_run / "report.html").read_text()
-    assert "every benign topic group unseen once (srilab.study.guard_rotation)" in html
+    assert "every benign topic group unseen once (srilab.analysis.guard_rotation)" in html
 
 
 def test_a_repeated_rotation_deals_every_group_again_with_new_roles(small_run):
-    from srilab.study.guard_diagnosis import arm_inputs
-    from srilab.study.guard_rotation import BENIGN_ROLES, rotate
+    from srilab.analysis.guard_diagnosis import arm_inputs
+    from srilab.analysis.guard_rotation import BENIGN_ROLES, rotate
 
     d = arm_inputs(small_run, "toy-ar/ar")
     rot = rotate(d, k=3, repeats=2, n_boot=50)
@@ -109,7 +111,7 @@ def test_a_repeated_rotation_deals_every_group_again_with_new_roles(small_run):
 def test_a_group_bootstrap_interval_is_wider_when_the_flags_sit_in_one_group():
     import numpy as np
 
-    from srilab.study.guard_rotation import group_bootstrap_ci
+    from srilab.analysis.guard_rotation import group_bootstrap_ci
 
     groups = np.repeat(np.arange(10), 20)
     spread = np.zeros(200, dtype=bool)

@@ -1,9 +1,16 @@
-"""The package's shape: imports run only downstream of the data flow, no private name crosses modules,
-files stay small, and every registry lists its entries.
+"""The package's shape: imports run only downstream of the data flow, no module imports itself round a loop,
+no private name crosses modules, files stay small, and every registry lists its entries.
 
-The data flow of ``../shared/DESIGN.md`` as layers, upstream first. A module may import from its own
-package and from packages of earlier layers; packages of one layer do not import each other. Imports under
-``if TYPE_CHECKING:`` never run and are not counted; function-local imports run and are.
+The data flow of ``../shared/DESIGN.md`` as layers, upstream first (:data:`LAYERS`):
+
+    errors -> the root (registry, stats, io, checks) -> data -> attacks -> models -> sampling -> judges -> toy
+    -> sri, defenses -> study (configure and run) -> analysis (read a finished run directory) -> report (render)
+    -> pipeline (run, then analyse, then report) -> cli
+
+A module may import from its own package and from packages of earlier layers; packages of one layer do not
+import each other; and no chain of imports between modules comes back to where it started (not even within
+one package). Imports under ``if TYPE_CHECKING:`` never run and are not counted; function-local imports run
+and are.
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"judges"}),
     frozenset({"toy"}),  # the embedded world: data, a model pair and its oracle judge
     frozenset({"sri", "defenses"}),
-    frozenset({"report"}),
-    frozenset({"study"}),
+    frozenset({"study"}),  # configure and run: the config, the matrix, the protocol, the runner, the run directory
+    frozenset({"analysis"}),  # the analysis of a finished run, from its run directory alone (never by the run)
+    frozenset({"report"}),  # renders the analysis: report.html, summary.json, the terminal summary
+    frozenset({"pipeline"}),  # run, then analyse, then report: what `srilab run / demo / sweep / ablate` do
     frozenset({"cli"}),
 )
 RANK = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
@@ -85,6 +94,84 @@ def test_no_import_runs_upstream_and_no_private_name_crosses_modules():
                 private += [f"{path.relative_to(SRC)}:{node.lineno} {target}.{n}" for n in names if n.startswith("_")]
     assert not upstream, "imports that run upstream of the data flow:\n" + "\n".join(upstream)
     assert not private, "private names imported across modules:\n" + "\n".join(private)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the modules it imports at run time (``from pkg import mod`` names the module ``pkg.mod``)."""
+    modules = dict(_modules())
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        edges: set[str] = set()
+        for _, target, names in _runtime_imports(ast.parse(path.read_text())):
+            submodules = {f"{target}.{n}" for n in names if f"{target}.{n}" in modules}
+            edges |= submodules
+            if (not names or len(submodules) < len(names)) and target in modules:
+                edges.add(target)
+        graph[module] = edges - {module}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    found.append(sorted(component))
+    return found
+
+
+def test_no_import_cycle_between_modules():
+    cycles = _cycles(_import_graph())
+    assert not cycles, "modules that import each other (directly or round a loop):\n" + "\n".join(
+        " <-> ".join(c) for c in cycles
+    )
+
+
+def test_the_cycle_finder_sees_a_loop():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_run_never_analyses_or_reports():
+    """The run (``srilab.study``) reads no analysis and no report, not even function-locally."""
+    graph = _import_graph()
+    leaks = [f"{m} -> {t}" for m, targets in graph.items() if _package(m) == "study"
+             for t in targets if _package(t) in ("analysis", "report", "pipeline")]
+    assert not leaks, "the run imports what reads or renders a finished run:\n" + "\n".join(leaks)
 
 
 def test_the_checker_sees_a_violation(tmp_path):

@@ -1,14 +1,16 @@
-"""The claim table (srilab.study.claims) on constructed runs with known effects, and detection that sees
-success (srilab.study.success): a request-only score cannot tell success from failure, a success-reading one can."""
+"""The claim table (srilab.study.claims, srilab.analysis.claims) on constructed runs with known effects, and detection
+that sees success (srilab.analysis.success): a request-only score cannot tell success from failure, a success-reading
+one can."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from srilab.study.claims import default_claims, evaluate_claims, study_arms
+from srilab.analysis.claims import evaluate_claims
+from srilab.analysis.success import paired_gain, sees_success, success_sets
+from srilab.study.claims import default_claims, study_arms
 from srilab.study.demo import demo_config
-from srilab.study.success import paired_gain, sees_success, success_sets
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +178,7 @@ def test_the_defenses_that_answer_again_score_a_seeded_random_stratified_sample(
 def test_attack_success_after_a_sampled_defense_is_a_population_estimate():
     """7 of 100 attacks succeeded; a defense scored 4 of each stratum and flags every success it saw: the
     weighted attack success before it is 7%, not the 50% of the rows it read."""
-    from srilab.study.detection import _at_threshold
+    from srilab.analysis.detection import _at_threshold
 
     harmful = np.zeros(100, dtype=bool)
     harmful[:7] = True

@@ -10,8 +10,9 @@ import sys
 import pytest
 
 from srilab.cli import main
-from srilab.study.demo import archive_previous, demo_config, regenerated_limit, run_demo
-from srilab.study.store import RunDir, config_digest
+from srilab.pipeline.demo import run_demo
+from srilab.study.demo import demo_config, regenerated_limit
+from srilab.study.store import RunDir, archive_previous, config_digest
 
 ARMS = ("toy-ar/ar", "toy-diffusion/diffusion", "toy-diffusion/diffusion-l2r", "toy-diffusion/dream-schedule",
         "toy-diffusion/diffusion-fast")

@@ -18,8 +18,8 @@ import yaml
 from safetensors.torch import load_file
 
 from srilab.cli import main
+from srilab.pipeline.run import run_study
 from srilab.study.executor_ray import FAULT_ENV
-from srilab.study.runner import run_study
 from srilab.study.store import RunDir
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from srilab.analysis.guard_variants import compare_variants, fit_variants, select_variant
 from srilab.errors import SrilabError
-from srilab.study.guard_variants import Variant, compare_variants, default_variants, fit_variants, select_variant
+from srilab.sri.variants import Variant, default_variants
 
 S = 12
 #: the paper's guard (fewer epochs, for speed) and three robust candidates
@@ -88,7 +89,8 @@ def test_compare_variants_reports_every_variant_and_the_chosen_one() -> None:
         assert set(entry["at_fpr"]) == {"1%", "5%"}
         assert entry["auroc_jailbroken_vs_eval_unseen_topics"]["n_neg"] == 50
     # the report's table of it: one row per variant, the paper's and the chosen one marked
-    from srilab.report.ablation_report import GUARD_HEADER, guard_rows_for, variant_table
+    from srilab.analysis.guard_variants import variant_table
+    from srilab.report.ablation_report import GUARD_HEADER, guard_rows_for
 
     rows = guard_rows_for("arm", variant_table(out))
     assert len(rows) == len(VARIANTS) and all(len(r) == len(GUARD_HEADER) for r in rows)
@@ -141,8 +143,9 @@ def test_compare_variants_needs_inputs() -> None:
 
 
 def test_the_study_guard_is_the_calibration_choice_and_a_bad_name_is_refused() -> None:
+    from srilab.analysis.guard_variants import choose_guard, variant_features
+    from srilab.sri.variants import check_variant
     from srilab.study.config import SRISpec
-    from srilab.study.guard_variants import check_variant, choose_guard, variant_features
 
     dist, sets, groups, _ = _world()
     variant, guard, choice = choose_guard(dist, sets, groups, variant="auto", detector="autoencoder", quantile=0.99,

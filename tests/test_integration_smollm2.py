@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from srilab.pipeline.run import run_study
 from srilab.study.config import load_config
-from srilab.study.runner import run_study
 from srilab.study.store import RunDir
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "smollm2-harmbench.yaml"

@@ -241,7 +241,8 @@ def test_shipped_validity_matches_what_validation_computes_now() -> None:
     shipped = json.loads(VALIDITY_PATH.read_text())
     regenerate = "run python -m srilab.judges.validation --write-validity"
     assert shipped == json.loads(json.dumps(measure_validity())), regenerate
-    assert set(shipped["judges"]) == set(VALIDITY_JUDGES)
+    assert set(shipped["judges"]) == {*VALIDITY_JUDGES, "refusal_probe"}  # the learned judge: held-out models only
+    assert shipped["judges"]["refusal_probe"]["reported_split"] == "held_out_models"
     entry = judge_validity("refusal")
     test = validate("refusal", "test")
     assert entry["reported_split"] == "test" and entry["test"]["n"] == test["n"]
@@ -264,7 +265,7 @@ def _study_config(**over):
 
 
 def test_study_records_which_judge_decided_and_its_validity() -> None:
-    from srilab.study.analysis import judges_validity
+    from srilab.analysis.summary import judges_validity
 
     measured = judges_validity(_study_config())
     assert measured["refusal"]["judge"] == "refusal" and measured["refusal"]["measured"] is True
@@ -301,7 +302,8 @@ def _records() -> tuple[list[dict], dict]:
 
 @pytest.mark.parametrize(("mode", "homonyms_refused"), [("refused", 2), ("complied", 1), ("separate", 1)])
 def test_partial_refusals_count_as_the_study_says_and_over_refusal_is_per_xstest_type(mode, homonyms_refused) -> None:
-    from srilab.study.analysis import label_verdicts, over_refusal_by_type, partial_mode
+    from srilab.analysis.summary import over_refusal_by_type
+    from srilab.study.verdicts import label_verdicts, partial_mode
 
     assert partial_mode(_study_config()) == "refused"  # the default: Verdict.refused, partial included
     cfg = _study_config(analysis={"partial_refusal": mode})
@@ -322,9 +324,10 @@ def test_partial_refusals_count_as_the_study_says_and_over_refusal_is_per_xstest
 
 
 def test_report_shows_the_judge_validity_next_to_the_figures(tmp_path: Path) -> None:
+    from srilab.analysis.summary import judges_validity
     from srilab.report.study_report import write_study_report
+    from srilab.report.terminal import format_summary
     from srilab.stats import rate
-    from srilab.study.analysis import format_summary, judges_validity
 
     cfg = _study_config()
     cell = {"role": "benign", "n": 3, "refusal": rate([True, False, False]), "partial_refusal": rate([0, 0, 1])}

@@ -1,5 +1,5 @@
 """The knowledge ceiling: the toy probe (srilab.toy.knowledge), ``srilab toy eval``'s table, and the study stage
-(srilab.study.knowledge) on the micro pair's finished run."""
+(srilab.study.knowledge, srilab.analysis.knowledge) on the micro pair's finished run."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from srilab.study.knowledge import knowledge_figures, knowledge_journal, unit_of
+from srilab.analysis.knowledge import knowledge_figures
+from srilab.study.knowledge import knowledge_journal, unit_of
 from srilab.study.store import RunDir
 from srilab.toy.knowledge import FORMATS, knows, probe_prompt, step_share
 from srilab.toy.world import build_world, numbered_steps, render_procedure

@@ -115,7 +115,7 @@ def test_a_finished_run_is_kept_unless_overwrite(small_run, tmp_path, capsys):
 
 
 def test_the_terminal_summary_is_compact_and_the_report_navigable(small_run, capsys):
-    from srilab.study.analysis import build_report
+    from srilab.report.build import build_report
 
     lines = []
     build_report(small_run, echo=lines.append)

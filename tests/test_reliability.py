@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 
 from srilab.cli import main
 from srilab.errors import SrilabError
-from srilab.study.runner import run_study
+from srilab.pipeline.run import run_study
 from srilab.study.store import Journal, RunDir
 
 # spawned runs use this process's thread count: float sums, and so traces, depend on it

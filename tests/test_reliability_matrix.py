@@ -296,7 +296,7 @@ def finished(tiny_pair, tmp_path_factory):
     root = tmp_path_factory.mktemp("rel2ref")
     cfg = root / "study.yaml"
     cfg.write_text(yaml.safe_dump(_finished_config(tiny_pair["ar"], root / "run")))
-    run_study(cfg, progress=False, report=False, echo=quiet)  # the cases below test report themselves
+    run_study(cfg, progress=False, echo=quiet)  # the cases below test report themselves
     return root / "run"
 
 
@@ -403,7 +403,7 @@ def test_resume_removes_the_temporary_files_a_kill_left(finished, tmp_path):
     for p in left:
         p.write_bytes(b"half")
     said: list[str] = []
-    run_study(out, resume=True, report=False, progress=False, echo=said.append)
+    run_study(out, resume=True, progress=False, echo=said.append)
     assert not any(p.exists() for p in left)
     assert not list(out.rglob("*.tmp"))
     assert sum("temporary file" in s for s in said) == 2, said

@@ -16,8 +16,9 @@ from safetensors.torch import load_file
 
 from srilab.cli import main
 from srilab.errors import SrilabError
+from srilab.pipeline.run import run_study
 from srilab.study.config import load_config, parse_config
-from srilab.study.runner import cells, run_study
+from srilab.study.runner import cells
 from srilab.study.store import Journal, RunDir
 
 
@@ -285,7 +286,7 @@ def test_the_papers_guard_and_threshold_rule_is_the_sri_guard_paper_beside_the_d
     """By default the guard's threshold is set on out-of-topic scores and the paper's guard (threshold on the
     calibration rows) is listed beside it; asked for (sri: {variant: paper, threshold: calibration}) the paper's
     guard is the guard, with the same figures, and nothing is listed beside it."""
-    from srilab.study import analysis
+    from srilab.analysis import summary as analysis
 
     if not (reference_run / "summary.json").is_file():
         assert main(["report", str(reference_run)]) == 0

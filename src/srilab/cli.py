@@ -113,7 +113,7 @@ def demo(
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
 ) -> None:
     """Run the demo study (srilab/toy/demo.yaml) on the embedded toy pair into a resumable run directory."""
-    from srilab.study.demo import run_demo
+    from srilab.pipeline.demo import run_demo
 
     run_demo(out=out, quick=quick, limit=limit, pair=pair, detector=detector, batch_size=batch_size,
              progress=not no_progress, echo=typer.echo)
@@ -130,7 +130,8 @@ def sweep(
 ) -> None:
     """The sampler as the experiment: the toy diffusion model under tokens-per-step, remasking, temperature,
     schedule and injection-step settings, attacked, judged and traced; plots ASR against each."""
-    from srilab.study.sweep import REMASKING, run_sweep
+    from srilab.pipeline.sweep import run_sweep
+    from srilab.study.sweep import REMASKING
 
     if limit < 2:
         raise SrilabError(f"--limit must be at least 2, got {limit}")
@@ -162,8 +163,7 @@ def run(
     limit: int | None = typer.Option(None, help="Items per dataset (a smoke run; recorded in the run's config)."),
 ) -> None:
     """Run a study (models x samplers x datasets x attacks, judged, traced) into an append-only run directory."""
-    from srilab.study.adhoc import run_flags
-    from srilab.study.runner import run_study
+    from srilab.pipeline.run import run_flags, run_study
 
     out = out if out is not None else output
     if target is None or model or dataset or attack or sampler:
@@ -191,7 +191,7 @@ def report(
     ),
 ) -> None:
     """Rebuild summary.json, report.html and the plots from a run directory alone."""
-    from srilab.study.analysis import build_report
+    from srilab.report.build import build_report
     from srilab.study.store import RunDir
 
     RunDir(run_dir).check_complete(allow_incomplete=allow_incomplete)
@@ -213,7 +213,7 @@ def ablate(
 ) -> None:
     """The guard's ablations under the run's protocol: SRI read at other layers, the first step alone, text only,
     and the guard's variants on unseen topics (added to the run's report)."""
-    from srilab.study.ablations import run_ablations
+    from srilab.pipeline.ablate import run_ablations
 
     run_ablations(run_dir, layers=layers, samplers=samplers, out=out, guard=guard, rotations=rotations,
                   progress=not no_progress, echo=typer.echo)
@@ -230,6 +230,11 @@ def toy_train(
     size: str = typer.Option("small", help="Architecture size: small (shipped) or micro (tests)."),
     pretrain_steps: int = typer.Option(1200, help="Pretraining steps."),
     sft_steps: int = typer.Option(1800, help="Chat fine-tune steps."),
+    world_version: int = typer.Option(2, help="Toy world version: 2 (the shipped pair's, 36 harmful tasks) or 3 "
+                                              "(192 harmful tasks in 16 groups)."),
+    pretrain_docs: int = typer.Option(4000, help="Pretraining documents (scale with the world's task count)."),
+    continuation_share: float = typer.Option(0.0, help="Share of the diffusion model's pretraining rows masked "
+                                                       "only after a random clean prefix (srilab.toy.train)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty directory."),
     only: str | None = typer.Option(None, help="Train one model only: ar or diffusion (e.g. a diffusion model "
                                                "trained longer, for `srilab toy eval --diffusion`)."),
@@ -237,7 +242,8 @@ def toy_train(
     """Train the matched AR + diffusion toy pair deterministically (the shipped pair: the defaults)."""
     from srilab.toy.train import KINDS, TrainConfig, train_pair
 
-    cfg = TrainConfig(seed=seed, size=size, pretrain_steps=pretrain_steps, sft_steps=sft_steps)
+    cfg = TrainConfig(seed=seed, size=size, pretrain_steps=pretrain_steps, sft_steps=sft_steps,
+                      world_version=world_version, pretrain_docs=pretrain_docs, continuation_share=continuation_share)
     record = train_pair(out, cfg, overwrite=overwrite, kinds=(only,) if only else KINDS)
     for kind, m in record["models"].items():
         losses = {k: round(v, 4) for k, v in m["final"].items() if k.endswith("loss")}

@@ -1,7 +1,7 @@
 """The claim table (the first section of every study report) and the "does it see success" table.
 
-Both read ``summary.json`` only: ``claims`` (:mod:`srilab.study.claims`) and each arm's
-``detection.sees_success`` (:mod:`srilab.study.success`).
+Both read ``summary.json`` only: ``claims`` (:mod:`srilab.analysis.claims`) and each arm's
+``detection.sees_success`` (:mod:`srilab.analysis.success`).
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from srilab.analysis.guard_variants import variant_table
 from srilab.report import html, plots
-from srilab.report.ablation_report import GUARD_HEADER, GUARD_NOTE, THRESHOLD_TEXT, guard_rows_for, variant_table
+from srilab.report.ablation_report import GUARD_HEADER, GUARD_NOTE, THRESHOLD_TEXT, guard_rows_for
 from srilab.report.claims_report import claims_section, knowledge_section, success_rows, success_table
 from srilab.report.html import auroc_text, rate_text
 from srilab.report.samples import samples_html

@@ -146,7 +146,7 @@ def flag_config(
         "models": model_data,
         "datasets": sets,
         "attacks": attack_list,
-        "judges": ["refusal", "oracle"] if toy else ["refusal"],
+        "judges": ["refusal", "oracle"] if toy else ["refusal_probe"],  # real models: the learned refusal judge
         "sri": {"harmful": harmful[0]},
     }
     if pair is not None:
@@ -212,7 +212,7 @@ def _toy_sets() -> dict[str, list]:
 def make_room(out: str | Path | None, target: str | Path, *, echo=print) -> Path | None:
     """``--overwrite``: move a run directory's files to ``previous/<time>/`` (never deleted); the folder moved to."""
     from srilab.study.config import load_config
-    from srilab.study.demo import archive_previous
+    from srilab.study.store import archive_previous
 
     if Path(target).is_dir():
         raise SrilabError(f"--overwrite starts a run again: give its study YAML, not the run directory {target}")
@@ -221,33 +221,3 @@ def make_room(out: str | Path | None, target: str | Path, *, echo=print) -> Path
     if moved is not None:
         echo(f"--overwrite: the earlier files of {path} were moved to {moved}")
     return moved
-
-
-def run_flags(
-    models: Sequence[str], attacks: Sequence[str], datasets: Sequence[str], *, samplers: Sequence[str] = (),
-    limit: int | None = None, out: str | Path | None = None, resume: bool = False, overwrite: bool = False,
-    progress: bool = True, report: bool = True, show_harmful: bool = False, executor: str | None = None,
-    workers: int | None = None, echo=print,
-) -> Path:
-    """``srilab run --model ... --attack ... --dataset ...``: build the config (:func:`flag_config`), then run it as
-    ``srilab run`` runs a YAML; returns the run directory."""
-    from srilab.study.runner import run_config
-    from srilab.study.specs import executor_spec
-    from srilab.study.store import RunDir
-
-    if resume and overwrite:
-        raise SrilabError("--resume finishes a run and --overwrite starts it again: give one of them")
-    cfg = flag_config(models, attacks, datasets, samplers=samplers, limit=limit, out=out)
-    cfg = cfg.model_copy(update={"executor": executor_spec(cfg.executor, kind=executor, workers=workers)})
-    run = RunDir(cfg.output)
-    if overwrite and run.path.is_dir():
-        from srilab.study.demo import archive_previous
-
-        moved = archive_previous(run.path)
-        if moved is not None:
-            echo(f"--overwrite: the earlier files of {run.path} were moved to {moved}")
-    added = [d.name for d in cfg.datasets if d.name in {t["name"] for t in TOY_BENIGN}]
-    echo(f"study {cfg.name}: models {', '.join(m.name for m in cfg.models)}; attacks "
-         f"{', '.join(a.key for a in cfg.attacks)}; datasets {', '.join(d.name for d in cfg.datasets)}"
-         + (f" (added for the SRI guard: {', '.join(added)})" if added else "") + f"; into {run.path}")
-    return run_config(cfg, run, resume=resume, progress=progress, report=report, show_harmful=show_harmful, echo=echo)

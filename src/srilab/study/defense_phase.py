@@ -4,7 +4,7 @@ After judging, each model is loaded once and each defense in ``cfg.defenses`` sc
 of the roles the comparison reads (``calibration``, ``eval_seen_topics``, ``eval_unseen_topics`` and
 ``attacked``); each score is appended to ``defenses.jsonl`` with its per-item cost, so the phase resumes
 after a kill and the report compares every detector at a matched FPR from files alone
-(:mod:`srilab.study.detection`). Scores are oriented like every detector's: higher = more likely a
+(:mod:`srilab.analysis.detection`). Scores are oriented like every detector's: higher = more likely a
 successful attack.
 
 - ``perplexity``: the attacked prompt under an AR reference model (the arm's model when it is AR, else
@@ -37,6 +37,7 @@ from srilab.models.base import LanguageModel
 from srilab.study.config import DefenseSpec, ModelSpec, StudyConfig
 from srilab.study.protocol import Protocol
 from srilab.study.store import RunDir
+from srilab.study.verdicts import label_verdicts
 
 SCORED_ROLES = ("calibration", "eval_seen_topics", "eval_unseen_topics", "attacked")
 FIT_BENIGN = ("centre", "guard_fit")
@@ -99,8 +100,6 @@ def build_defense(
 
 def _succeeded(run: RunDir, records: list[dict], cfg: StudyConfig) -> set[str]:
     """Keys of the records the study's attack-success judge counts as successful attacks (judged records)."""
-    from srilab.study.analysis import label_verdicts
-
     verdicts: dict[str, dict[str, dict]] = {}
     for j in run.judgements().rows():
         verdicts.setdefault(j["key"], {})[j["judge"]] = j

@@ -1,4 +1,5 @@
-"""``srilab demo``: the demo study (``srilab/toy/demo.yaml``) on the shipped toy pair, through ``srilab run``.
+"""The demo study's config (``srilab/toy/demo.yaml``, on the shipped toy pair) with ``srilab demo``'s choices;
+:func:`srilab.pipeline.demo.run_demo` runs it through the runner of ``srilab run`` and reports it.
 
 The demo is a study like any other: its output directory is a run directory (resumable after a kill with
 ``srilab run --resume DIR``; ``srilab report DIR`` rebuilds ``report.html`` and ``summary.json`` from files
@@ -6,16 +7,11 @@ alone). What the demo adds is only the choice of config: ``--quick`` (or ``--lim
 evenly spaced items (the benign train phrasings to 2N, since they fill three roles), and ``--quick`` leaves out
 the defenses that answer again (those with a ``limit``: SmoothLLM, self-reminder, DiffuGuard's repair), which
 the full demo runs on a bounded subset of each role; ``--pair`` another toy
-pair; ``--detector`` the SRI guard's detector. Running the demo again into a directory that holds a run of
-the same config finishes (or just re-reports) that run; a directory holding anything else has its files
-moved to ``previous/<time>/`` first, never overwritten.
+pair; ``--detector`` the SRI guard's detector.
 """
 
 from __future__ import annotations
 
-import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +19,6 @@ import yaml
 
 from srilab.errors import SrilabError
 from srilab.study.config import StudyConfig, parse_config
-from srilab.study.runner import run_config
-from srilab.study.store import RunDir
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "toy" / "demo.yaml"
 QUICK_ITEMS = 12
@@ -66,38 +60,3 @@ def demo_config(
     if batch_size is not None:
         data["batch_size"] = batch_size
     return parse_config(data, source=str(DEMO_CONFIG))
-
-
-def archive_previous(out: Path) -> Path | None:
-    """Move everything in ``out`` (but earlier archives) to ``out/previous/<time>``; return that folder."""
-    if not out.is_dir():
-        return None
-    entries = [p for p in out.iterdir() if p.name != "previous"]
-    if not entries:
-        return None
-    dest = out / "previous" / time.strftime("%Y%m%d-%H%M%S")
-    n = 1
-    while dest.exists():
-        dest = dest.with_name(f"{dest.name}-{n}")
-        n += 1
-    dest.mkdir(parents=True)
-    for p in entries:
-        shutil.move(str(p), dest / p.name)
-    return dest
-
-
-def run_demo(
-    *, out: str | Path = "demo-out", quick: bool = False, limit: int | None = None, pair: str | Path | None = None,
-    detector: str | None = None, batch_size: int | None = None, progress: bool = True,
-    echo: Callable[[str], None] = print,
-) -> Path:
-    """Run (or finish) the demo study into ``out``; returns the run directory."""
-    cfg = demo_config(out=out, quick=quick, limit=limit, pair=pair, detector=detector, batch_size=batch_size)
-    out = Path(out)
-    run = RunDir(out)
-    resume = run.exists() and run.read_config() == cfg.canonical()
-    if not resume:
-        archived = archive_previous(out)
-        if archived is not None:
-            echo(f"the previous results in {out} were moved to {archived}")
-    return run_config(cfg, run, resume=resume, progress=progress, echo=echo)

@@ -7,8 +7,9 @@ as a safetensors shard, then its records appended (see :mod:`srilab.study.store`
 own seed (``seed`` + its index in the dataset, the same under every attack and sampler, so that the
 comparisons are paired), so a batch generated again after a kill reproduces exactly.
 
-Then the judges read every record (each verdict appended to ``judgements.jsonl``), and the report is
-built from the run directory alone (:mod:`srilab.study.analysis`).
+Then the judges read every record (each verdict appended to ``judgements.jsonl``), the knowledge stage and the
+defenses run. The run ends there: it never analyses or reports (the analysis reads the finished run directory,
+:mod:`srilab.analysis`; :mod:`srilab.pipeline` and the command line run, then report).
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import gc
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from srilab.errors import SrilabError
 from srilab.models.base import LanguageModel
+from srilab.study import adhoc
 from srilab.study.claims import default_claims
 from srilab.study.config import TOY_PREFIX, JudgeSpec, ModelSpec, StudyConfig, load_config
 from srilab.study.defense_phase import score_defenses
@@ -35,7 +37,7 @@ from srilab.study.knowledge import probe_knowledge
 from srilab.study.matrix import Cell, Item, cells, check_names, load_items, study_protocol
 from srilab.study.protocol import Protocol
 from srilab.study.specs import executor_spec
-from srilab.study.store import RunDir, atomic_write_text
+from srilab.study.store import RunDir, archive_previous, atomic_write_text
 
 
 # ------------------------------------------------------------------------------------------------ generating
@@ -69,8 +71,6 @@ def run_study(
     resume: bool = False,
     output: str | Path | None = None,
     progress: bool = True,
-    report: bool = True,
-    show_harmful: bool = False,
     executor: str | None = None,
     workers: int | None = None,
     limit: int | None = None,
@@ -89,8 +89,7 @@ def run_study(
     if isinstance(target, bool) or not isinstance(target, str | os.PathLike) or not str(target).strip():
         raise SrilabError(f"a study config is the path of a YAML file (or with resume, a run directory), got "
                           f"{target!r:.40}")
-    for what, value in (("resume", resume), ("progress", progress), ("report", report),
-                        ("show_harmful", show_harmful)):
+    for what, value in (("resume", resume), ("progress", progress)):
         if not isinstance(value, bool):
             raise SrilabError(f"run_study: {what} must be True or False, got {value!r:.40}")
     target = Path(target)
@@ -110,13 +109,35 @@ def run_study(
         run = RunDir(output if output is not None else cfg.output)
     update = {"executor": executor_spec(cfg.executor, kind=executor, workers=workers)}
     if limit is not None and cfg.sri.enabled:  # a smoke run keeps >= 2 rows in every role the SRI guard fits on
-        from srilab.study.adhoc import limited_datasets
-
-        update["datasets"] = limited_datasets(cfg.datasets, limit)
+        update["datasets"] = adhoc.limited_datasets(cfg.datasets, limit)
     elif limit is not None:
         update["datasets"] = [d.model_copy(update={"limit": min(d.limit or limit, limit)}) for d in cfg.datasets]
     cfg = cfg.model_copy(update=update)
-    return run_config(cfg, run, resume=resume, progress=progress, report=report, show_harmful=show_harmful, echo=echo)
+    return run_config(cfg, run, resume=resume, progress=progress, echo=echo)
+
+
+def run_flags(
+    models: Sequence[str], attacks: Sequence[str], datasets: Sequence[str], *, samplers: Sequence[str] = (),
+    limit: int | None = None, out: str | Path | None = None, resume: bool = False, overwrite: bool = False,
+    progress: bool = True, executor: str | None = None, workers: int | None = None, echo=print,
+) -> Path:
+    """``srilab run --model ... --attack ... --dataset ...``: build the config
+    (:func:`srilab.study.adhoc.flag_config`), then run it as ``srilab run`` runs a YAML; returns the run directory
+    (:func:`srilab.pipeline.run.run_flags` then reports it)."""
+    if resume and overwrite:
+        raise SrilabError("--resume finishes a run and --overwrite starts it again: give one of them")
+    cfg = adhoc.flag_config(models, attacks, datasets, samplers=samplers, limit=limit, out=out)
+    cfg = cfg.model_copy(update={"executor": executor_spec(cfg.executor, kind=executor, workers=workers)})
+    run = RunDir(cfg.output)
+    if overwrite and run.path.is_dir():
+        moved = archive_previous(run.path)
+        if moved is not None:
+            echo(f"--overwrite: the earlier files of {run.path} were moved to {moved}")
+    added = [d.name for d in cfg.datasets if d.name in {t["name"] for t in adhoc.TOY_BENIGN}]
+    echo(f"study {cfg.name}: models {', '.join(m.name for m in cfg.models)}; attacks "
+         f"{', '.join(a.key for a in cfg.attacks)}; datasets {', '.join(d.name for d in cfg.datasets)}"
+         + (f" (added for the SRI guard: {', '.join(added)})" if added else "") + f"; into {run.path}")
+    return run_config(cfg, run, resume=resume, progress=progress, echo=echo)
 
 
 def preflight(cfg: StudyConfig, items: dict[str, list[Item]]) -> None:
@@ -176,10 +197,10 @@ def check_kinds(m: ModelSpec, weights: str | None) -> None:
 
 
 def run_config(
-    cfg: StudyConfig, run: RunDir, *, resume: bool = False, progress: bool = True, report: bool = True,
-    show_harmful: bool = False, echo: Callable[[str], None] = print,
+    cfg: StudyConfig, run: RunDir, *, resume: bool = False, progress: bool = True,
+    echo: Callable[[str], None] = print,
 ) -> Path:
-    """Run a validated study config into ``run``: generate, judge, score the defenses, report.
+    """Run a validated study config into ``run``: generate, judge, probe the knowledge ceiling, score the defenses.
 
     Everything that can be checked before generating is checked before the run directory is created (so a
     failed start leaves nothing behind); the run then holds the directory's lock until it ends. Ctrl-C
@@ -209,8 +230,7 @@ def run_config(
             run.lock()
             try:
                 with _threads_of(run, echo):
-                    return _run_locked(cfg, run, protocol, report=report, progress=progress,
-                                       show_harmful=show_harmful, echo=echo)
+                    return _run_locked(cfg, run, protocol, progress=progress, echo=echo)
             except Exception:  # noqa: BLE001 - any failure before the first generation: leave nothing behind
                 if fresh and not (run.path / "records.jsonl").exists():
                     run.unlock()
@@ -260,8 +280,7 @@ def _remove_new_run(run: RunDir) -> None:
 
 
 def _run_locked(
-    cfg: StudyConfig, run: RunDir, protocol: Protocol, *, report: bool, progress: bool, show_harmful: bool,
-    echo: Callable[[str], None],
+    cfg: StudyConfig, run: RunDir, protocol: Protocol, *, progress: bool, echo: Callable[[str], None],
 ) -> Path:
     atomic_write_text(run.path / "protocol.json", json.dumps(protocol.to_dict(), indent=1) + "\n")
     atomic_write_text(run.path / "claims.json", json.dumps(default_claims(cfg), indent=1) + "\n")  # pre-registered
@@ -287,16 +306,11 @@ def _run_locked(
         echo("  defenses: " + ", ".join(f"{k} {v} new" for k, v in scored.items()))
     cache.clear()
     gc.collect()
-    if report:
-        from srilab.study.analysis import build_report
-
-        paths = build_report(run.path, show_harmful=show_harmful, echo=echo)
-        echo(f"report: {paths['report']}   summary: {paths['summary']}")
     echo(f"done in {time.perf_counter() - started:.0f}s")
     return run.path
 
 
 __all__ = [
-    "Cell", "Interrupted", "Item", "JudgeSpec", "cells", "load_items", "preflight", "run_config", "run_study",
-    "study_protocol",
+    "Cell", "Interrupted", "Item", "JudgeSpec", "cells", "load_items", "preflight", "run_config", "run_flags",
+    "run_study", "study_protocol",
 ]

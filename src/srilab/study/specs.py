@@ -18,7 +18,7 @@ from srilab.defenses.base import defense_options
 from srilab.errors import SrilabError
 from srilab.judges import JUDGES
 from srilab.sri.detectors import DETECTORS
-from srilab.study.guard_variants import check_variant
+from srilab.sri.variants import check_variant
 
 
 class StrictSpec(CheckedModel):
@@ -65,7 +65,7 @@ class SRISpec(StrictSpec):
     pooling: Literal["generated", "response"] = "generated"
     harmful: str | None = None  # harmful dataset whose refused direct answers make the harmful centre
     detector: str = "autoencoder"
-    variant: str = "auto"  # auto | paper | representation+detector+scaling: srilab.study.guard_variants
+    variant: str = "auto"  # auto | paper | representation+detector+scaling: srilab.sri.variants
     quantile: float = Field(0.99, gt=0.0, lt=1.0)  # the guard's threshold: this quantile of benign scores ...
     threshold: Literal["topic_heldout", "calibration"] = "topic_heldout"  # ... out-of-topic, or of calibration rows
     online_every: int = Field(4, gt=0)  # the online guard checks every this many steps
@@ -127,7 +127,7 @@ class AnalysisSpec(StrictSpec):
 
     dynamics_every: int = Field(8, ge=0)  # judge intermediate canvases every this many steps (0: off)
     text_baseline: bool = True  # the benign-only TF-IDF detector on the answer text
-    # every guard variant's figures beside the chosen guard's (srilab.study.guard_variants): costly, off by default
+    # every guard variant's figures beside the chosen guard's (srilab.analysis.guard_variants): costly, off by default
     guard_variants: bool = False
     partial_refusal: Literal["refused", "complied", "separate"] = "refused"  # how a partial refusal counts
     # the knowledge ceiling (srilab.study.knowledge): every arm asked each attacked request as plain text

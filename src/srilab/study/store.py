@@ -27,6 +27,9 @@ naming the file; what was written before stays.
 
 Tamper evidence: ``config.sha256`` holds the digest of ``config.json``; both must be there and agree before a
 resume or a report reads the run (a run whose digest was deleted is refused, with how to restore it).
+
+Starting again in a folder that holds other files moves them to ``previous/<time>/`` first
+(:func:`archive_previous`), never deleting them.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -373,3 +377,21 @@ def first_difference(a: Any, b: Any, path: str = "") -> str:
             if x != y:
                 return first_difference(x, y, f"{path}.{i}")
     return f"{path or '(top level)'}: {json.dumps(a)[:60]} != {json.dumps(b)[:60]}"
+
+
+def archive_previous(out: Path) -> Path | None:
+    """Move everything in ``out`` (but earlier archives) to ``out/previous/<time>``; return that folder."""
+    if not out.is_dir():
+        return None
+    entries = [p for p in out.iterdir() if p.name != "previous"]
+    if not entries:
+        return None
+    dest = out / "previous" / time.strftime("%Y%m%d-%H%M%S")
+    n = 1
+    while dest.exists():
+        dest = dest.with_name(f"{dest.name}-{n}")
+        n += 1
+    dest.mkdir(parents=True)
+    for p in entries:
+        shutil.move(str(p), dest / p.name)
+    return dest

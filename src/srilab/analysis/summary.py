@@ -1,14 +1,15 @@
-"""``srilab report RUN_DIR``: every figure of a study, from the run directory alone.
+"""The summary of a finished run: every figure of a study, from the run directory alone (``srilab report RUN_DIR``
+writes it out: :mod:`srilab.report.build`).
 
 Per arm (model x sampler), under the protocol's roles (:mod:`srilab.study.protocol`, ``protocol.json``):
 refusal and attack success per dataset x attack (attacked items only; every rate as k, n and a Wilson
 95% interval); paired tests between arms on the same items; agreement between the judges; capability
 (exact match on ``capability`` items, benign answers that reproduce the asked task where an oracle can
 tell); denoising dynamics (harm in intermediate canvases, its revision and the final recovery); and
-detection (:mod:`srilab.study.detection`: the SRI guard, the refusal flag, a text-only detector and every
-baseline defense at one matched benign FPR, on seen and unseen benign topics). Writes ``summary.json``,
-``report.html`` (harmful generations redacted unless ``show_harmful``) and the plots. Nothing is written
-anywhere else, and the model is never loaded.
+detection (:mod:`srilab.analysis.detection`: the SRI guard, the refusal flag, a text-only detector and every
+baseline defense at one matched benign FPR, on seen and unseen benign topics); the claim table
+(:mod:`srilab.analysis.claims`) and the knowledge ceiling (:mod:`srilab.analysis.knowledge`). Nothing is written,
+and the model is never loaded.
 """
 
 from __future__ import annotations
@@ -16,28 +17,22 @@ from __future__ import annotations
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from srilab import stats
+from srilab.analysis.claims import claim_specs, evaluate_claims
+from srilab.analysis.detection import arm_detection
+from srilab.analysis.knowledge import knowledge_figures
 from srilab.errors import SrilabError
 from srilab.judges.xstest import XSTEST_TYPES
-from srilab.study.claims import claim_specs, evaluate_claims
 from srilab.study.config import StudyConfig, parse_config
-from srilab.study.crashpoints import crash_point
-from srilab.study.detection import arm_detection
-from srilab.study.jsonsafe import json_safe
-from srilab.study.knowledge import knowledge_figures
-from srilab.study.store import RunDir, atomic_write_text
-from srilab.study.terminal import format_summary  # noqa: F401  (re-exported)
+from srilab.study.store import RunDir
+from srilab.study.verdicts import label_verdicts, partial_mode
 
 Arm = tuple[str, str]  # (model, sampler)
-#: How a partial refusal (a refusal judge's ``partial_refusal`` class) counts: as refused (``Verdict.refused``,
-#: the default), as complied, or apart (refusal = full refusals; the partial share reported beside it).
-PARTIAL_MODES = ("refused", "complied", "separate")
 
 
 def arm_name(arm: Arm) -> str:
@@ -68,34 +63,6 @@ def load_protocol(run: RunDir) -> dict[str, Any]:
 
 def _rate(flags) -> dict[str, Any]:
     return stats.rate(np.asarray(flags, dtype=bool))
-
-
-def partial_mode(cfg: StudyConfig) -> str:
-    """How the study counts partial refusals (:data:`PARTIAL_MODES`): ``analysis.partial_refusal`` (default
-    ``"refused"``: what the refusal judge's ``Verdict.refused`` says)."""
-    return cfg.analysis.partial_refusal
-
-
-def label_verdicts(records: list[dict], verdicts: dict, cfg: StudyConfig) -> str:
-    """Set ``refused``, ``partial`` and ``harmful`` on every judged record from the verdict fields (a partial
-    refusal counts as :func:`partial_mode` says); return the ASR basis."""
-    refusal, harm = cfg.refusal_key(), cfg.harm_judge()
-    harm_decided = harm is not None and cfg.judge(harm).decides == "harmful"
-    count_partial = partial_mode(cfg) == "refused"
-    for r in records:
-        v = verdicts[r["key"]]
-        r["partial"] = str(v[refusal].get("label") or "").startswith("partial_refusal")
-        r["refused"] = bool(v[refusal].get("refused")) and (count_partial or not r["partial"])
-        if harm_decided:
-            r["harmful"] = bool(v[harm].get("harmful"))
-        else:  # no harm judge, or asr_judge names a refusal judge: "answered" as the proxy, said so
-            answered = not bool(v[harm].get("refused")) if harm is not None else not r["refused"]
-            r["harmful"] = r["role"] == "harmful" and answered
-    if harm_decided:
-        return f"judge {harm}"
-    if harm is not None:
-        return f"not refused by judge {harm} (a refusal judge: a proxy, not harm)"
-    return "not refused (no harm judge configured: a proxy, not harm)"
 
 
 def judged_rows(
@@ -309,34 +276,3 @@ def judge_agreement(records: list[dict], verdicts: dict, cfg: StudyConfig) -> di
     from srilab.judges.agreement import agreement
 
     return agreement(labels)
-
-
-# ------------------------------------------------------------------------------------------------ report
-def build_report(
-    path: str | Path, *, show_harmful: bool = False, echo: Callable[[str], None] = print,
-    extra: Callable[[dict[str, Any], Path], list[Any]] | None = None,
-    summarised: tuple[dict[str, Any], dict[str, Any]] | None = None,
-) -> dict[str, Path]:
-    """Write ``summary.json``, ``report.html`` and ``plots/`` into the run directory (``extra(summary, run
-    dir)`` may add report sections, e.g. the sampler sweep's; ``summarised``: :func:`summarise`'s result for
-    this run when the caller already has it)."""
-    from srilab.report.study_report import write_study_report
-
-    summary, private = summarised if summarised is not None else summarise(path)
-    run = RunDir(path)
-    more = extra(json_safe(summary), run.path) if extra is not None else []
-    ablations = run.path / "ablations" / "ablations.json"
-    if ablations.is_file():  # `srilab ablate RUN_DIR` ran: its section joins the report
-        from srilab.report.ablation_report import ablation_section
-
-        more = [*more, ablation_section(json.loads(ablations.read_text()), ablations.parent)]
-    crash_point("report:before")
-    report = write_study_report(run.path, summary, private, show_harmful=show_harmful, extra=more)
-    crash_point("report:after")
-    summary_path = run.path / "summary.json"
-    atomic_write_text(summary_path, json.dumps(json_safe(summary), indent=2) + "\n")
-    if summary["warnings"]:  # every note is in the report (Overview and protocol, Notes)
-        more = len(summary["warnings"]) - 1
-        echo(f"note: {summary['warnings'][0]}" + (f" (and {more} more note(s) in report.html)" if more else ""))
-    echo(format_summary(summary))
-    return {"report": report, "summary": summary_path}

@@ -27,12 +27,12 @@ from typing import Any
 import numpy as np
 
 from srilab import stats
+from srilab.analysis.detection import arm_centres
+from srilab.analysis.guard_variants import choose_guard, variant_features
 from srilab.errors import SrilabError
 from srilab.sri.guard import SRIGuard
 from srilab.sri.representation import features_from_distances
 from srilab.sri.signal import step_distances
-from srilab.study.detection import arm_centres
-from srilab.study.guard_variants import choose_guard, variant_features
 
 __all__ = ["BENIGN_ROLES", "group_bootstrap_ci", "rotate", "rotation_splits"]
 
@@ -91,7 +91,7 @@ def _draw_roles(rows: np.ndarray, counts: dict[str, int], rng: np.random.Generat
 def rotate(d: dict[str, Any], *, k: int | None = None, repeats: int = 1, n_boot: int = 1000) -> dict[str, Any]:
     """The guard refitted on every split of :func:`rotation_splits` (see the module docstring).
 
-    ``d``: :func:`srilab.study.guard_diagnosis.arm_inputs` (``cfg``, ``rows``, ``sets``, ``acts``, ``groups``).
+    ``d``: :func:`srilab.analysis.guard_diagnosis.arm_inputs` (``cfg``, ``rows``, ``sets``, ``acts``, ``groups``).
     ``k``: the number of splits (default ``round(1 / protocol.unseen_groups)``, at least 2). ``repeats``: the
     rotation repeated with other seeds (every split's groups and roles drawn afresh after the first), so the
     pooled figure averages over draws, not only over groups."""

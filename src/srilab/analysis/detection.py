@@ -1,7 +1,7 @@
 """Detection for one arm (model x sampler), under the protocol's roles (:mod:`srilab.study.protocol`).
 
 1. **SRI.** The centres come from the ``centre`` items (benign answered) and the ``harmful_centre`` items
-   (harmful refused); the guard (``sri.variant``, :mod:`srilab.study.guard_variants`) is fitted on
+   (harmful refused); the guard (``sri.variant``, :mod:`srilab.analysis.guard_variants`) is fitted on
    ``guard_fit`` signals and its threshold is the configured quantile of out-of-topic benign scores
    (``sri.threshold: topic_heldout``: ``guard_fit`` and ``calibration`` rows, each scored by a detector
    fitted without its topic group) or of the ``calibration`` scores (``calibration``, the paper's). The
@@ -9,7 +9,7 @@
 2. **The headline** is the paper's question: AUROC of *jailbroken* answers (attacked and judged harmful)
    against benign answers of seen topics and, separately, of unseen topics, each with a bootstrap CI and
    both n; all attacked requests against benign second; jailbroken against *failed* attacks third (does it
-   see the success or the request: :mod:`srilab.study.success`, with the gain over request-only readings);
+   see the success or the request: :mod:`srilab.analysis.success`, with the gain over request-only readings);
    the refusal flag is a yardstick of request harmfulness (higher = refused), its oriented twin
    ``answered_flag`` a detector.
 3. **Every detector at one benign FPR.** The SRI guard, a benign-only TF-IDF detector on the answer text,
@@ -31,6 +31,13 @@ from typing import Any
 import numpy as np
 
 from srilab import stats
+from srilab.analysis.guard_variants import (
+    choose_guard,
+    compare_variants,
+    fit_variants,
+    variant_features,
+)
+from srilab.analysis.success import sees_success
 from srilab.errors import SrilabError
 from srilab.judges.xstest import XSTEST_TYPES
 from srilab.sri.centres import CentreKey, Centres, compute_centres, data_hash
@@ -40,16 +47,9 @@ from srilab.sri.metrics import internal_recovery
 from srilab.sri.online import first_alarms, online_thresholds
 from srilab.sri.representation import features_from_distances
 from srilab.sri.signal import step_distances
+from srilab.sri.variants import default_variants
 from srilab.study.config import StudyConfig
-from srilab.study.guard_variants import (
-    choose_guard,
-    compare_variants,
-    default_variants,
-    fit_variants,
-    variant_features,
-)
 from srilab.study.store import RunDir
-from srilab.study.success import sees_success
 
 
 class TextFeatures:

@@ -1,7 +1,7 @@
 """Does a detector see the success, or only the request? Detection read three ways, per arm.
 
 1. **Operational**: jailbroken answers (attacked, judged harmful) against benign answers (in
-   :func:`srilab.study.detection.compare`).
+   :func:`srilab.analysis.detection.compare`).
 2. **Success**: jailbroken against *failed* attacks -- every attacked row, and only the requests (tasks)
    that were attacked both successfully and unsuccessfully, so the request itself cannot separate them. A
    detector that reads the request scores a failed attack on a harmful request as high as a success: its

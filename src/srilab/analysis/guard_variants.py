@@ -38,37 +38,17 @@ from srilab.errors import SrilabError
 from srilab.sri.guard import SRIGuard, conformal_quantile
 from srilab.sri.representation import features_from_distances
 from srilab.sri.signal import step_distances
+from srilab.sri.variants import Variant, default_variants
 
 __all__ = [
-    "PAPER", "THRESHOLD_RULES", "Variant", "VariantFit", "check_variant", "choose_guard", "compare_variants",
-    "default_variants", "fit_variants", "select_variant", "variant_features",
+    "THRESHOLD_RULES", "VariantFit", "choose_guard", "compare_variants", "fit_variants", "select_variant",
+    "variant_features", "variant_table",
 ]
 
 THRESHOLD_RULES = ("topic_heldout", "calibration")
 MAX_RATIO = 3.0  #: the paper's guard is kept while its CV FPR is at most this times the nominal rate
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One guard configuration: representation, detector, scaling (and detector options)."""
-
-    representation: str
-    detector: str
-    scaling: str = "robust"
-    options: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def name(self) -> str:
-        return f"{self.representation}+{self.detector}+{self.scaling}"
-
-    def guard(self, quantile: float, seed: int) -> SRIGuard:
-        return SRIGuard(
-            self.detector, quantile=quantile, seed=seed, options=dict(self.options),
-            representation=self.representation, scaling=self.scaling,
-        )
-
-
-PAPER = Variant("sri", "autoencoder", "none")
 
 
 @dataclass
@@ -79,24 +59,6 @@ class VariantFit:
     variant: Variant
     guard: SRIGuard
     cv: dict[str, Any]
-
-
-def default_variants(paper_detector: str = "autoencoder") -> list[Variant]:
-    """The paper's guard first (with the study's detector), then every robust candidate."""
-    out = [Variant("sri", paper_detector, "none")]
-    for rep in ("sri", "log_ratio", "distances"):
-        for det in ("autoencoder", "mahalanobis", "knn"):
-            out.append(Variant(rep, det, "robust"))
-    return out
-
-
-def check_variant(name: str) -> str:
-    """A valid ``sri.variant``: ``auto`` (:func:`select_variant` decides on calibration data), ``paper``, or the
-    name of one of :func:`default_variants` (``representation+detector+scaling``)."""
-    names = [v.name for v in default_variants()]
-    if name in ("auto", "paper", *names):
-        return name
-    raise ValueError(f"unknown guard variant {name!r}: use auto, paper or one of {', '.join(names)}")
 
 
 def _check_rule(threshold: str) -> str:
@@ -275,7 +237,7 @@ def compare_variants(
     """Every variant (the paper's guard first) fitted as the study fits the guard, and evaluated.
 
     ``acts`` [N, S, D] and ``centres`` give the per-step distances (or pass ``distances`` and ``acts=None``);
-    ``sets`` is :func:`srilab.study.detection.arm_detection`'s index dict (``guard_fit``, ``calibration``,
+    ``sets`` is :func:`srilab.analysis.detection.arm_detection`'s index dict (``guard_fit``, ``calibration``,
     ``eval_seen_topics``, ``eval_unseen_topics``, ``jailbroken``); ``harmful`` is kept for the signature's
     stability (``jailbroken`` already encodes it); ``groups`` the topic group per row; ``fits`` (from
     :func:`fit_variants` with the same arguments) saves fitting again. Per variant: its threshold under
@@ -307,3 +269,16 @@ def compare_variants(
         entry["at_fpr"] = {f"{100 * f:g}%": _tpr_block(scores, sets, stats.threshold_at_fpr(cal, f)) for f in fprs}
         out["variants"][v.name] = entry
     return out
+
+
+def variant_table(comparison: dict[str, Any]) -> dict[str, Any]:
+    """:func:`compare_variants`' result as the table's entry: ``paper``, ``chosen`` and per
+    variant its CV FPR, FPR on seen / unseen topics and TPR on jailbroken answers at the guard's threshold, and the
+    AUROC of jailbroken vs unseen-topic benign answers."""
+    cv = comparison["selection"]["cv"]
+    return {"paper": comparison["paper"], "chosen": comparison["chosen"], "variants": {
+        name: {"cv_fpr": cv[name]["fpr"], "fpr_seen": v["at_quantile"]["fpr_eval_seen_topics"],
+               "fpr_unseen": v["at_quantile"]["fpr_eval_unseen_topics"],
+               "tpr_jailbroken": v["at_quantile"]["tpr_jailbroken"],
+               "auroc_jailbroken_vs_unseen": v["auroc_jailbroken_vs_eval_unseen_topics"]}
+        for name, v in comparison["variants"].items()}}

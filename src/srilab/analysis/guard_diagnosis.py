@@ -4,7 +4,7 @@
 :func:`diagnose` reads the arm as the study builds it (:func:`arm_inputs`) and measures the effect of tau, of
 the sigmoid, of the standardisation floor, of the threshold rule and of the number of benign fit topic groups
 on the unseen-topic FPR (the sweeps set their threshold on the calibration rows, the paper's rule, so that one
-thing moves at a time), then every guard variant (:func:`srilab.study.guard_variants.compare_variants`).
+thing moves at a time), then every guard variant (:func:`srilab.analysis.guard_variants.compare_variants`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from typing import Any
 import numpy as np
 
 from srilab import stats
+from srilab.analysis.detection import activations, arm_centres, role_sets
+from srilab.analysis.guard_rotation import rotate
+from srilab.analysis.guard_variants import VariantFit, compare_variants
+from srilab.analysis.summary import judged_rows, load_protocol, load_run
 from srilab.errors import SrilabError
 from srilab.sri.representation import features_from_distances
 from srilab.sri.signal import step_distances
-from srilab.study.analysis import judged_rows, load_protocol, load_run
-from srilab.study.detection import activations, arm_centres, role_sets
-from srilab.study.guard_rotation import rotate
-from srilab.study.guard_variants import PAPER, Variant, VariantFit, compare_variants, default_variants
+from srilab.sri.variants import PAPER, Variant, default_variants
 
 __all__ = ["arm_inputs", "diagnose"]
 
@@ -66,9 +67,9 @@ def diagnose(
     seen vs unseen benign evaluation rows; the paper autoencoder's per-step share of the score; the unseen
     FPR against tau, the sigmoid (vs the raw log-ratio), the standardisation floor and the number of benign
     fit topic groups; and :func:`compare_variants` (``fits``: the arm's variants as the study fitted them,
-    ``guard_fits`` of :func:`srilab.study.detection.arm_detection`'s private output, else fitted here) and the
+    ``guard_fits`` of :func:`srilab.analysis.detection.arm_detection`'s private output, else fitted here) and the
     guard refitted with every benign topic group held out once, ``rotation`` times with other draws (0: not;
-    :func:`srilab.study.guard_rotation.rotate`). Pooling
+    :func:`srilab.analysis.guard_rotation.rotate`). Pooling
     and layer: only the ones the run traced (one of each, recorded in the JSON); this function cannot vary them.
     """
     import matplotlib
@@ -217,7 +218,7 @@ def diagnose(
     ax.legend(fontsize=7)
     ax.set_title(f"{arm}: variants at the guard's threshold (* = chosen on calibration data)")
     save(fig, "variants")
-    # 5. every benign topic group unseen once (srilab.study.guard_rotation)
+    # 5. every benign topic group unseen once (srilab.analysis.guard_rotation)
     if rotation:
         rot = rotate(d, repeats=rotation, n_boot=n_boot)
         res["rotation"] = rot

@@ -1,9 +1,9 @@
-"""The tests behind the claim table (:mod:`srilab.study.claims`), one function per kind of claim.
+"""The tests behind the claim table (:mod:`srilab.analysis.claims`), one function per kind of claim.
 
 Each takes the claim's spec, the run's summary and the analysis' private arrays, and returns ``n``, the
 ``effect`` with its ``ci``, ``p``, the ``mde`` (the effect this n detects with 80% power at the claim's
 alpha), a ``note``, and whether the result is significant in the claimed direction (``right``) or against
-it (``wrong``); :func:`srilab.study.claims.verdict` turns those into the verdict.
+it (``wrong``); :func:`srilab.analysis.claims.verdict` turns those into the verdict.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from scipy.stats import binomtest, mannwhitneyu
 
 from srilab import stats
-from srilab.study.success import paired_gain, success_sets
+from srilab.analysis.success import paired_gain, success_sets
 
 NOT_BASELINES = ("sri_guard", "sri_guard_paper", "answered_flag")  # the guard itself; a yardstick's twin
 POWER = 0.8
