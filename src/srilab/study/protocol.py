@@ -146,55 +146,14 @@ def assign(
     """Give every item one role (see the module docstring)."""
     roles: dict[tuple[str, str], str] = {}
     groups: dict[tuple[str, str], str | None] = {}
-    notes: list[str] = []
-    all_groups = sorted({it.group or "" for items in benign.values() for it in items})
-    n_unseen = 0
-    if unseen_share > 0 and len(all_groups) >= 2:
-        n_unseen = min(len(all_groups) - 1, max(1, int(round(unseen_share * len(all_groups)))))
-    elif unseen_share > 0:
-        notes.append(
-            f"the benign items form {len(all_groups)} topic group(s): none can be held out, so there is no "
-            "unseen-topic evaluation (set group_by on the benign datasets)"
-        )
-    rng = random.Random(f"srilab-protocol:{seed}:groups")
-    unseen = tuple(sorted(rng.sample(all_groups, n_unseen)))
     units: dict[tuple[str, str], str] = {}
+    notes: list[str] = []
+    all_groups, unseen = _unseen_groups(seed, benign, unseen_share, notes)
     unit_role: dict[str, str] = {}  # the fitting role a task got first: every other phrasing of it follows
     for name, items in benign.items():
         allowed = list(dataset_roles.get(name) or BENIGN_ROLES)
-        picked = {r: shares[r] for r in allowed if shares[r] > 0}
-        if not picked:
-            raise SrilabError(f"benign dataset {name!r}: its roles {allowed} all have share 0 in protocol")
-        fresh: list[str] = []
-        for it in items:
-            groups[(name, it.id)] = it.group
-            units[(name, it.id)] = it.unit
-            if (it.group or "") in unseen:
-                roles[(name, it.id)] = "eval_unseen_topics"
-            elif it.unit not in unit_role and it.unit not in fresh:
-                fresh.append(it.unit)
-        cut = _cut(fresh, picked, random.Random(f"srilab-protocol:{seed}:{name}"))
-        for unit, role in cut.items():
-            if role in FIT_ROLES:
-                unit_role[unit] = role
-        for it in items:
-            if (it.group or "") not in unseen:
-                roles[(name, it.id)] = _role_for(it.unit, unit_role, cut, allowed)
-    centre_groups: set[str] = set()
-    centre_items: set[str] = set()
-    if centre_dataset is not None and centre_dataset in harmful:
-        items = harmful[centre_dataset]
-        hgroups = sorted({it.group or "" for it in items})
-        rng = random.Random(f"srilab-protocol:{seed}:{centre_dataset}")
-        if len(hgroups) >= 2:
-            n_centre = min(len(hgroups) - 1, max(1, int(round(harmful_centre_share * len(hgroups)))))
-            centre_groups = set(rng.sample(hgroups, n_centre))
-        else:  # one topic group: a share of the items (the centre then shares its topic with attacked items)
-            notes.append(f"harmful dataset {centre_dataset!r} has one topic group: its harmful centre is a share of "
-                         "its items, which share their topic with the attacked ones (set group_by)")
-            order = sorted(it.id for it in items)
-            rng.shuffle(order)
-            centre_items = set(order[: min(len(order) - 1, max(1, math.ceil(harmful_centre_share * len(order))))])
+        _benign_roles(seed, name, items, shares, allowed, unseen, unit_role, roles, groups, units)
+    centre_groups, centre_items = _harmful_centre(seed, harmful, centre_dataset, harmful_centre_share, notes)
     for name, items in harmful.items():
         for it in items:
             groups[(name, it.id)] = it.group
@@ -215,3 +174,68 @@ def assign(
     )
     protocol.check()
     return protocol
+
+
+def _unseen_groups(
+    seed: int, benign: Mapping[str, Sequence[ProtocolItem]], unseen_share: float, notes: list[str],
+) -> tuple[list[str], tuple[str, ...]]:
+    """Every benign topic group, and the ones held out whole for the unseen-topic evaluation (a seeded draw)."""
+    all_groups = sorted({it.group or "" for items in benign.values() for it in items})
+    n_unseen = 0
+    if unseen_share > 0 and len(all_groups) >= 2:
+        n_unseen = min(len(all_groups) - 1, max(1, int(round(unseen_share * len(all_groups)))))
+    elif unseen_share > 0:
+        notes.append(
+            f"the benign items form {len(all_groups)} topic group(s): none can be held out, so there is no "
+            "unseen-topic evaluation (set group_by on the benign datasets)"
+        )
+    rng = random.Random(f"srilab-protocol:{seed}:groups")
+    return all_groups, tuple(sorted(rng.sample(all_groups, n_unseen)))
+
+
+def _benign_roles(
+    seed: int, name: str, items: Sequence[ProtocolItem], shares: Mapping[str, float], allowed: list[str],
+    unseen: tuple[str, ...], unit_role: dict[str, str], roles: dict, groups: dict, units: dict,
+) -> None:
+    """The roles of one benign dataset's items (into ``roles``, ``groups``, ``units``): unseen topic groups to
+    ``eval_unseen_topics``; the other tasks cut among the dataset's ``allowed`` roles by their shares, every
+    phrasing of a task in the fitting role its task took first (``unit_role``, across datasets)."""
+    picked = {r: shares[r] for r in allowed if shares[r] > 0}
+    if not picked:
+        raise SrilabError(f"benign dataset {name!r}: its roles {allowed} all have share 0 in protocol")
+    fresh: list[str] = []
+    for it in items:
+        groups[(name, it.id)] = it.group
+        units[(name, it.id)] = it.unit
+        if (it.group or "") in unseen:
+            roles[(name, it.id)] = "eval_unseen_topics"
+        elif it.unit not in unit_role and it.unit not in fresh:
+            fresh.append(it.unit)
+    cut = _cut(fresh, picked, random.Random(f"srilab-protocol:{seed}:{name}"))
+    for unit, role in cut.items():
+        if role in FIT_ROLES:
+            unit_role[unit] = role
+    for it in items:
+        if (it.group or "") not in unseen:
+            roles[(name, it.id)] = _role_for(it.unit, unit_role, cut, allowed)
+
+
+def _harmful_centre(
+    seed: int, harmful: Mapping[str, Sequence[ProtocolItem]], centre_dataset: str | None, share: float,
+    notes: list[str],
+) -> tuple[set[str], set[str]]:
+    """The harmful centre: whole topic groups of ``centre_dataset``, or with one group a share of its items."""
+    if centre_dataset is None or centre_dataset not in harmful:
+        return set(), set()
+    items = harmful[centre_dataset]
+    hgroups = sorted({it.group or "" for it in items})
+    rng = random.Random(f"srilab-protocol:{seed}:{centre_dataset}")
+    if len(hgroups) >= 2:
+        n_centre = min(len(hgroups) - 1, max(1, int(round(share * len(hgroups)))))
+        return set(rng.sample(hgroups, n_centre)), set()
+    # one topic group: a share of the items (the centre then shares its topic with attacked items)
+    notes.append(f"harmful dataset {centre_dataset!r} has one topic group: its harmful centre is a share of "
+                 "its items, which share their topic with the attacked ones (set group_by)")
+    order = sorted(it.id for it in items)
+    rng.shuffle(order)
+    return set(), set(order[: min(len(order) - 1, max(1, math.ceil(share * len(order))))])
