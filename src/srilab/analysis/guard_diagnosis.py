@@ -16,7 +16,9 @@ from typing import Any
 import numpy as np
 
 from srilab import stats
+from srilab.analysis import diagnosis_plots as plots
 from srilab.analysis.detection import activations, arm_centres, role_sets
+from srilab.analysis.diagnosis_plots import Figures
 from srilab.analysis.guard_rotation import rotate
 from srilab.analysis.guard_variants import VariantFit, compare_variants
 from srilab.analysis.summary import judged_rows, load_protocol, load_run
@@ -25,7 +27,7 @@ from srilab.sri.representation import features_from_distances
 from srilab.sri.signal import step_distances
 from srilab.sri.variants import PAPER, Variant, default_variants
 
-__all__ = ["arm_inputs", "diagnose"]
+__all__ = ["arm_inputs", "contribution", "diagnose", "effects", "fit_group_effect", "spread"]
 
 
 def arm_inputs(run_dir: str | Path, arm: str) -> dict[str, Any]:
@@ -71,100 +73,98 @@ def diagnose(
     guard refitted with every benign topic group held out once, ``rotation`` times with other draws (0: not;
     :func:`srilab.analysis.guard_rotation.rotate`). Pooling
     and layer: only the ones the run traced (one of each, recorded in the JSON); this function cannot vary them.
+    The figures: :mod:`srilab.analysis.diagnosis_plots`.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     d = arm_inputs(run_dir, arm)
-    cfg, sets, groups, dist = d["cfg"], d["sets"], d["groups"], d["distances"]
+    cfg, sets, dist = d["cfg"], d["sets"], d["distances"]
     quantile, seed = float(cfg.sri.quantile), int(cfg.seed)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = arm.replace("/", "_")
-
+    figures = Figures(out, arm.replace("/", "_"))
     res: dict[str, Any] = {"arm": arm, "quantile": quantile, "n": {k: int(len(v)) for k, v in sets.items()},
                            "traced": {"layer": str(cfg.sri.layer), "pooling": str(cfg.sri.pooling),
                                       "note": "the run traces one layer and one pooling: neither can be varied here"},
-                           "figures": []}
-
-    def save(fig: Any, name: str) -> None:
-        fig.tight_layout()
-        path = out / f"{stem}_{name}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        res["figures"].append(str(path))
-
+                           "figures": figures.paths}
     s = features_from_distances(*dist, "sri", tau=0.1)
     z = features_from_distances(*dist, "log_ratio", tau=0.1)
-    seen, unseen = sets["eval_seen_topics"], sets["eval_unseen_topics"]
-    steps = np.arange(s.shape[1])
+    res["spread"] = spread(s, z, sets)
+    figures.save(plots.spread_figure(arm, s, z, sets), "spread")
+    res["contribution"], errs, threshold = contribution(s, sets, quantile, seed)
+    figures.save(plots.contribution_figure(arm, errs, threshold, sets), "contribution")
+    res["effects"] = effects(s, z, dist, sets, d["groups"], quantile, seed)
+    figures.save(plots.effects_figure(arm, res["effects"]), "effects")
+    comp = compare_variants(None, None, sets, d["harmful"], d["groups"], quantile=quantile, seed=seed,
+                            n_boot=n_boot, distances=dist, variants=default_variants(str(cfg.sri.detector)),
+                            threshold=cfg.sri.threshold, fits=fits)
+    res["variants"] = comp
+    figures.save(plots.variants_figure(arm, comp, quantile), "variants")
+    if rotation:  # every benign topic group unseen once (srilab.analysis.guard_rotation)
+        res["rotation"] = rotate(d, repeats=rotation, n_boot=n_boot)
+        figures.save(plots.rotation_figure(arm, res["rotation"], quantile), "rotation")
+    (out / f"{figures.stem}_diagnosis.json").write_text(json.dumps(res, indent=2, default=float) + "\n",
+                                                         encoding="utf-8")
+    return res
 
-    # 1. per-step spread of s_t and the log-ratio, seen vs unseen benign
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, X, label in ((axes[0], s, "s_t (tau=0.1)"), (axes[1], z, "log-ratio")):
-        for sel, name, colour in ((sets["guard_fit"], "guard_fit", "grey"), (seen, "eval seen", "tab:blue"),
-                                  (unseen, "eval unseen", "tab:orange"), (sets["jailbroken"], "jailbroken", "tab:red")):
-            if len(sel):
-                med = np.median(X[sel], axis=0)
-                lo, hi = np.quantile(X[sel], [0.1, 0.9], axis=0)
-                ax.plot(steps, med, color=colour, label=f"{name} (n={len(sel)})")
-                ax.fill_between(steps, lo, hi, color=colour, alpha=0.15)
-        ax.set_xlabel("step")
-        ax.set_ylabel(label)
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"{arm}: median and 10-90% band per step")
-    save(fig, "spread")
-    res["spread"] = {
+
+def spread(s: np.ndarray, z: np.ndarray, sets: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Per benign part (guard_fit, eval seen, eval unseen): the per-step spread of s_t and the log-ratio."""
+    return {
         name: {"s_median_iqr": float(np.median(np.subtract(*np.quantile(s[sel], [0.75, 0.25], axis=0)))),
                "s_min": float(s[sel].min()), "log_ratio_median": float(np.median(z[sel])),
                "log_ratio_median_iqr": float(np.median(np.subtract(*np.quantile(z[sel], [0.75, 0.25], axis=0))))}
-        for name, sel in (("guard_fit", sets["guard_fit"]), ("eval_seen", seen), ("eval_unseen", unseen))
+        for name, sel in (("guard_fit", sets["guard_fit"]), ("eval_seen", sets["eval_seen_topics"]),
+                          ("eval_unseen", sets["eval_unseen_topics"]))
         if len(sel)
     }
 
-    # 2. the paper autoencoder's per-step contribution to the score
+
+def contribution(
+    s: np.ndarray, sets: dict[str, np.ndarray], quantile: float, seed: int,
+) -> tuple[dict[str, Any], np.ndarray, float]:
+    """The paper autoencoder's per-step share of the score: its numbers, the per-step errors and the threshold."""
     paper = PAPER.guard(quantile, seed).fit(s[sets["guard_fit"]], calibration=s[sets["calibration"]])
     errs = paper.detector.step_errors(paper.transform(s))  # type: ignore[attr-defined]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for sel, name, colour in ((seen, "eval seen", "tab:blue"), (unseen, "eval unseen", "tab:orange"),
-                              (sets["jailbroken"], "jailbroken", "tab:red")):
-        if len(sel):
-            ax.plot(steps, errs[sel].mean(axis=0) / errs.shape[1], color=colour, label=name)
-    ax.axhline(paper.threshold / errs.shape[1], color="k", ls=":", label="threshold / S")
-    ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("mean contribution to the score")
-    ax.legend(fontsize=7)
-    ax.set_title(f"{arm}: paper autoencoder, per-step share of the score")
-    save(fig, "contribution")
-    res["contribution"] = {"std_at_floor_share": float(np.mean(paper.detector._std <= 0.01 + 1e-12)),  # type: ignore[attr-defined]
-                           "top_steps_unseen": [int(i) for i in np.argsort(-errs[unseen].mean(axis=0))[:5]]
-                           if len(unseen) else []}
+    unseen = sets["eval_unseen_topics"]
+    numbers = {"std_at_floor_share": float(np.mean(paper.detector._std <= 0.01 + 1e-12)),  # type: ignore[attr-defined]
+               "top_steps_unseen": [int(i) for i in np.argsort(-errs[unseen].mean(axis=0))[:5]] if len(unseen) else []}
+    return numbers, errs, float(paper.threshold)
 
-    # 3. effects: tau, sigmoid vs log-ratio, the floor, the number of fit groups
-    effects: dict[str, Any] = {}
-    effects["tau"] = {f"{t:g}": _unseen_fpr(features_from_distances(*dist, "sri", tau=t), sets, PAPER, quantile, seed)
-                      for t in (0.03, 0.1, 0.3, 1.0, 3.0)}
-    effects["representation_paper_ae"] = {
-        rep: _unseen_fpr(features_from_distances(*dist, rep, tau=0.1), sets, Variant(rep, "autoencoder", "none"),
-                         quantile, seed)
-        for rep in ("sri", "log_ratio", "distances")
+
+def effects(
+    s: np.ndarray, z: np.ndarray, dist: tuple[np.ndarray, np.ndarray], sets: dict[str, np.ndarray],
+    groups: np.ndarray, quantile: float, seed: int,
+) -> dict[str, Any]:
+    """The unseen-topic FPR against tau, the representation, the threshold rule, the standardisation floor and
+    the number of benign fit topic groups (:func:`fit_group_effect`)."""
+    return {
+        "tau": {f"{t:g}": _unseen_fpr(features_from_distances(*dist, "sri", tau=t), sets, PAPER, quantile, seed)
+                for t in (0.03, 0.1, 0.3, 1.0, 3.0)},
+        "representation_paper_ae": {
+            rep: _unseen_fpr(features_from_distances(*dist, rep, tau=0.1), sets, Variant(rep, "autoencoder", "none"),
+                             quantile, seed)
+            for rep in ("sri", "log_ratio", "distances")
+        },
+        "threshold_rule": {  # the paper's guard, its threshold on in-topic or on out-of-topic scores
+            "calibration": _unseen_fpr(s, sets, PAPER, quantile, seed),
+            "topic_heldout": _unseen_fpr(s, sets, PAPER, quantile, seed, groups=groups),
+        },
+        "std_floor": {
+            f"{f:g}": _unseen_fpr(s, sets, Variant("sri", "autoencoder", "none", (("std_floor", f),)), quantile, seed)
+            for f in (0.001, 0.01, 0.03, 0.1, 0.3)
+        },
+        "fit_groups": fit_group_effect(s, z, sets, groups, quantile, seed),
     }
-    effects["threshold_rule"] = {  # the paper's guard, its threshold on in-topic or on out-of-topic scores
-        "calibration": _unseen_fpr(s, sets, PAPER, quantile, seed),
-        "topic_heldout": _unseen_fpr(s, sets, PAPER, quantile, seed, groups=groups),
-    }
-    effects["std_floor"] = {
-        f"{f:g}": _unseen_fpr(s, sets, Variant("sri", "autoencoder", "none", (("std_floor", f),)), quantile, seed)
-        for f in (0.001, 0.01, 0.03, 0.1, 0.3)
-    }
+
+
+def fit_group_effect(
+    s: np.ndarray, z: np.ndarray, sets: dict[str, np.ndarray], groups: np.ndarray, quantile: float, seed: int,
+) -> dict[str, Any]:
+    """The paper's guard and ``log_ratio+mahalanobis+robust`` fitted on 1, 2, 4, ... benign topic groups and all
+    of them (two random picks of each size short of all)."""
     fit_groups = sorted(set(groups[sets["guard_fit"]]))
     rng = np.random.default_rng(seed)
     by_groups: dict[str, Any] = {}
     sizes = sorted({k for k in (1, 2, 4, 8, 16, 32) if k < len(fit_groups)} | {len(fit_groups)})
-    for k in sizes:  # 1, 2, 4, ... groups and all of them: two random picks of each size
+    for k in sizes:
         entries = []
         for _ in range(2 if k < len(fit_groups) else 1):
             pick = rng.choice(fit_groups, size=k, replace=False)
@@ -177,76 +177,4 @@ def diagnose(
                                 z, sets, Variant("log_ratio", "mahalanobis"), quantile, seed, fit_idx)})
         if entries:
             by_groups[str(k)] = entries
-    effects["fit_groups"] = by_groups
-    res["effects"] = effects
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, key, xlabel in ((axes[0], "tau", "tau"), (axes[1], "std_floor", "standardisation floor")):
-        xs = [float(k) for k in effects[key]]
-        for part, colour in (("seen", "tab:blue"), ("unseen", "tab:orange"), ("tpr_jailbroken", "tab:red")):
-            ax.plot(xs, [effects[key][k][part]["rate"] or 0 for k in effects[key]], "o-", color=colour, label=part)
-        ax.set_xscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("flagged at the guard's threshold")
-    axes[0].legend(fontsize=7)
-    for name, colour in (("paper", "tab:orange"), ("log_ratio+mahalanobis+robust", "tab:green")):
-        ks = sorted(by_groups, key=int)
-        axes[2].plot([int(k) for k in ks],
-                     [np.mean([e[name]["unseen"]["rate"] or 0 for e in by_groups[k]]) for k in ks], "o-",
-                     color=colour, label=name)
-    axes[2].set_xlabel("benign fit topic groups")
-    axes[2].set_ylabel("FPR, eval unseen")
-    axes[2].legend(fontsize=7)
-    fig.suptitle(f"{arm}: what moves the unseen-topic FPR")
-    save(fig, "effects")
-
-    # 4. every variant, with the calibration-only choice
-    comp = compare_variants(None, None, sets, d["harmful"], groups, quantile=quantile, seed=seed, n_boot=n_boot,
-                            distances=dist, variants=default_variants(str(cfg.sri.detector)),
-                            threshold=cfg.sri.threshold, fits=fits)
-    res["variants"] = comp
-    names = list(comp["variants"])
-    fig, ax = plt.subplots(figsize=(10, 4))
-    xs = np.arange(len(names))
-    bars = ((-0.25, "fpr_eval_seen_topics", "tab:blue"), (0.0, "fpr_eval_unseen_topics", "tab:orange"),
-            (0.25, "tpr_jailbroken", "tab:red"))
-    for off, part, colour in bars:
-        ax.bar(xs + off, [comp["variants"][n]["at_quantile"][part]["rate"] or 0 for n in names], width=0.25,
-               color=colour, label=part)
-    ax.axhline(3 * (1 - quantile), color="k", ls=":", label="3x nominal")
-    ax.set_xticks(xs, [n + (" *" if n == comp["chosen"] else "") for n in names], rotation=35, ha="right", fontsize=7)
-    ax.legend(fontsize=7)
-    ax.set_title(f"{arm}: variants at the guard's threshold (* = chosen on calibration data)")
-    save(fig, "variants")
-    # 5. every benign topic group unseen once (srilab.analysis.guard_rotation)
-    if rotation:
-        rot = rotate(d, repeats=rotation, n_boot=n_boot)
-        res["rotation"] = rot
-        has_jb = any(sp["study"]["tpr_jailbroken"]["n"] for sp in rot["splits"])
-        fig, axes = plt.subplots(2 if has_jb else 1, 1, figsize=(9, 6.4 if has_jb else 3.8), squeeze=False)
-        xs = np.arange(len(rot["splits"]))
-        labels = [("the run's" if sp["own_protocol"] else f"draw {sp['repeat']}") + f"\n{len(sp['held_out'])} groups"
-                  for sp in rot["splits"]]
-        for off, name, colour in ((-0.2, "study", "tab:orange"), (0.2, "paper", "tab:grey")):
-            p = rot["pooled"][name]
-            pooled = f"pooled {100 * (p['rate'] or 0):.1f}% ({p['k']}/{p['n']})"
-            axes[0][0].bar(xs + off, [sp[name]["fpr_unseen"]["rate"] or 0 for sp in rot["splits"]], width=0.4,
-                           color=colour, label=f"{name} guard: {pooled}")
-            if has_jb:
-                axes[1][0].bar(xs + off, [sp[name]["tpr_jailbroken"]["rate"] or 0 for sp in rot["splits"]],
-                               width=0.4, color=colour, label=f"{name} guard")
-        axes[0][0].axhline(3 * (1 - quantile), color="k", ls=":", label="3x nominal")
-        axes[0][0].set_ylabel("FPR, held-out topic groups")
-        axes[0][0].legend(fontsize=7)
-        axes[0][0].set_title(f"{arm}: every benign topic group unseen once per draw ({rot['groups']} groups, "
-                             f"{rot['repeats']} draw(s))")
-        if has_jb:
-            axes[1][0].set_ylabel(f"jailbroken flagged (n={rot['splits'][0]['study']['tpr_jailbroken']['n']})")
-            axes[1][0].set_ylim(0, 1.05)
-            axes[1][0].legend(fontsize=7)
-        for row in axes:
-            row[0].set_xticks(xs, labels, fontsize=6)
-        save(fig, "rotation")
-
-    (out / f"{stem}_diagnosis.json").write_text(json.dumps(res, indent=2, default=float) + "\n", encoding="utf-8")
-    return res
+    return by_groups
