@@ -245,49 +245,50 @@ def baseline_detectors(
     return out
 
 
-def arm_detection(
-    run: RunDir, cfg: StudyConfig, rows: list[dict], defense_scores: dict[str, dict[str, tuple[float, float]]],
-    notes: list[str],
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The detection figures of one arm (JSON-safe) and the arrays its plots need."""
-    refused = np.array([r["refused"] for r in rows], dtype=bool)
-    harmful = np.array([r["harmful"] for r in rows], dtype=bool)
-    sets = role_sets(rows)
-    attacked = sets["attacked"]
+def check_roles(rows: list[dict], sets: dict[str, np.ndarray]) -> None:
+    """Every role the SRI guard is built from holds at least 2 rows of the arm."""
     for need in ("centre", "harmful_centre", "guard_fit", "calibration"):
         if len(sets[need]) < 2:
             raise SrilabError(
                 f"arm {rows[0]['model']}/{rows[0]['sampler']}: the protocol role {need!r} has {len(sets[need])} "
                 "generation(s); the SRI guard needs more (add benign or harmful items, or change protocol shares)"
             )
-    acts = activations(run, rows)
-    centres, key = arm_centres(rows, acts, sets, cfg, notes)
-    t0 = time.perf_counter()
-    dist = step_distances(acts, centres)  # once: the signal and every guard variant read them
-    signals = features_from_distances(*dist, "sri")
-    t_signal = time.perf_counter() - t0
+
+
+def fit_guard(
+    cfg: StudyConfig, dist: tuple[np.ndarray, np.ndarray], signals: np.ndarray, sets: dict[str, np.ndarray],
+    topics: np.ndarray, key: CentreKey,
+) -> dict[str, Any]:
+    """The paper's guard fitted on ``guard_fit`` (thresholded on ``calibration``) and, unless the config asks for
+    the paper's guard and rule, the guard the calibration data chooses (:func:`choose_guard`): ``guard`` (the
+    paper's), ``paper_scores``, ``scores`` and ``threshold`` (the study's guard), ``t_score`` (its scoring
+    time), ``choice`` and ``fits`` (every variant fitted, when asked for or when the choice is automatic)."""
     guard = SRIGuard(cfg.sri.detector, quantile=cfg.sri.quantile, seed=cfg.seed, key=key.as_dict())
     guard.fit(signals[sets["guard_fit"]], calibration=signals[sets["calibration"]])
     t0 = time.perf_counter()
     scores = guard.score(signals)
-    t_score = time.perf_counter() - t0
-    paper_scores, threshold = scores, float(guard.threshold)
-    choice, fits = None, None
-    topics = np.array([str(r.get("group")) for r in rows])
-    if cfg.sri.variant != "paper" or cfg.sri.threshold != "calibration":
-        # calibration data decides whether a robust variant replaces the paper's guard; its threshold is set on
-        # topics it has not seen unless sri.threshold is the paper's (calibration)
-        if cfg.analysis.guard_variants or cfg.sri.variant == "auto":  # every variant fitted once: for the choice,
-            # the comparison and the guard diagnosis (srilab ablate), which reads them from the private output
-            fits = fit_variants(dist, sets, topics, quantile=cfg.sri.quantile, seed=cfg.seed,
-                                variants=default_variants(cfg.sri.detector), threshold=cfg.sri.threshold)
-        variant, chosen, choice = choose_guard(
-            dist, sets, topics, variant=cfg.sri.variant, detector=cfg.sri.detector, quantile=cfg.sri.quantile,
-            seed=cfg.seed, threshold=cfg.sri.threshold, fits=fits,
-        )
-        t0 = time.perf_counter()  # its cost per item: the signal's (distances) + this
-        scores = chosen.score(variant_features(dist, variant))
-        t_score, threshold = time.perf_counter() - t0, float(chosen.threshold)
+    out = {"guard": guard, "paper_scores": scores, "scores": scores, "threshold": float(guard.threshold),
+           "t_score": time.perf_counter() - t0, "choice": None, "fits": None}
+    if cfg.sri.variant == "paper" and cfg.sri.threshold == "calibration":
+        return out
+    # calibration data decides whether a robust variant replaces the paper's guard; its threshold is set on
+    # topics it has not seen unless sri.threshold is the paper's (calibration)
+    if cfg.analysis.guard_variants or cfg.sri.variant == "auto":  # every variant fitted once: for the choice,
+        # the comparison and the guard diagnosis (srilab ablate), which reads them from the private output
+        out["fits"] = fit_variants(dist, sets, topics, quantile=cfg.sri.quantile, seed=cfg.seed,
+                                   variants=default_variants(cfg.sri.detector), threshold=cfg.sri.threshold)
+    variant, chosen, out["choice"] = choose_guard(
+        dist, sets, topics, variant=cfg.sri.variant, detector=cfg.sri.detector, quantile=cfg.sri.quantile,
+        seed=cfg.seed, threshold=cfg.sri.threshold, fits=out["fits"],
+    )
+    t0 = time.perf_counter()  # its cost per item: the signal's (distances) + this
+    out["scores"] = chosen.score(variant_features(dist, variant))
+    out["t_score"], out["threshold"] = time.perf_counter() - t0, float(chosen.threshold)
+    return out
+
+
+def threshold_notes(cfg: StudyConfig, rows: list[dict], sets: dict[str, np.ndarray], notes: list[str]) -> None:
+    """A note for each threshold (the guard's quantile, ``protocol.fpr``) too few rows can set."""
     n_cal = len(sets["calibration"])
     n_guard = n_cal + (len(sets["guard_fit"]) if cfg.sri.threshold == "topic_heldout" else 0)
     for what, tail, n, rows_are in (
@@ -300,12 +301,51 @@ def arm_detection(
                 f"{rows[0]['model']}/{rows[0]['sampler']}: {n} {rows_are} rows cannot set a threshold at "
                 f"{100 * tail:g}% FPR ({what}; ~{int(np.ceil(1 / tail))} needed): the achieved FPR is what counts"
             )
-    gen_seconds = sum(r["timing"]["seconds"] for r in rows)
+
+
+def per_cell(
+    rows: list[dict], sets: dict[str, np.ndarray], scores: np.ndarray, threshold: float, signals: np.ndarray,
+    cfg: StudyConfig,
+) -> dict[str, Any]:
+    """Per attacked dataset/attack: the guard's AUROC against the benign evaluation rows, its flagged rate and
+    the internal recovery rate."""
+    attacked = sets["attacked"]
+    out = {}
+    for cell in sorted({(rows[i]["dataset"], rows[i]["attack"]) for i in attacked}):
+        sel = np.array([i for i in attacked if (rows[i]["dataset"], rows[i]["attack"]) == cell], dtype=int)
+        out["/".join(cell)] = {
+            "auroc_vs_eval": _auroc(scores, sel, sets["eval"], cfg),
+            "flagged": _flag_rate(scores[sel] > threshold),
+            "internal_recovery": _flag_rate(internal_recovery(signals[sel])),
+        }
+    return out
+
+
+def arm_detection(
+    run: RunDir, cfg: StudyConfig, rows: list[dict], defense_scores: dict[str, dict[str, tuple[float, float]]],
+    notes: list[str],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The detection figures of one arm (JSON-safe) and the arrays its plots need."""
+    refused = np.array([r["refused"] for r in rows], dtype=bool)
+    harmful = np.array([r["harmful"] for r in rows], dtype=bool)
+    sets = role_sets(rows)
+    attacked = sets["attacked"]
+    check_roles(rows, sets)
+    acts = activations(run, rows)
+    centres, key = arm_centres(rows, acts, sets, cfg, notes)
+    t0 = time.perf_counter()
+    dist = step_distances(acts, centres)  # once: the signal and every guard variant read them
+    signals = features_from_distances(*dist, "sri")
+    t_signal = time.perf_counter() - t0
+    topics = np.array([str(r.get("group")) for r in rows])
+    g = fit_guard(cfg, dist, signals, sets, topics, key)
+    scores, threshold, choice = g["scores"], g["threshold"], g["choice"]
+    threshold_notes(cfg, rows, sets, notes)
     detectors: dict[str, tuple[np.ndarray, float | None]] = {
-        "sri_guard": (scores, (t_signal + t_score) / len(rows)),
+        "sri_guard": (scores, (t_signal + g["t_score"]) / len(rows)),
     }
     if choice is not None and choice["variant"] != choice["paper"]:  # the paper's scores stay beside the chosen
-        detectors["sri_guard_paper"] = (paper_scores, None)
+        detectors["sri_guard_paper"] = (g["paper_scores"], None)
     weights: dict[str, np.ndarray] = {}
     seconds: dict[str, np.ndarray] = {}
     detectors.update(baseline_detectors(cfg, rows, sets, acts, defense_scores, weights, seconds))
@@ -313,9 +353,9 @@ def arm_detection(
         "centre_counts": centres.counts, "steps": int(signals.shape[1]), "detector": cfg.sri.detector,
         "quantile": cfg.sri.quantile, "threshold": threshold, "guard_choice": choice,
         "n": {k: int(len(v)) for k, v in sets.items()},
-        "overhead_share": (t_signal + t_score) / max(gen_seconds, 1e-9),
+        "overhead_share": (t_signal + g["t_score"]) / max(sum(r["timing"]["seconds"] for r in rows), 1e-9),
         "at_own_threshold": _at_threshold(scores, threshold, sets, harmful),
-        **({"paper_at_own_threshold": _at_threshold(paper_scores, guard.threshold, sets, harmful)}
+        **({"paper_at_own_threshold": _at_threshold(g["paper_scores"], g["guard"].threshold, sets, harmful)}
            if choice is not None else {}),  # ... and its threshold (the paper's rule) beside any other
         "request_harmfulness_yardstick": {  # not a detector: higher = refused = the attack failed
             "measures": "refused (1) vs answered (0): how harmful the request looked, not whether an attack "
@@ -327,25 +367,18 @@ def arm_detection(
         "sees_success": sees_success(detectors, rows, sets, cfg.protocol.fpr, cfg.n_boot, cfg.seed),
         **({"guard_variants": compare_variants(
             acts, centres, sets, harmful, topics, quantile=cfg.sri.quantile, seed=cfg.seed, n_boot=cfg.n_boot,
-            variants=default_variants(cfg.sri.detector), distances=dist, threshold=cfg.sri.threshold, fits=fits,
+            variants=default_variants(cfg.sri.detector), distances=dist, threshold=cfg.sri.threshold, fits=g["fits"],
         )} if cfg.analysis.guard_variants else {}),
-        "online": online_guard(guard, signals, sets, cfg),
-        "per_cell": {},
+        "online": online_guard(g["guard"], signals, sets, cfg),
+        "per_cell": per_cell(rows, sets, scores, threshold, signals, cfg),
     }
-    for cell in sorted({(rows[i]["dataset"], rows[i]["attack"]) for i in attacked}):
-        sel = np.array([i for i in attacked if (rows[i]["dataset"], rows[i]["attack"]) == cell], dtype=int)
-        out["per_cell"]["/".join(cell)] = {
-            "auroc_vs_eval": _auroc(scores, sel, sets["eval"], cfg),
-            "flagged": _flag_rate(scores[sel] > threshold),
-            "internal_recovery": _flag_rate(internal_recovery(signals[sel])),
-        }
     groups = {
         "benign (eval)": signals[sets["eval"]],
         "harmful refused": signals[attacked[refused[attacked]]],
         "jailbroken": signals[sets["jailbroken"]],
     }
     private = {"signals": signals, "scores": scores, "sets": sets, "groups": groups, "detectors": detectors,
-               "guard_fits": fits, "defense_seconds": seconds}
+               "guard_fits": g["fits"], "defense_seconds": seconds}
     return out, private
 
 
