@@ -121,9 +121,19 @@ def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> 
     names = [n for n in arms if "detection" in arms[n]]
     if not names:
         return None
-    fpr = summary["config"]["protocol"]["fpr"]
-    key = f"{100 * fpr:g}%"
-    sec = html.Section(
+    key = f"{100 * summary['config']['protocol']['fpr']:g}%"
+    sec = _detection_section(arms, names, key)
+    sec.tables += [_guard_table(arms, names), _detector_table(arms, names, key)]
+    if success := success_rows(summary):
+        sec.tables.append((success_table(), success))
+    sec.tables += [_online_table(arms, names), _cell_table(arms, names)]
+    sec.figures += _detection_figures(private, names, figs)
+    return sec
+
+
+def _detection_section(arms: dict[str, Any], names: list[str], key: str) -> html.Section:
+    """The detection section's heading and paragraphs (which guard each arm uses)."""
+    return html.Section(
         "Detection: the SRI guard, the refusal flag, a text-only detector and the baseline defenses",
         paragraphs=[
             "The question the source paper asks is whether jailbroken answers (attacked and judged harmful) "
@@ -140,6 +150,10 @@ def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> 
               if (c := arms[n]["detection"].get("guard_choice"))],
         ],
     )
+
+
+def _guard_table(arms: dict[str, Any], names: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Per arm, the SRI guard: AUROCs, FPRs and jailbroken flagged at its threshold (the paper's beside it)."""
     head = []
     for n in names:
         d = arms[n]["detection"]
@@ -155,12 +169,16 @@ def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> 
               else ["(the guard)", "(the guard)"]),
             f"{100 * d['overhead_share']:.3f}%",
         ])
-    sec.tables.append((
+    return (
         ["model/sampler", "SRI AUROC jailbroken vs seen benign", "vs unseen benign", "all attacked vs benign",
          "refused (a yardstick of request harmfulness, not a detector): attacked vs benign",
          f"FPR seen (guard's {100 * arms[names[0]]['detection']['quantile']:g}% "
          "threshold)", "FPR unseen", "jailbroken flagged", "paper's guard: FPR unseen", "jailbroken flagged",
-         "overhead"], head))
+         "overhead"], head)
+
+
+def _detector_table(arms: dict[str, Any], names: list[str], key: str) -> tuple[list[str], list[list[str]]]:
+    """Per arm and detector: AUROC, TPR, attack success before and after, FPRs and cost at the protocol FPR."""
     rows = []
     for n in names:
         for det, e in arms[n]["detection"]["detectors"].items():
@@ -175,37 +193,46 @@ def _detection(summary: dict[str, Any], private: dict[str, Any], figs: Path) -> 
                 rate_text(at["flagged_lookalike"]) if at and "flagged_lookalike" in at else "n/a",
                 "n/a" if cost is None else f"{1000 * cost:.3g} ms",
             ])
-    sec.tables.append((["model/sampler", "detector", "AUROC jailbroken vs unseen benign", f"TPR jailbroken @ {key}",
-                        "attack success before -> after", "FPR seen", "FPR unseen", "FPR safe look-alikes",
-                        "cost / item"], rows))
-    if success := success_rows(summary):
-        sec.tables.append((success_table(), success))
+    return (["model/sampler", "detector", "AUROC jailbroken vs unseen benign", f"TPR jailbroken @ {key}",
+             "attack success before -> after", "FPR seen", "FPR unseen", "FPR safe look-alikes", "cost / item"], rows)
+
+
+def _online_table(arms: dict[str, Any], names: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Per arm, the online guard: what it interrupts and alarms on."""
     online = []
     for n in names:
         o = arms[n]["detection"]["online"]
         online.append([n, str(o["every"]), rate_text(o["eval_seen_topics"]["alarmed"]),
                        rate_text(o["eval_unseen_topics"]["alarmed"]), rate_text(o["attacked"]["alarmed"]),
                        rate_text(o["jailbroken"]["alarmed"])])
-    sec.tables.append((["online guard: model/sampler", "checked every", "benign seen interrupted",
-                        "benign unseen interrupted", "attacked alarmed", "jailbroken alarmed"], online))
+    return (["online guard: model/sampler", "checked every", "benign seen interrupted",
+             "benign unseen interrupted", "attacked alarmed", "jailbroken alarmed"], online)
+
+
+def _cell_table(arms: dict[str, Any], names: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Per arm and attacked dataset/attack: the guard's AUROC, flagged rate and internal recovery."""
     cells = [[n, c, auroc_text(v["auroc_vs_eval"]), rate_text(v["flagged"]), rate_text(v["internal_recovery"])]
              for n in names for c, v in arms[n]["detection"]["per_cell"].items()]
-    sec.tables.append((["model/sampler", "dataset/attack", "SRI AUROC vs benign", "flagged",
-                        "internal recovery"], cells))
+    return ["model/sampler", "dataset/attack", "SRI AUROC vs benign", "flagged", "internal recovery"], cells
+
+
+def _detection_figures(private: dict[str, Any], names: list[str], figs: Path) -> list[tuple[str, bytes]]:
+    """Per arm: the SRI signal over steps and the ROC curves of every detector."""
+    figures = []
     for i, n in enumerate(names):
         p = private["arms"][n].get("detection")
         if not p:
             continue
-        sec.figures.append((f"SRI signal over steps: {n}", plots.sri_plot(p["groups"], title=n,
-                                                                          path=figs / f"sri-{i}.png")))
+        figures.append((f"SRI signal over steps: {n}", plots.sri_plot(p["groups"], title=n,
+                                                                      path=figs / f"sri-{i}.png")))
         sets = p["sets"]
         curves = {}
         for det, (scores, _) in p["detectors"].items():
             pos, neg = scores[sets["jailbroken"]], scores[sets["eval_unseen_topics"]]
             curves[det] = (pos[np.isfinite(pos)], neg[np.isfinite(neg)])
-        sec.figures.append((f"ROC, jailbroken vs unseen-topic benign: {n}",
-                            plots.roc_plot(curves, title=n, path=figs / f"roc-{i}.png")))
-    return sec
+        figures.append((f"ROC, jailbroken vs unseen-topic benign: {n}",
+                        plots.roc_plot(curves, title=n, path=figs / f"roc-{i}.png")))
+    return figures
 
 
 def _guard_variants(summary: dict[str, Any]) -> html.Section | None:
