@@ -1,5 +1,5 @@
 """The package's shape: imports run only downstream of the data flow, no module imports itself round a loop,
-no private name crosses modules, files stay small, and every registry lists its entries.
+no private name crosses modules, files and functions stay small, and every registry lists its entries.
 
 The data flow of ``../shared/DESIGN.md`` as layers, upstream first (:data:`LAYERS`):
 
@@ -44,6 +44,7 @@ LAYERS: tuple[frozenset[str], ...] = (
 )
 RANK = {pkg: i for i, layer in enumerate(LAYERS) for pkg in layer}
 MAX_LINES = 450
+MAX_FUNCTION_LINES = 80
 
 
 def _package(module: str) -> str:
@@ -186,6 +187,14 @@ def test_the_checker_sees_a_violation(tmp_path):
 def test_source_files_stay_small():
     big = [f"{p.relative_to(SRC)}: {n}" for _, p in _modules() if (n := len(p.read_text().splitlines())) > MAX_LINES]
     assert not big, f"source files over {MAX_LINES} lines (one idea per file):\n" + "\n".join(big)
+
+
+def test_functions_stay_short():
+    functions = [(p, n) for _, p in _modules() for n in ast.walk(ast.parse(p.read_text()))
+                 if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+    long = [f"{p.relative_to(SRC)}:{n.lineno} {n.name}: {size}" for p, n in functions
+            if (size := n.end_lineno - n.lineno + 1) > MAX_FUNCTION_LINES]
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines (split them into named steps):\n" + "\n".join(long)
 
 
 @pytest.mark.parametrize("kind", ["attacks", "judges", "defenses", "detectors", "datasets"])
