@@ -146,7 +146,7 @@ def flag_config(
         "models": model_data,
         "datasets": sets,
         "attacks": attack_list,
-        "judges": ["refusal", "oracle"] if toy else ["refusal_probe"],  # real models: the learned refusal judge
+        "judges": ["refusal", "oracle"] if toy else ["refusal"],
         "sri": {"harmful": harmful[0]},
     }
     if pair is not None:
