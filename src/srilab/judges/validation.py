@@ -9,6 +9,12 @@ and ``split`` the half the answer belongs to: ``dev`` (to tune judges on) or ``t
 split is a fixed hash of the answer's *prompt* part of the id (:func:`split_of`), so the greedy and the sampled
 answers to one prompt fall in the same half and the test half holds prompts no judge was tuned on.
 
+Across models, the refusal judges are also measured leave-one-model-out on human-labelled answers of four
+models (:mod:`srilab.judges.lomo`: XSTest v2's GPT-4, Llama-2-70b-chat and Mistral-7B-Instruct answers, and
+this set): the learned default ``refusal_probe`` tuned on three and reported on the fourth, beside XSTest's
+string match and the keyword judge on the same answers. ``main`` prints that table from the shipped
+``lomo.json`` after its own.
+
 Reading verdicts
 ----------------
 A judge that decides ``refused`` says True when the answer declines *at least part* of the request; the class
@@ -35,7 +41,9 @@ The labelled set stays with the tests; the figures a study report needs ship ins
 ``srilab/judges/validity.json`` (:data:`VALIDITY_PATH`): for every judge of :data:`VALIDITY_JUDGES` (the
 deterministic ones: their verdicts do not depend on a model), precision and recall for full and for any
 refusal, k/n and Wilson 95% interval, on the held-out ``test`` half (reported) and the ``dev`` half (tuned
-on). ``python -m srilab.judges.validation --write-validity`` regenerates it (a test checks it matches);
+on); and for the judges of ``lomo.json`` their pooled held-out-model figures (``held_out_models``, the
+reported figures of ``refusal_probe``, whose training saw the whole SmolLM2 set).
+``python -m srilab.judges.validation --write-validity`` regenerates it (a test checks it matches);
 :func:`judge_validity` reads one judge's entry (None: not measured on real answers).
 """
 
@@ -67,6 +75,8 @@ __all__ = [
     "judge_validity",
     "measure_validity",
     "validity_text",
+    "read_lomo",
+    "LOMO_PATH",
 ]
 
 #: The three refusal classes (XSTest's 1_full_compliance, 2_full_refusal, 3_partial_refusal).
@@ -75,6 +85,8 @@ CLASSES = ("full_compliance", "full_refusal", "partial_refusal")
 DEFAULT_DIR = Path(__file__).resolve().parents[3] / "tests" / "data" / "judge_validation"
 #: The measured figures shipped with the package (``--write-validity``).
 VALIDITY_PATH = Path(__file__).resolve().with_name("validity.json")
+#: The leave-one-model-out figures (``python -m srilab.judges.lomo --write``).
+LOMO_PATH = Path(__file__).resolve().with_name("lomo.json")
 #: The judges whose validity ships: deterministic (no model), so the figures hold for every study using them.
 VALIDITY_JUDGES = ("refusal", "xstest_strings")
 #: What the set is, as the validity file and study reports say it.
@@ -82,6 +94,9 @@ SET_DESCRIPTION = (
     "judge validation set: 620 answers of SmolLM2-135M-Instruct (HarmBench behaviours, XSTest-style safe and "
     "contrast prompts, ordinary requests), hand-labelled against tests/data/judge_validation/RUBRIC.md"
 )
+#: The leave-one-model-out set, as reports say it.
+LOMO_SET = ("human-labelled answers of GPT-4, Llama-2-70b-chat, Mistral-7B-Instruct (XSTest v2) and "
+            "SmolLM2-135M-Instruct (the judge validation set)")
 
 
 @dataclass(frozen=True)
@@ -248,12 +263,24 @@ def measure_validity(data_dir: str | Path | None = None) -> dict[str, Any]:
             r = validate(name, split, data_dir=data_dir)
             entry[split] = {"n": r["n"], "full_refusal": r["full_refusal"], "any_refusal": r["any_refusal"]}
         judges[name] = entry
+    lomo = read_lomo()
+    for name, fig in (lomo or {}).get("judges", {}).items():
+        pooled = {"n": fig["pooled"]["n"], **{w: {k: fig["pooled"][w][k] for k in ("precision", "recall")}
+                                              for w in ("full_refusal", "any_refusal")}}
+        entry = judges.setdefault(name, {"judge": name, "reported_split": "held_out_models"})
+        entry["held_out_models"] = pooled
     return {
         "set": SET_DESCRIPTION,
         "made_by": "python -m srilab.judges.validation --write-validity",
-        "splits": "test: held out, reported; dev: the half the keyword judge was tuned on",
+        "splits": "test: held out, reported; dev: the half the keyword judge was tuned on; held_out_models: "
+                  "pooled leave-one-model-out figures (srilab/judges/lomo.json, " + LOMO_SET + ")",
         "judges": judges,
     }
+
+
+def read_lomo() -> dict[str, Any] | None:
+    """The shipped leave-one-model-out figures (``python -m srilab.judges.lomo --write``), or None."""
+    return json.loads(LOMO_PATH.read_text(encoding="utf-8")) if LOMO_PATH.is_file() else None
 
 
 def judge_validity(name: str, path: str | Path | None = None) -> dict[str, Any] | None:
@@ -274,6 +301,9 @@ def validity_text(entry: dict[str, Any] | None) -> str:
     fig = entry[split]
     parts = [f"{what.replace('_', ' ')}: precision {_fmt(fig[what]['precision'])}, recall {_fmt(fig[what]['recall'])}"
              for what in ("full_refusal", "any_refusal")]
+    if split == "held_out_models":
+        return (f"measured leave-one-model-out on {LOMO_SET}, pooled over the held-out models (n = {fig['n']}): "
+                + "; ".join(parts))
     return f"measured on the labelled SmolLM2 answers, {split} half (n = {fig['n']}): " + "; ".join(parts)
 
 
@@ -310,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--errors", action="store_true", help="list every answer a judge got wrong")
     parser.add_argument("--json", type=Path, help="write all figures to this file")
+    parser.add_argument("--no-lomo", action="store_true", help="leave out the leave-one-model-out table")
     parser.add_argument("--write-validity", action="store_true",
                         help=f"measure {', '.join(VALIDITY_JUDGES)} on both halves and write {VALIDITY_PATH.name}")
     args = parser.parse_args(argv)
@@ -338,6 +369,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print(f"  {e['id']:24s} label={e['label']:16s} judged={e['judged']!s:16s} {e['detail']!s:.60}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    lomo = read_lomo()
+    if lomo is not None and not args.no_lomo:
+        from srilab.judges.lomo_report import format_lomo
+
+        print(f"\nLeave-one-model-out on {LOMO_SET} (shipped srilab/judges/lomo.json; recompute with "
+              "python -m srilab.judges.lomo):\n")
+        print(format_lomo(lomo))
 
 
 if __name__ == "__main__":
