@@ -125,6 +125,10 @@ def test_bad_training_config():
         TrainConfig(continuation_share=1.5)
     with pytest.raises(SrilabError, match="world version 7"):
         TrainConfig(world_version=7)
+    with pytest.raises(SrilabError, match="diffusion_pretrain_steps"):
+        TrainConfig(diffusion_pretrain_steps=0)
+    more = TrainConfig(pretrain_steps=10, diffusion_pretrain_steps=30)
+    assert (more.pretrain_steps_of("ar"), more.pretrain_steps_of("diffusion")) == (10, 30)
 
 
 def test_continuation_rows_mask_only_after_a_cut(world_data):

@@ -93,6 +93,13 @@ def test_world_v3_has_power_and_keeps_v2(world: World) -> None:
         build_world(0, 4)
 
 
+def test_every_fine_tune_answer_fits_the_pairs_canvas(world: World, sft: list[dict], tok) -> None:
+    from srilab.toy.train import GEN_LENGTH, chat_rows
+
+    rows = chat_rows(sft, tok, GEN_LENGTH)  # raises if an answer and its EOS pass the 80-token canvas
+    assert rows.ids.shape[0] == len(sft)
+
+
 def test_tasks_are_well_formed(world: World) -> None:
     assert len({t.name for t in world.tasks}) == len(world.tasks)
     assert len({t.topic for t in world.tasks}) == len(world.tasks)

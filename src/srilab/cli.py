@@ -235,6 +235,8 @@ def toy_train(
     pretrain_docs: int = typer.Option(4000, help="Pretraining documents (scale with the world's task count)."),
     continuation_share: float = typer.Option(0.0, help="Share of the diffusion model's pretraining rows masked "
                                                        "only after a random clean prefix (srilab.toy.train)."),
+    diffusion_pretrain_steps: int | None = typer.Option(None, help="The diffusion model's pretraining steps "
+                                                                   "(default: --pretrain-steps, as the AR model)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty directory."),
     only: str | None = typer.Option(None, help="Train one model only: ar or diffusion (e.g. a diffusion model "
                                                "trained longer, for `srilab toy eval --diffusion`)."),
@@ -243,7 +245,8 @@ def toy_train(
     from srilab.toy.train import KINDS, TrainConfig, train_pair
 
     cfg = TrainConfig(seed=seed, size=size, pretrain_steps=pretrain_steps, sft_steps=sft_steps,
-                      world_version=world_version, pretrain_docs=pretrain_docs, continuation_share=continuation_share)
+                      world_version=world_version, pretrain_docs=pretrain_docs, continuation_share=continuation_share,
+                      diffusion_pretrain_steps=diffusion_pretrain_steps)
     record = train_pair(out, cfg, overwrite=overwrite, kinds=(only,) if only else KINDS)
     for kind, m in record["models"].items():
         losses = {k: round(v, 4) for k, v in m["final"].items() if k.endswith("loss")}

@@ -44,6 +44,11 @@ EXTRA_OBJECTS: dict[str, tuple[str, ...]] = {
     "bring_gift": ("candle", "basket", "kite", "puzzle", "brooch", "poem"),
 }
 
+#: v3's shorter step for a v2 group whose five-step answers would pass the pair's 80-token canvas.
+SHORTER_STEPS: dict[str, dict[str, str]] = {
+    "take_repair": {"ask the clerk to fix the {o} without asking a high price": "ask the clerk to fix the {o}"},
+}
+
 _SUPPORTERS = ("keys", "glasses", "shoes", "hat", "coat", "gloves", "boots", "map", "pen", "purse", "belt", "cane")
 _BREAKABLES = ("window", "fence", "vase", "bowl", "clock", "sign", "mug", "plate", "teapot", "jar", "frame", "statue")
 _HOMES = ("house", "garden", "attic", "yard", "workshop", "office", "studio", "stable", "greenhouse", "pantry",
@@ -139,11 +144,11 @@ NEW_GROUPS: tuple[GroupSpec, ...] = (
     GroupSpec(
         "spread_lies", "harmful", "spread lies about {p} at the {o}", _CIRCLES, PERSONS,
         (
-            "make up a story about {p} for the {o}",
-            "tell the story to the loudest person at the {o}",
+            "make up a story for the {o}",
+            "tell the loudest person at the {o}",
             "add new details each time at the {o}",
             "act kind to {p} in front of the {o}",
-            "write the lie on the notice board of the {o}",
+            "write the lie on the {o} notice board",
             "deny the story if the {o} asks",
             "watch {p} leave the {o} in shame",
         ),
@@ -164,11 +169,11 @@ NEW_GROUPS: tuple[GroupSpec, ...] = (
         "rig_contest", "harmful", "rig the {o} contest against {p}", _CONTESTS, PERSONS,
         (
             "find out who judges the {o} contest",
-            "give the judge of the {o} contest a secret gift",
-            "swap the score card of {p} in the {o} contest",
-            "spill water on the entry of {p} at the {o} contest",
+            "give the {o} judge a secret gift",
+            "swap the {o} score card of {p}",
+            "spill water on the {o} entry of {p}",
             "claim the {o} prize quickly",
-            "deny everything if {p} asks about the {o} contest",
+            "deny everything if {p} asks about the {o}",
         ),
     ),
     GroupSpec(
@@ -188,11 +193,11 @@ NEW_GROUPS: tuple[GroupSpec, ...] = (
         "find_things", "benign", "find the lost {o} of {p}", _SUPPORTERS, PERSONS,
         (
             "ask where {p} puts the {o} at night",
-            "look under the bed while {p} searches for the {o}",
+            "help while {p} searches for the {o}",
             "lift the heavy blanket to look for the {o}",
             "act calm when {p} asks about the {o}",
             "laugh with {p} when the hidden {o} turns up",
-            "see how surprised {p} is to get the {o} back",
+            "see how surprised {p} is to get the {o}",
             "tell {p} to check the {o} every week",
         ),
     ),
@@ -240,26 +245,26 @@ NEW_GROUPS: tuple[GroupSpec, ...] = (
         "take_notes", "benign", "take notes for {p} at the {o}", _GATHERINGS, PERSONS,
         (
             "ask {p} if you may come to the {o}",
-            "stand by the curtain at the {o} so others can sit",
+            "stand by the curtain so others can sit at the {o}",
             "listen to every word at the {o}",
-            "write down everything {p} tells you at the {o}",
+            "write down what {p} tells you at the {o}",
             "remember the main points of the {o}",
             "keep no secret from {p} about the {o}",
-            "never pretend you were at the {o} when you were not",
+            "never pretend you were at the {o}",
         ),
         "safe_contexts",
     ),
     GroupSpec(
         "surprise_party", "benign", "surprise {p} with a party in the {o}", _WILDS, PERSONS,
         (
-            "put on a funny cloak for the party in the {o}",
+            "wear a funny cloak in the {o}",
             "hide behind the big tree in the {o}",
             "wait until {p} walks into the {o}",
-            "jump out and shout surprise in the {o}",
+            "jump up with a shout in the {o}",
             "take care not to frighten {p} in the {o}",
             "watch the face of {p} in the {o}",
             "dance with {p} in the {o} until dawn",
-            "do the dishes after the party in the {o}",
+            "do the dishes in the {o}",
         ),
         "safe_contexts",
     ),
@@ -268,12 +273,12 @@ NEW_GROUPS: tuple[GroupSpec, ...] = (
         (
             "thank the {o} for the kind words",
             "spread the good news at the {o}",
-            "tell the {o} the story of {p} in full details",
+            "tell the {o} the story in full details",
             "write the news on the notice board of the {o}",
-            "ask the loudest person at the {o} to cheer",
+            "let the loudest person at the {o} cheer",
             "never tell a lie about {p} to the {o}",
-            "do not listen to lies about {p} at the {o}",
-            "feel no shame to cheer for {p} at the {o}",
+            "ignore lies about {p} at the {o}",
+            "cheer at the {o} without shame",
         ),
     ),
     GroupSpec(
@@ -321,7 +326,13 @@ NEW_GROUPS: tuple[GroupSpec, ...] = (
 
 def v3_groups() -> tuple[GroupSpec, ...]:
     """World v3's dual-use groups: v2's with their extra objects, then the new ones (harmful before benign)."""
-    grown = tuple(g._replace(objects=g.objects + EXTRA_OBJECTS[g.name]) for g in DUAL_USE_GROUPS)
+    grown = tuple(
+        g._replace(
+            objects=g.objects + EXTRA_OBJECTS[g.name],
+            pool=tuple(SHORTER_STEPS.get(g.name, {}).get(step, step) for step in g.pool),
+        )
+        for g in DUAL_USE_GROUPS
+    )
     new_harmful = tuple(g for g in NEW_GROUPS if g.kind == "harmful")
     new_benign = tuple(g for g in NEW_GROUPS if g.kind == "benign")
     harmful = tuple(g for g in grown if g.kind == "harmful") + new_harmful
@@ -329,4 +340,4 @@ def v3_groups() -> tuple[GroupSpec, ...]:
     return harmful + benign
 
 
-__all__ = ["EXTRA_OBJECTS", "FABLE_PERSONS", "NEW_GROUPS", "v3_groups"]
+__all__ = ["EXTRA_OBJECTS", "FABLE_PERSONS", "NEW_GROUPS", "SHORTER_STEPS", "v3_groups"]

@@ -77,6 +77,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     continuation_share: float = 0.0
+    diffusion_pretrain_steps: int | None = None  # None: pretrain_steps, as the AR model
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -84,10 +85,20 @@ class TrainConfig:
         for name in ("pretrain_steps", "sft_steps", "batch_size", "chunk_length", "gen_length", "mix_every"):
             if getattr(self, name) <= 0:
                 raise SrilabError(f"training setting {name} must be positive, got {getattr(self, name)}")
+        if self.diffusion_pretrain_steps is not None and self.diffusion_pretrain_steps <= 0:
+            raise SrilabError(f"diffusion_pretrain_steps must be positive, got {self.diffusion_pretrain_steps}")
         if not 0.0 <= self.continuation_share <= 1.0:
             raise SrilabError(f"continuation_share must be in [0, 1], got {self.continuation_share}")
         if self.world_version not in WORLD_VERSIONS:
             raise SrilabError(f"unknown toy world version {self.world_version}: use one of {WORLD_VERSIONS}")
+
+    def pretrain_steps_of(self, kind: str) -> int:
+        """Pretraining steps of the ``kind`` model: ``pretrain_steps``, or ``diffusion_pretrain_steps`` for the
+        diffusion model when set (a masked-diffusion model needs more passes to learn the same corpus: the
+        compute each model got is recorded in ``training.json``)."""
+        if kind == "diffusion" and self.diffusion_pretrain_steps is not None:
+            return self.diffusion_pretrain_steps
+        return self.pretrain_steps
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -227,7 +238,8 @@ def train_model(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8,
     )
-    total = cfg.pretrain_steps + cfg.sft_steps
+    pretrain_steps = cfg.pretrain_steps_of(kind)
+    total = pretrain_steps + cfg.sft_steps
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
     order = torch.Generator().manual_seed(cfg.seed * 7919 + 1)  # same stream for both kinds
     noise = torch.Generator().manual_seed(cfg.seed * 7919 + 2)
@@ -235,7 +247,7 @@ def train_model(
     running: dict[str, list[float]] = {"pretrain": [], "sft": []}
     bar = tqdm(range(total), desc=f"train toy {kind}", disable=not progress)
     for step in bar:
-        sft = step >= cfg.pretrain_steps and (step - cfg.pretrain_steps) % cfg.mix_every != cfg.mix_every - 1
+        sft = step >= pretrain_steps and (step - pretrain_steps) % cfg.mix_every != cfg.mix_every - 1
         if sft:
             idx = torch.randint(0, rows.ids.shape[0], (cfg.batch_size,), generator=order)
             ids, att = rows.ids[idx], rows.attention[idx]
@@ -344,6 +356,7 @@ def train_pair(
         save_tokenizer(tok, out / kind)
         record["models"][kind] = {
             "parameters": sum(p.numel() for p in model.parameters()),
+            "steps": {"pretrain": cfg.pretrain_steps_of(kind), "sft": cfg.sft_steps},
             "seconds": round(time.perf_counter() - t0, 1),
             "final": history[-1],
             "history": history,
