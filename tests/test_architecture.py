@@ -24,7 +24,7 @@ from srilab.cli import main
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "srilab"
 
-#: The one place the allowed order is written (README, "Layout", describes the same order).
+#: The one place the allowed order is written (docs/architecture.md draws the same order).
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"errors"}),  # the error type every layer raises
     frozenset({"", "registry", "stats", "io", "checks"}),  # the package root, the registry type, statistics, file
