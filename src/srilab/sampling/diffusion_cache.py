@@ -115,6 +115,7 @@ class BlockCache:
         self.steps = 0
         self._phase: str | None = None
         self._state: torch.Tensor | None = None
+        self._full: torch.Tensor | None = None  # the traced state of the steps since the refresh
         self._partial = None
         self._hooks = []
         if trace_module is not None:
@@ -127,7 +128,7 @@ class BlockCache:
         for h in self._hooks:
             h.remove()
         self._hooks = []
-        self.splice = self._state = self._partial = None
+        self.splice = self._state = self._full = self._partial = None
 
     # ------------------------------------------------------------------------------------------ passes
     def __call__(
@@ -185,15 +186,19 @@ class BlockCache:
 
     # ------------------------------------------------------------------------------------------ trace
     def _complete(self, _module, _inputs, output):
-        """Before the tracer's hook: keep the refresh pass's state; complete a step pass's."""
+        """Before the tracer's hook: keep the refresh pass's state; complete a step pass's. The completed
+        state is one buffer per refresh, copied from the refresh pass's once: every step pass of a refresh
+        covers the same positions ``[start, end)``, so writing the part over them leaves the others as the
+        refresh pass computed them (the tracer pools it within the step and keeps no reference)."""
         if self._phase == "refresh":
             self._state = _first(output).detach()
+            self._full = None
         elif self._phase == "step" and self._state is not None:
-            part = _first(output)
-            full = self._state.clone()
-            full[:, self.splice.start : self.splice.end] = part
+            if self._full is None:
+                self._full = self._state.clone()
+            self._full[:, self.splice.start : self.splice.end] = _first(output)
             self._partial = output
-            return _with_first(output, full)
+            return _with_first(output, self._full)
         return None
 
     def _restore(self, _module, _inputs, _output):
