@@ -27,7 +27,7 @@ test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 bench: $(STAMP)
-	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_engine.py
+	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_engine.py --runs 5
 
 clean:
 	rm -rf $(VENV) .pytest_cache build src/*.egg-info

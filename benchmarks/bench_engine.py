@@ -1,9 +1,11 @@
 """Engine benchmarks: every figure is a ratio of two timings (or a token agreement) measured in this one run.
 
-    python benchmarks/bench_engine.py [--repeats 10] [--quick] [--json out.json]
+    python benchmarks/bench_engine.py [--runs 5] [--repeats 10] [--quick] [--json out.json]
 
 1. Trace overhead: diffusion and AR generation (batch 16) with the SRI trace on vs off; and the diffusion
-   sampler on the shipped toy pair in every fast mode (cache none / prefix / dual, fixed schedule / threshold).
+   sampler in every mode (cache none / prefix / dual, fixed schedule / threshold) on the shipped toy pair and
+   on the random LLaDA-format model of part 4, at batch 1 and 16: the median and range over interleaved
+   on/off rounds, and the largest median of all (the figure the 2% target is about).
 2. Batched diffusion (batch 32) vs the authors' reference loop: one prompt at a time, all hidden states
    returned and cloned at every step (what their trace-collection code does).
 3. AR with KV cache vs recomputing the whole prefix for every one of 64 new tokens.
@@ -217,8 +219,9 @@ def compare_fast(module, ids, mask, batch: int, rounds: int, **kw) -> dict:
     } | {"exact": {"seconds": t_exact, "passes": passes["exact"]}}
 
 
-def trace_overhead_modes(model: M.LanguageModel, ids, mask, rounds: int, **kw) -> dict[str, float]:
-    """Per fast mode, the median over interleaved on/off rounds of traced / untraced time, as a percentage."""
+def trace_overhead_modes(model: M.LanguageModel, ids, mask, rounds: int, **kw) -> dict[str, tuple[float, ...]]:
+    """Per sampling mode: (median, min, max) over interleaved on/off rounds of traced / untraced time - 1, in %.
+    Every mode runs its untraced and traced generation back to back in each round, the order alternating."""
     out = {}
     for label, cache, threshold in TRACE_MODES:
         def run(trace: bool, cache=cache, threshold=threshold):
@@ -232,9 +235,15 @@ def trace_overhead_modes(model: M.LanguageModel, ids, mask, rounds: int, **kw) -
         for i in range(rounds):
             order = (False, True) if i % 2 == 0 else (True, False)
             t = {flag: timeit(lambda f=flag: run(f), 1, warmup=False) for flag in order}
-            ratios.append(t[True] / t[False])
-        out[label] = 100.0 * (statistics.median(ratios) - 1.0)
+            ratios.append(100.0 * (t[True] / t[False] - 1.0))
+        out[label] = (statistics.median(ratios), min(ratios), max(ratios))
     return out
+
+
+def native_lm(module: BidirectionalLM, mask_id: int, name: str) -> M.LanguageModel:
+    """A LanguageModel over a native module built here (no tokenizer: the benchmark feeds token ids)."""
+    return M.LanguageModel(module=module, tokenizer=None, kind="diffusion", final_norm=module.norm,
+                           layers=module.layers, name=name, mask_id=mask_id)
 
 
 def neighbour_slowdown(ar: M.LanguageModel, dlm: M.LanguageModel, n_prompts: int, length: int, rounds: int) -> dict:
@@ -374,18 +383,8 @@ def main(argv: list[str] | None = None) -> dict:
         toy_kw.update(steps=32, gen_length=32, block_length=8)
     toy_ids, toy_mask = pair_dlm.encode(toy_pair_prompts(pair_dlm, n_toy))
 
-    # 1b. trace overhead in every fast mode, toy pair diffusion, batch 16
-    overhead = trace_overhead_modes(pair_dlm, toy_ids[:16], toy_mask[:16], max(1, args.repeats // 4), **toy_kw)
-    for label, pct in overhead.items():
-        results[f"toy_trace_overhead_pct[{label}]"] = pct
-    lap("1b trace overhead per mode")
-
-    # 4. fast sampler vs exact, batch 1 (one prompt after another) and 16
-    fast: dict[str, dict] = {}
-    toy_rounds = max(1, args.repeats // 5)
-    fast["toy-diffusion, batch 16"] = compare_fast(pair_dlm.module, toy_ids, toy_mask, 16, toy_rounds, **toy_kw)
-    fast["toy-diffusion, batch 1"] = compare_fast(pair_dlm.module, toy_ids[:4], toy_mask[:4], 1, toy_rounds, **toy_kw)
-    lap("4 fast sampler, toy")
+    # 1b. trace overhead in every mode: the shipped toy pair's diffusion model and the random LLaDA-format model,
+    # batch 1 and 16 (the LLaDA model is built here, before part 4 uses it too)
     llada, llada_mask_id = random_llada(args.quick)
     llada_params = sum(p.numel() for p in llada.parameters())
     llada_name = f"llada-random-{llada_params / 1e6:.0f}M"
@@ -396,6 +395,25 @@ def main(argv: list[str] | None = None) -> dict:
     llada_kw = dict(steps=24, gen_length=24, block_length=8, mask_id=llada_mask_id)
     if args.quick:
         llada_kw.update(steps=16, gen_length=16, block_length=8)
+    llada_lm = native_lm(llada, llada_mask_id, llada_name)
+    rounds = max(1, args.repeats // 2)
+    overhead: dict[str, dict[str, tuple[float, ...]]] = {}
+    for where, lm, i, m, kw in (("toy-diffusion", pair_dlm, toy_ids, toy_mask, toy_kw),
+                                (llada_name, llada_lm, l_ids, l_mask, llada_kw)):
+        for batch in (16, 1):
+            overhead[f"{where}, batch {batch}"] = trace_overhead_modes(lm, i[:batch], m[:batch], rounds, **kw)
+    for where, modes in overhead.items():
+        for label, (median, low, high) in modes.items():
+            results[f"trace_overhead_pct[{where}][{label}]"] = median
+            results[f"trace_overhead_range_pct[{where}][{label}]"] = [low, high]
+    lap("1b trace overhead per mode")
+
+    # 4. fast sampler vs exact, batch 1 (one prompt after another) and 16
+    fast: dict[str, dict] = {}
+    toy_rounds = max(1, args.repeats // 5)
+    fast["toy-diffusion, batch 16"] = compare_fast(pair_dlm.module, toy_ids, toy_mask, 16, toy_rounds, **toy_kw)
+    fast["toy-diffusion, batch 1"] = compare_fast(pair_dlm.module, toy_ids[:4], toy_mask[:4], 1, toy_rounds, **toy_kw)
+    lap("4 fast sampler, toy")
     fast[f"{llada_name}, batch 16"] = compare_fast(llada, l_ids, l_mask, 16, 1, **llada_kw)
     fast[f"{llada_name}, batch 1"] = compare_fast(llada, l_ids[:2], l_mask[:2], 1, 1, **llada_kw)
     lap("4 fast sampler, random LLaDA")
@@ -422,9 +440,14 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"AR KV cache vs recompute (64 new tokens):             {results['ar_kv_cache_speedup']:.1f}x faster")
     print(f"shipped toy pair; {llada_name}: a LLaDA-format model, {llada_params / 1e6:.1f}M random parameters;"
           f" threshold {THRESHOLD}:")
-    steps_toy = toy_kw["steps"]
-    print(f"trace overhead, toy pair diffusion (batch 16, {steps_toy} steps), per mode: "
-          + ", ".join(f"{label} {pct:+.1f}%" for label, pct in overhead.items()))
+    print(f"trace overhead per mode, median [range] over {rounds} interleaved rounds (toy: {toy_kw['steps']} steps; "
+          f"{llada_name}: {llada_kw['steps']} steps):")
+    for where, modes in overhead.items():
+        print(f"  {where:<28}" + ", ".join(f"{label} {md:+.1f}% [{lo:+.1f}, {hi:+.1f}]"
+                                          for label, (md, lo, hi) in modes.items()))
+    worst = max(md for modes in overhead.values() for md, _, _ in modes.values())
+    print(f"trace overhead, largest median over every mode, model and batch: {worst:+.2f}%")
+    results["trace_overhead_worst_median_pct"] = worst
     for where, rows in fast.items():
         kw = toy_kw if where.startswith("toy") else llada_kw
         print(f"fast sampler vs exact ({where}; {kw['steps']} steps, block {kw['block_length']}; "
@@ -450,5 +473,45 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
+#: The headline ratios whose range over runs ``--runs N`` prints: (label, the result key's start and end).
+HEADLINES = (
+    ("trace overhead, largest median over every mode, model and batch (%)", "trace_overhead_worst_median_pct", ""),
+    ("trace overhead, diffusion, random toy model (%)", "diffusion_trace_overhead_pct", ""),
+    ("trace overhead, AR, random toy model (%)", "ar_trace_overhead_pct", ""),
+    ("diffusion batched vs reference loop (x)", "diffusion_batched_speedup", ""),
+    ("AR KV cache vs recompute (x)", "ar_kv_cache_speedup", ""),
+    ("cached + threshold vs exact, toy, batch 16 (x)", "fast[toy-diffusion, batch 16][cache=dual + threshold]_speedup",
+     ""),
+    ("cached + threshold vs exact, random LLaDA, batch 16 (x)", "fast[llada-random", "batch 16][cache=dual + threshold]"
+     "_speedup"),
+    ("beside a busy neighbour, default threads (x idle)", "neighbour_default_ratio", ""),
+    ("beside a busy neighbour, choose_threads (x idle)", "neighbour_chosen_ratio", ""),
+)
+
+
+def over_runs(argv: list[str] | None = None) -> list[dict]:
+    """``--runs N`` (default 1): the whole benchmark N times back to back, then each headline ratio's first
+    value and its range over the N runs (what the README quotes)."""
+    ap = argparse.ArgumentParser(add_help=False)
+    ap.add_argument("--runs", type=int, default=1)
+    known, rest = ap.parse_known_args(argv)
+    if known.runs < 1:
+        raise SystemExit(f"--runs must be at least 1, got {known.runs}")
+    runs = []
+    for i in range(known.runs):
+        if known.runs > 1:
+            print(f"== run {i + 1} of {known.runs}", flush=True)
+        runs.append(main(rest))
+    if known.runs > 1:
+        print(f"== the headline ratios over {known.runs} runs: first run, [min, max]")
+        for label, start, end in HEADLINES:
+            keys = [k for k in runs[0] if k.startswith(start) and k.endswith(end)]
+            if not keys:
+                continue
+            values = [r[keys[0]] for r in runs]
+            print(f"{label:<72} {values[0]:8.2f}  [{min(values):.2f}, {max(values):.2f}]")
+    return runs
+
+
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    sys.exit(0 if over_runs() else 1)
