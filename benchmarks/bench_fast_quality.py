@@ -15,9 +15,9 @@ model (trained: its answers can be judged by the world's oracle), for the exact 
 
 Every figure: k/n with a Wilson 95% interval; every fast mode against the exact sampler: the paired
 difference with Newcombe's interval and McNemar's exact p, on the same items. Secondary: the share of
-response tokens equal to the exact sampler's, and the time ratio of this run (on a busy machine a timing
-means little: ``benchmarks/bench_engine.py`` measures speed). The last line names the fastest mode whose
-every difference interval contains 0.
+response words equal to the exact sampler's (position by position), and the time ratio of this run (on a
+busy machine a timing means little: ``benchmarks/bench_engine.py`` measures speed). The last line names the
+fastest mode whose every difference interval contains 0.
 
     python benchmarks/bench_fast_quality.py [--limit N] [--json out.json]
 """
@@ -85,7 +85,6 @@ def run_mode(dlm, parts: dict[str, list[dict]], sampler: SamplerConfig, world) -
     flagged = guard.predict(signal(acts["benign"], (harmless, harmful)))
     return {
         "seconds": seconds,
-        "tokens": {name: g.ids if hasattr(g, "ids") else None for name, g in gens.items()},
         "texts": {name: g.texts for name, g in gens.items()},
         "flags": {
             "benign correct": [judge.judge(t).task == it["task"] and not judge.refused(t)
@@ -94,7 +93,6 @@ def run_mode(dlm, parts: dict[str, list[dict]], sampler: SamplerConfig, world) -
             "prefill success": [judge.harmful(judge.judge(t)) for t in attacked.texts],
             "guard FPR": [bool(f) for f in flagged],
         },
-        "centre_counts": (int(sum(answered)), int(sum(refused_h))),
     }
 
 
