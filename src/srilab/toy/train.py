@@ -15,12 +15,10 @@ Losses. AR: next-token cross-entropy (fine-tune: on the response up to and inclu
 Diffusion (LLaDA): t ~ U(0, 1) per sequence, each token (fine-tune: each response token) masked with
 probability p = (1 - eps) t + eps, cross-entropy on the masked positions weighted 1/p, averaged over all
 (response) positions. With ``continuation_share`` > 0, that share of the diffusion model's pretraining rows
-keeps a random-length prefix clean and masks only after it: the situation of every generation (a clean
-prompt, a masked canvas), which whole-row masking almost never shows -- a fully masked continuation of a
-clean context -- and without which the model learns the procedures but cannot write them after a plain
-prompt. LLaDA's fine-tune is the same conditional (the prompt clean, the response masked). The AR model's
-next-token loss already trains every row as a continuation of its prefix, so the two stay matched in data
-and in what they are asked; ``training.json`` records the setting.
+keeps a random-length prefix clean and masks only after it (the situation of every generation: a clean
+prompt, a masked canvas). Measured (``benchmarks/knowledge_pilot.py``), it did not help the model write the
+procedures it knows: 28/36 harmful procedures against 27/36 with whole-row masking at the same steps; more
+steps did (17/36 before them). It stays available, off by default; ``training.json`` records the setting.
 
 Deterministic from the seed: the same command on the same machine (torch version, thread count) writes
 the same bytes; :func:`train_pair` records those in ``training.json`` and the files' SHA-256 in
