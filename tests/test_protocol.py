@@ -75,3 +75,23 @@ def test_the_demo_protocol_keeps_calibration_tasks_apart(tmp_path):
     assert len(by_role["calibration"]) >= 20
     assert not by_role["calibration"] & (by_role["guard_fit"] | by_role["centre"])
     assert not by_role["guard_fit"] & by_role["centre"]
+
+
+def test_the_power_study_attacks_at_least_150_distinct_tasks(tmp_path):
+    """examples/toy-power.yaml on the shipped v3 pair: >= 150 distinct harmful tasks attacked, none of them in
+    the harmful centre, whole topic groups apart."""
+    from pathlib import Path
+
+    from srilab.study.config import load_config
+    from srilab.study.matrix import load_items, study_protocol
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "examples" / "toy-power.yaml")
+    assert cfg.toy_pair == "v3"
+    items = {d.name: load_items(d, cfg) for d in cfg.datasets}
+    p = study_protocol(cfg, items)
+    task = {("harmful", it.id): it.meta["task"] for it in items["harmful"]}
+    attacked = {task[k] for k, role in p.roles.items() if role == "attacked"}
+    centre = {task[k] for k, role in p.roles.items() if role == "harmful_centre"}
+    assert len(attacked) >= 150 and not attacked & centre, (len(attacked), len(centre))
+    groups = {p.groups[k] for k, role in p.roles.items() if role == "attacked"}
+    assert len(groups) >= 12 and not groups & set(p.harmful_centre_groups)

@@ -1,11 +1,21 @@
-"""The shipped toy pair: intact, matched, loadable by srilab.models.load, and as good as the issue asks."""
+"""The shipped toy pairs: intact, matched, loadable by srilab.models.load, and as good as the issues ask."""
 
 import json
 
 import pytest
 
-from srilab.toy.evaluate import evaluate_pair, pair_samplers
-from srilab.toy.pair import SHIPPED_PAIR, load_pair, pair_gen_length, pair_world, training_record
+from srilab.errors import SrilabError
+from srilab.toy.evaluate import evaluate_pair, knowledge_probe, pair_samplers
+from srilab.toy.pair import (
+    SHIPPED_PAIR,
+    SHIPPED_PAIRS,
+    load_pair,
+    pair_dir,
+    pair_gen_length,
+    pair_ref,
+    pair_world,
+    training_record,
+)
 from srilab.toy.train import verify_checksums
 
 
@@ -14,17 +24,47 @@ def pair():
     return load_pair()
 
 
-def test_shipped_pair_is_small_checksummed_and_matched():
-    verify_checksums(SHIPPED_PAIR)
-    size = sum(p.stat().st_size for p in SHIPPED_PAIR.rglob("*") if p.is_file())
-    assert size < 10 * 2**20  # a few MB
-    ca = json.loads((SHIPPED_PAIR / "ar" / "config.json").read_text())
-    cd = json.loads((SHIPPED_PAIR / "diffusion" / "config.json").read_text())
+def _size(root) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_PAIRS))
+def test_shipped_pair_is_small_checksummed_and_matched(name):
+    root = pair_dir(name)
+    verify_checksums(root)
+    assert _size(root) < 10 * 2**20  # a few MB
+    ca = json.loads((root / "ar" / "config.json").read_text())
+    cd = json.loads((root / "diffusion" / "config.json").read_text())
     assert {k for k in ca.keys() | cd.keys() if ca.get(k) != cd.get(k)} <= {"use_bidirectional_attention", "use_cache"}
-    record = training_record()
+    record = training_record(name)
     assert record["models"]["ar"]["parameters"] == record["models"]["diffusion"]["parameters"]
-    tokenizers = [(SHIPPED_PAIR / kind / "tokenizer.json").read_bytes() for kind in ("ar", "diffusion")]
+    tokenizers = [(root / kind / "tokenizer.json").read_bytes() for kind in ("ar", "diffusion")]
     assert tokenizers[0] == tokenizers[1]
+    assert pair_world(name).version == record["config"].get("world_version", 2)
+
+
+def test_the_pairs_ship_by_name_within_the_size_budget(tmp_path):
+    assert pair_dir(None) == SHIPPED_PAIR == pair_dir("v2") and pair_dir("v3") != pair_dir("v2")
+    assert sum(_size(pair_dir(name)) for name in SHIPPED_PAIRS) <= 25 * 2**20
+    assert pair_ref("v3") == "v3" and pair_ref(tmp_path) == str(tmp_path.resolve())
+    with pytest.raises(SrilabError, match="no toy pair .* train one"):
+        pair_dir(tmp_path / "v4")
+    matched = training_record("v3")
+    assert matched["config"]["world_version"] == 3  # the pair the demo and the power study use
+    assert matched["seconds"] <= 90 * 60  # both models trained within the issue's 90 minutes on 2 cores
+
+
+def test_the_matched_pair_knows_the_harmful_procedures_on_a_slice():
+    """The v3 pair's diffusion model writes the harmful procedures it is attacked on (world v3, 12 tasks evenly
+    spaced, every format): the knowledge probe's full figures are in docs/toy-world.md."""
+    ar, dlm = load_pair("v3")
+    world = pair_world("v3")
+    samplers = {k: v for k, v in pair_samplers(pair_gen_length("v3")).items() if k != "diffusion-l2r"}
+    probe = knowledge_probe(ar, dlm, world, samplers, limit=12, progress=False)
+    for name in ("ar", "diffusion"):
+        for kind in ("harmful", "benign"):
+            known = probe[name][kind]["any"]
+            assert known["n"] == 12 and known["k"] >= 10, (name, kind, known)
 
 
 def test_shipped_pair_quality_on_a_slice(pair):

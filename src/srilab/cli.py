@@ -14,6 +14,7 @@ import typer
 
 from srilab.errors import SrilabError
 
+PAIR_HELP = "A toy pair: a shipped one by name (v2, v3) or a directory `srilab toy train` wrote (default: v2)."
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="srilab: safety science for diffusion and AR LMs.")
 
 
@@ -106,7 +107,7 @@ def list_(
 def demo(
     out: Path = typer.Option(Path("demo-out"), help="Run directory (records, traces, report.html, summary.json)."),
     quick: bool = typer.Option(False, "--quick", help="Every set cut to a small evenly spaced slice (about 2 min)."),
-    pair: Path | None = typer.Option(None, help="A toy pair directory (default: the shipped pair)."),
+    pair: Path | None = typer.Option(None, help=PAIR_HELP),
     limit: int | None = typer.Option(None, help="Items per set (default: all; --quick: 12)."),
     detector: str | None = typer.Option(None, help="SRI guard: autoencoder|mahalanobis|knn|isolation_forest."),
     batch_size: int | None = typer.Option(None, min=1, help="Generation batch size (default: the demo config's)."),
@@ -123,7 +124,7 @@ def demo(
 def sweep(
     out: Path = typer.Option(Path("sweep-out"), help="Run directory of the sweep study."),
     limit: int = typer.Option(12, help="Harmful requests (and benign held-out ones; twice as many benign train)."),
-    pair: Path | None = typer.Option(None, help="A toy pair directory (default: the shipped pair)."),
+    pair: Path | None = typer.Option(None, help=PAIR_HELP),
     remasking: str | None = typer.Option(None, help="Remasking rules swept besides low_confidence, comma-separated "
                                          "(diffuguard:<alpha_0> too; default: random,entropy,margin,diffuguard)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
@@ -235,6 +236,9 @@ def toy_train(
     pretrain_docs: int = typer.Option(4000, help="Pretraining documents (scale with the world's task count)."),
     continuation_share: float = typer.Option(0.0, help="Share of the diffusion model's pretraining rows masked "
                                                        "only after a random clean prefix (srilab.toy.train)."),
+    harmful_doc_weight: int = typer.Option(1, help="Pretraining documents per harmful task, relative to a benign "
+                                                   "one (srilab.toy.corpus.pretraining_corpus)."),
+    mix_every: int = typer.Option(4, help="During the fine-tune, every mix_every-th step is a pretraining step."),
     diffusion_pretrain_steps: int | None = typer.Option(None, help="The diffusion model's pretraining steps "
                                                                    "(default: --pretrain-steps, as the AR model)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty directory."),
@@ -246,7 +250,8 @@ def toy_train(
 
     cfg = TrainConfig(seed=seed, size=size, pretrain_steps=pretrain_steps, sft_steps=sft_steps,
                       world_version=world_version, pretrain_docs=pretrain_docs, continuation_share=continuation_share,
-                      diffusion_pretrain_steps=diffusion_pretrain_steps)
+                      diffusion_pretrain_steps=diffusion_pretrain_steps, harmful_doc_weight=harmful_doc_weight,
+                      mix_every=mix_every)
     record = train_pair(out, cfg, overwrite=overwrite, kinds=(only,) if only else KINDS)
     for kind, m in record["models"].items():
         losses = {k: round(v, 4) for k, v in m["final"].items() if k.endswith("loss")}
@@ -256,7 +261,7 @@ def toy_train(
 
 @toy_app.command("eval")
 def toy_eval(
-    pair: Path | None = typer.Option(None, help="A toy pair directory (default: the shipped pair)."),
+    pair: Path | None = typer.Option(None, help=PAIR_HELP),
     limit: int | None = typer.Option(None, help="Items per set (default: all)."),
     diffusion: Path | None = typer.Option(None, help="Another diffusion model of the same world (e.g. one "
                                                     "`srilab toy train --only diffusion` trained longer)."),

@@ -124,7 +124,7 @@ def contribution(
     paper = PAPER.guard(quantile, seed).fit(s[sets["guard_fit"]], calibration=s[sets["calibration"]])
     errs = paper.detector.step_errors(paper.transform(s))  # type: ignore[attr-defined]
     unseen = sets["eval_unseen_topics"]
-    numbers = {"std_at_floor_share": float(np.mean(paper.detector._std <= 0.01 + 1e-12)),  # type: ignore[attr-defined]
+    numbers = {"std_at_floor_share": paper.detector.floored_share(),  # type: ignore[attr-defined]
                "top_steps_unseen": [int(i) for i in np.argsort(-errs[unseen].mean(axis=0))[:5]] if len(unseen) else []}
     return numbers, errs, float(paper.threshold)
 

@@ -229,6 +229,12 @@ class AutoencoderDetector(Detector):
                 torch.nn.init.uniform_(layer.bias, -bound, bound, generator=gen)
         return net
 
+    def floored_share(self) -> float:
+        """The share of columns whose fitted standard deviation sits at ``std_floor`` (near-constant steps)."""
+        if self._std is None:
+            raise SrilabError("the autoencoder detector is not fitted: call fit() first")
+        return float(np.mean(self._std <= self.std_floor + 1e-12))
+
     def _standardise(self, X: np.ndarray) -> torch.Tensor:
         assert self._mean is not None and self._std is not None
         return torch.from_numpy(((X - self._mean) / self._std).astype(np.float32))

@@ -26,6 +26,7 @@ from typing import Any
 
 from srilab.errors import SrilabError
 from srilab.study.config import TOY_PREFIX, DatasetSpec, StudyConfig, parse_config
+from srilab.toy.pair import pair_ref
 
 #: Named sampler presets (the demo's settings); each model takes the presets of its kind.
 SAMPLERS: dict[str, dict[str, Any]] = {
@@ -150,7 +151,7 @@ def flag_config(
         "sri": {"harmful": harmful[0]},
     }
     if pair is not None:
-        data["toy_pair"] = str(Path(pair).resolve())
+        data["toy_pair"] = pair_ref(pair)
     cfg = parse_config(data, source="srilab run flags")
     if limit is not None:
         cfg = cfg.model_copy(update={"datasets": limited_datasets(cfg.datasets, limit)})

@@ -19,6 +19,7 @@ import yaml
 
 from srilab.errors import SrilabError
 from srilab.study.config import StudyConfig, parse_config
+from srilab.toy.pair import pair_ref
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "toy" / "demo.yaml"
 QUICK_ITEMS = 12
@@ -44,7 +45,7 @@ def demo_config(
         raise SrilabError(f"--batch-size must be at least 1, got {batch_size}")
     data["output"] = str(out)
     if pair is not None:
-        data["toy_pair"] = str(Path(pair).resolve())
+        data["toy_pair"] = pair_ref(pair)
     n = limit if limit is not None else (QUICK_ITEMS if quick else None)
     if n is not None:
         data["name"] = "demo-quick" if quick and limit is None else f"demo-limit-{n}"

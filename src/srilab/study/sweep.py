@@ -28,6 +28,7 @@ import yaml
 from srilab.sampling.diffusion_rules import remasking_rule
 from srilab.study.config import StudyConfig, parse_config
 from srilab.study.demo import DEMO_CONFIG
+from srilab.toy.pair import pair_ref
 
 GEN = 80
 TOKENS_PER_STEP = (1, 2, 4, 8)
@@ -62,7 +63,7 @@ def sweep_config(
     data: dict[str, Any] = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
     data.update(name="sampler-sweep", output=str(out), defenses=[])
     if pair is not None:
-        data["toy_pair"] = str(Path(pair).resolve())
+        data["toy_pair"] = pair_ref(pair)
     data["models"] = [{"name": "toy-diffusion", "path": "toy:diffusion",
                        "samplers": sweep_samplers(remasking=remasking)}]
     keep = {"harmful", "benign-train", "benign-heldout"}

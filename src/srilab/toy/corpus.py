@@ -78,7 +78,12 @@ def _render_doc(kind: str, task: Task, world: World, variant: int, exclude: froz
 
 
 def pretraining_corpus(
-    world: World, n_docs: int = 3000, *, reasoning_fraction: float = 0.15, seed: int | None = None
+    world: World,
+    n_docs: int = 3000,
+    *,
+    reasoning_fraction: float = 0.15,
+    seed: int | None = None,
+    harmful_weight: int = 1,
 ) -> list[str]:
     """``n_docs`` plain-text documents (guides, lists, narrations, question-answer pages, worked sums).
 
@@ -88,8 +93,12 @@ def pretraining_corpus(
     under *train* phrasings; benign tasks also appear under every phrasing and wrapper (so that the
     words of held-out templates are known to the base model), but no question is an evaluation prompt
     (:func:`eval_sets`). Answers rotate through the compliance renderings. Reasoning documents use train
-    items only. Deterministic from ``seed`` (default: the world's seed).
+    items only. ``harmful_weight`` visits every harmful task that many times per pass (the base model has read
+    more about harm than about any one chore; 1 keeps the v2 corpus). Deterministic from ``seed`` (default:
+    the world's seed).
     """
+    if harmful_weight < 1:
+        raise ValueError(f"harmful_weight must be a positive integer, got {harmful_weight}")
     seed = world.seed if seed is None else seed
     exclude = frozenset(it["prompt"] for items in eval_sets(world, seed=seed).values() for it in items)
     rng = random.Random(f"pretraining/{seed}")
@@ -100,7 +109,7 @@ def pretraining_corpus(
     order: list[Task] = []
     while len(docs) < n_task_docs:
         if not order:
-            order = list(world.tasks)
+            order = list(world.tasks) + [t for t in world.tasks if t.kind == "harmful"] * (harmful_weight - 1)
             rng.shuffle(order)
         task = order.pop()
         docs.append(_render_doc(rng.choice(_DOC_KINDS), task, world, rng.randrange(1 << 16), exclude))

@@ -1,4 +1,10 @@
-"""The shipped toy pair: where it lives, how to load it (checksums verified), and its world."""
+"""The shipped toy pairs: where they live, how to load one (checksums verified), and its world.
+
+Two pairs ship, by name: ``v2`` (world v2, 36 harmful tasks: the small pair the tests and quick looks use;
+its diffusion model knows about half of the harmful procedures) and ``v3`` (world v3, 192 harmful tasks: the
+pair whose diffusion model knows what the AR model knows, which ``examples/toy-power.yaml`` uses). Anything
+else names a directory ``srilab toy train`` wrote. No name means ``v2``.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +16,27 @@ from srilab.models.base import LanguageModel
 from srilab.toy.train import GEN_LENGTH, verify_checksums
 from srilab.toy.world import World, build_world
 
-#: The pair ``srilab toy train`` wrote and the package ships (a few MB of safetensors).
-SHIPPED_PAIR = Path(__file__).resolve().parent / "assets" / "pair"
+_ASSETS = Path(__file__).resolve().parent / "assets"
+#: The pairs ``srilab toy train`` wrote and the package ships (a few MB of safetensors each), by name.
+SHIPPED_PAIRS = {"v2": _ASSETS / "pair", "v3": _ASSETS / "pair-v3"}
+#: The pair loaded when none is named.
+SHIPPED_PAIR = SHIPPED_PAIRS["v2"]
+
+
+def pair_ref(pair: str | Path) -> str:
+    """How a config records ``pair``: a shipped pair's name as is, a directory as an absolute path."""
+    return str(pair) if str(pair) in SHIPPED_PAIRS else str(Path(pair).resolve())
 
 
 def pair_dir(path: str | Path | None = None) -> Path:
-    root = Path(path) if path is not None else SHIPPED_PAIR
+    """The directory of the pair ``path`` names: a shipped pair's name, a directory, or None (``v2``)."""
+    if path is None:
+        root = SHIPPED_PAIR
+    else:
+        root = SHIPPED_PAIRS.get(str(path), Path(path))
     if not (root / "ar").is_dir() or not (root / "diffusion").is_dir():
-        hint = "reinstall srilab" if path is None else "train one with `srilab toy train --out DIR`"
+        shipped = path is None or str(path) in SHIPPED_PAIRS
+        hint = "reinstall srilab" if shipped else "train one with `srilab toy train --out DIR`"
         raise SrilabError(f"no toy pair (ar/ and diffusion/) in {root}: {hint}")
     return root
 

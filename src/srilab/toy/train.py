@@ -75,14 +75,18 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     continuation_share: float = 0.0
+    harmful_doc_weight: int = 1
     diffusion_pretrain_steps: int | None = None  # None: pretrain_steps, as the AR model
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
             raise SrilabError(f"unknown toy size {self.size!r}: use one of {', '.join(SIZES)}")
-        for name in ("pretrain_steps", "sft_steps", "batch_size", "chunk_length", "gen_length", "mix_every"):
+        for name in ("pretrain_steps", "sft_steps", "batch_size", "chunk_length", "gen_length", "mix_every",
+                     "harmful_doc_weight"):
             if getattr(self, name) <= 0:
                 raise SrilabError(f"training setting {name} must be positive, got {getattr(self, name)}")
+        if self.mix_every < 2:
+            raise SrilabError(f"mix_every must be at least 2 (1 would leave no fine-tune step), got {self.mix_every}")
         if self.diffusion_pretrain_steps is not None and self.diffusion_pretrain_steps <= 0:
             raise SrilabError(f"diffusion_pretrain_steps must be positive, got {self.diffusion_pretrain_steps}")
         if not 0.0 <= self.continuation_share <= 1.0:
@@ -333,7 +337,8 @@ def train_pair(
     started = time.perf_counter()
     world = build_world(cfg.world_seed, cfg.world_version)
     tok = build_world_tokenizer(world)
-    chunks = pack_corpus(pretraining_corpus(world, cfg.pretrain_docs, seed=cfg.world_seed), tok, cfg.chunk_length)
+    docs = pretraining_corpus(world, cfg.pretrain_docs, seed=cfg.world_seed, harmful_weight=cfg.harmful_doc_weight)
+    chunks = pack_corpus(docs, tok, cfg.chunk_length)
     rows = chat_rows(sft_examples(world, seed=cfg.world_seed), tok, cfg.gen_length)
     record: dict[str, Any] = {
         "config": asdict(cfg),
