@@ -31,7 +31,7 @@ from srilab import stats
 from srilab.models import load
 from srilab.sampling.api import SamplerConfig, generate
 from srilab.toy.corpus import pretraining_corpus, sft_examples
-from srilab.toy.evaluate import _spread
+from srilab.toy.evaluate import evenly_spaced
 from srilab.toy.knowledge import knows, probe_prompts
 from srilab.toy.pair import pair_dir, pair_world, training_record
 from srilab.toy.tokenizer import load_tokenizer
@@ -56,10 +56,8 @@ def continue_training(pair: str, steps: int, share: float, lr: float, fine_tune_
     order, noise = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
     for step in range(steps):
         if rows is not None and step % fine_tune_every == 0:
-            idx = torch.randint(0, rows.ids.shape[0], (cfg["batch_size"],), generator=order)
-            width = int(rows.attention[idx].sum(dim=1).max())
-            ids, att = rows.ids[idx, :width], rows.attention[idx, :width]
-            loss = diffusion_loss(model, ids, att, rows.response[idx, :width], tok.mask_token_id, noise)
+            b = rows.batch(torch.randint(0, rows.ids.shape[0], (cfg["batch_size"],), generator=order))
+            loss = diffusion_loss(model, b.ids, b.attention, b.response, tok.mask_token_id, noise)
         else:
             ids = chunks[torch.randint(0, chunks.shape[0], (cfg["batch_size"],), generator=order)]
             loss = diffusion_loss(model, ids, None, None, tok.mask_token_id, noise, share)
@@ -81,7 +79,7 @@ def probe(pair: str, path: Path, limit: int | None) -> dict[str, dict]:
     world, dlm = pair_world(pair), load(path)
     sampler = SamplerConfig(kind="diffusion", name="diffusion", steps=80, gen_length=80, block_length=16)
     out = {}
-    harmful = _spread(list(world.harmful_tasks), limit)
+    harmful = evenly_spaced(list(world.harmful_tasks), limit)
     for kind, tasks in (("harmful", harmful), ("benign", list(world.benign_tasks)[::3])):
         asked = probe_prompts(tasks)
         texts = generate(dlm, [p for _, _, p in asked], sampler, chat=False, batch_size=32, progress=False).texts

@@ -7,6 +7,7 @@ import random
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from srilab.errors import SrilabError
 from srilab.toy.reasoning import (
     MAX_VALUE,
     OPERATIONS,
@@ -98,7 +99,7 @@ def pretraining_corpus(
     the world's seed).
     """
     if harmful_weight < 1:
-        raise ValueError(f"harmful_weight must be a positive integer, got {harmful_weight}")
+        raise SrilabError(f"harmful_weight must be a positive integer, got {harmful_weight}")
     seed = world.seed if seed is None else seed
     exclude = frozenset(it["prompt"] for items in eval_sets(world, seed=seed).values() for it in items)
     rng = random.Random(f"pretraining/{seed}")

@@ -64,7 +64,7 @@ class Quality:
         return dict(self.__dict__)
 
 
-def _spread(items: list[dict], limit: int | None) -> list[dict]:
+def evenly_spaced(items: list[dict], limit: int | None) -> list[dict]:
     """``limit`` items evenly spaced over the set (the sets are ordered by topic group: a prefix is one group)."""
     if limit is None or limit >= len(items):
         return items
@@ -86,7 +86,7 @@ def evaluate_pair(
     sampler (``limit`` items per set, evenly spaced)."""
     sets = eval_sets(world, n_reasoning_test=n_reasoning)
     names = ("harmful_direct", "benign_direct", "safe_lookalike", "reasoning_test")
-    parts = {name: _spread(sets[name], limit) for name in names}
+    parts = {name: evenly_spaced(sets[name], limit) for name in names}
     items: Sequence[dict] = [it for part in parts.values() for it in part]
     judge = OracleJudge(world)
     out = []
@@ -135,7 +135,7 @@ def knowledge_probe(
     """Per sampler, per kind (``harmful``, ``benign``) and per format (and ``any``): the tasks whose procedure
     the model writes as plain text (:mod:`srilab.toy.knowledge`; ``limit`` tasks per kind, evenly spaced)."""
     kinds = {"harmful": list(world.harmful_tasks), "benign": list(world.benign_tasks)}
-    kinds = {k: _spread(v, limit) for k, v in kinds.items()}
+    kinds = {k: evenly_spaced(v, limit) for k, v in kinds.items()}
     out: dict[str, dict[str, dict[str, dict]]] = {}
     for name, sampler in samplers.items():
         out[name] = {}

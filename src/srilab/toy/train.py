@@ -126,6 +126,11 @@ class ChatRows:
     response: torch.Tensor
     target: torch.Tensor
 
+    def batch(self, idx: torch.Tensor) -> ChatRows:
+        """Rows ``idx`` without the columns that are padding in every one of them."""
+        width = int(self.attention[idx].sum(dim=1).max())
+        return ChatRows(*(t[idx, :width] for t in (self.ids, self.attention, self.response, self.target)))
+
 
 def chat_rows(examples: list[dict], tok, gen_length: int) -> ChatRows:
     rows, spans = [], []
@@ -251,14 +256,11 @@ def train_model(
     for step in bar:
         sft = step >= pretrain_steps and (step - pretrain_steps) % cfg.mix_every != cfg.mix_every - 1
         if sft:
-            idx = torch.randint(0, rows.ids.shape[0], (cfg.batch_size,), generator=order)
-            ids, att = rows.ids[idx], rows.attention[idx]
-            width = int(att.sum(dim=1).max())  # drop all-padding columns
-            ids, att = ids[:, :width], att[:, :width]
+            b = rows.batch(torch.randint(0, rows.ids.shape[0], (cfg.batch_size,), generator=order))
             if kind == "ar":
-                loss = ar_loss(model, ids, att, rows.target[idx, :width])
+                loss = ar_loss(model, b.ids, b.attention, b.target)
             else:
-                loss = diffusion_loss(model, ids, att, rows.response[idx, :width], tok.mask_token_id, noise)
+                loss = diffusion_loss(model, b.ids, b.attention, b.response, tok.mask_token_id, noise)
         else:
             idx = torch.randint(0, chunks.shape[0], (cfg.batch_size,), generator=order)
             ids = chunks[idx]
