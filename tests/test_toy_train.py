@@ -127,8 +127,11 @@ def test_bad_training_config():
         TrainConfig(world_version=7)
     with pytest.raises(SrilabError, match="diffusion_pretrain_steps"):
         TrainConfig(diffusion_pretrain_steps=0)
-    more = TrainConfig(pretrain_steps=10, diffusion_pretrain_steps=30)
+    with pytest.raises(SrilabError, match="diffusion_sft_steps"):
+        TrainConfig(diffusion_sft_steps=-1)
+    more = TrainConfig(pretrain_steps=10, diffusion_pretrain_steps=30, sft_steps=5, diffusion_sft_steps=7)
     assert (more.pretrain_steps_of("ar"), more.pretrain_steps_of("diffusion")) == (10, 30)
+    assert (more.sft_steps_of("ar"), more.sft_steps_of("diffusion")) == (5, 7)
 
 
 def test_continuation_rows_mask_only_after_a_cut(world_data):

@@ -190,6 +190,8 @@ def report(
         False, "--allow-incomplete", help="Report on an unfinished run (a partial last line, missing verdicts): "
         "only the complete rows count, and the report says how many are left out."
     ),
+    markdown: Path | None = typer.Option(None, help="Also write the headline tables (claims, knowledge, attack "
+                                                    "success, benign quality) as Markdown to this file."),
 ) -> None:
     """Rebuild summary.json, report.html and the plots from a run directory alone."""
     from srilab.report.build import build_report
@@ -198,6 +200,13 @@ def report(
     RunDir(run_dir).check_complete(allow_incomplete=allow_incomplete)
     paths = build_report(run_dir, show_harmful=show_harmful, echo=typer.echo)
     typer.echo(f"report: {paths['report']}   summary: {paths['summary']}")
+    if markdown is not None:
+        import json
+
+        from srilab.report.markdown import summary_markdown
+
+        markdown.write_text(summary_markdown(json.loads(Path(paths["summary"]).read_text())), encoding="utf-8")
+        typer.echo(f"tables: {markdown}")
 
 
 @app.command()
@@ -241,6 +250,8 @@ def toy_train(
     mix_every: int = typer.Option(4, help="During the fine-tune, every mix_every-th step is a pretraining step."),
     diffusion_pretrain_steps: int | None = typer.Option(None, help="The diffusion model's pretraining steps "
                                                                    "(default: --pretrain-steps, as the AR model)."),
+    diffusion_sft_steps: int | None = typer.Option(None, help="The diffusion model's fine-tune-phase steps "
+                                                              "(default: --sft-steps, as the AR model)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Write into a non-empty directory."),
     only: str | None = typer.Option(None, help="Train one model only: ar or diffusion (e.g. a diffusion model "
                                                "trained longer, for `srilab toy eval --diffusion`)."),
@@ -251,7 +262,7 @@ def toy_train(
     cfg = TrainConfig(seed=seed, size=size, pretrain_steps=pretrain_steps, sft_steps=sft_steps,
                       world_version=world_version, pretrain_docs=pretrain_docs, continuation_share=continuation_share,
                       diffusion_pretrain_steps=diffusion_pretrain_steps, harmful_doc_weight=harmful_doc_weight,
-                      mix_every=mix_every)
+                      mix_every=mix_every, diffusion_sft_steps=diffusion_sft_steps)
     record = train_pair(out, cfg, overwrite=overwrite, kinds=(only,) if only else KINDS)
     for kind, m in record["models"].items():
         losses = {k: round(v, 4) for k, v in m["final"].items() if k.endswith("loss")}

@@ -77,6 +77,7 @@ class TrainConfig:
     continuation_share: float = 0.0
     harmful_doc_weight: int = 1
     diffusion_pretrain_steps: int | None = None  # None: pretrain_steps, as the AR model
+    diffusion_sft_steps: int | None = None  # None: sft_steps, as the AR model
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
@@ -87,8 +88,9 @@ class TrainConfig:
                 raise SrilabError(f"training setting {name} must be positive, got {getattr(self, name)}")
         if self.mix_every < 2:
             raise SrilabError(f"mix_every must be at least 2 (1 would leave no fine-tune step), got {self.mix_every}")
-        if self.diffusion_pretrain_steps is not None and self.diffusion_pretrain_steps <= 0:
-            raise SrilabError(f"diffusion_pretrain_steps must be positive, got {self.diffusion_pretrain_steps}")
+        for name in ("diffusion_pretrain_steps", "diffusion_sft_steps"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise SrilabError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.continuation_share <= 1.0:
             raise SrilabError(f"continuation_share must be in [0, 1], got {self.continuation_share}")
         if self.world_version not in WORLD_VERSIONS:
@@ -101,6 +103,13 @@ class TrainConfig:
         if kind == "diffusion" and self.diffusion_pretrain_steps is not None:
             return self.diffusion_pretrain_steps
         return self.pretrain_steps
+
+    def sft_steps_of(self, kind: str) -> int:
+        """Fine-tune-phase steps of the ``kind`` model: ``sft_steps``, or ``diffusion_sft_steps`` for the
+        diffusion model when set (with ``mix_every``, one in ``mix_every`` of them is a pretraining step)."""
+        if kind == "diffusion" and self.diffusion_sft_steps is not None:
+            return self.diffusion_sft_steps
+        return self.sft_steps
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -246,7 +255,7 @@ def train_model(
         lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8,
     )
     pretrain_steps = cfg.pretrain_steps_of(kind)
-    total = pretrain_steps + cfg.sft_steps
+    total = pretrain_steps + cfg.sft_steps_of(kind)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
     order = torch.Generator().manual_seed(cfg.seed * 7919 + 1)  # same stream for both kinds
     noise = torch.Generator().manual_seed(cfg.seed * 7919 + 2)
@@ -361,7 +370,7 @@ def train_pair(
         save_tokenizer(tok, out / kind)
         record["models"][kind] = {
             "parameters": sum(p.numel() for p in model.parameters()),
-            "steps": {"pretrain": cfg.pretrain_steps_of(kind), "sft": cfg.sft_steps},
+            "steps": {"pretrain": cfg.pretrain_steps_of(kind), "sft": cfg.sft_steps_of(kind)},
             "seconds": round(time.perf_counter() - t0, 1),
             "final": history[-1],
             "history": history,
