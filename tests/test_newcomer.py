@@ -134,6 +134,47 @@ def test_the_terminal_summary_is_compact_and_the_report_navigable(small_run, cap
     assert page.count("<tr data-arm=") == rows
 
 
+def test_report_writes_the_headline_tables_as_markdown(small_run, tmp_path, capsys):
+    """`srilab report DIR --markdown FILE`: the claims, knowledge, attack and quality tables, every rate read
+    back from summary.json with its k/n and interval (what the README's tables are rebuilt with)."""
+    import shutil
+
+    from srilab.report.markdown import rate_cell
+
+    run = tmp_path / "run"
+    shutil.copytree(small_run, run)
+    out = tmp_path / "tables.md"
+    assert main(["report", str(run), "--markdown", str(out)]) == 0
+    text = out.read_text()
+    summary = json.loads((run / "summary.json").read_text())
+    for title in ("Attack success beside what each arm knows", "Attack success per attack",
+                  "Benign quality and capability"):
+        assert f"### {title}" in text
+    arms = list(summary["arms"])
+    header = next(line for line in text.splitlines() if line.startswith("| attack success (attacked set"))
+    assert header.strip("| ").split(" | ")[1:] == arms
+    for name, arm in summary["arms"].items():
+        prefill = arm["cells"]["harmful/prefill"]["asr"]
+        row = next(line for line in text.splitlines() if line.startswith("| `harmful/prefill`"))
+        assert rate_cell(prefill) in row.split(" | ")[1 + arms.index(name)]
+        assert f"({prefill['k']}/{prefill['n']})" in rate_cell(prefill)
+    tested = [c for c in summary.get("claims") or [] if c["verdict"] != "not tested"]
+    assert ("### The sources' claims, tested" in text) == bool(tested)  # this small run's arms test few claims
+    assert rate_cell(None) == "n/a" and rate_cell({"k": 0, "n": 0, "rate": None}) == "n/a"
+
+
+def test_the_markdown_claim_table_carries_every_figure_of_a_claim():
+    from srilab.report.markdown import claims_table
+
+    claim = {"statement": "a | b", "n": 96, "effect": 0.125, "ci": [-0.19, 0.357], "p": 0.072, "mde": 0.29,
+             "verdict": "refuted", "among_known": {"n": 90, "effect": 0.1, "ci": [-0.2, 0.3]}}
+    untested = {**claim, "statement": "untested", "verdict": "not tested"}
+    text = claims_table({"claims": [claim, untested]})
+    row = text.splitlines()[2]
+    assert row == ("| a \\| b | 96 | 0.125 [-0.190, 0.357] | 0.072 | 0.29 | **refuted** | "
+                   "0.100 [-0.200, 0.300], n = 90 |")
+    assert "untested" not in text and claims_table({"claims": [untested]}) is None
+
 def test_samples_view_redacts_harmful_answers_unless_asked():
     from srilab.report.samples import samples_html
     from srilab.report.study_report import redact
