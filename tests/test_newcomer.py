@@ -134,7 +134,7 @@ def test_the_terminal_summary_is_compact_and_the_report_navigable(small_run, cap
     assert page.count("<tr data-arm=") == rows
 
 
-def test_report_writes_the_headline_tables_as_markdown(small_run, tmp_path, capsys):
+def test_report_writes_the_headline_tables_as_markdown(small_run, tmp_path):
     """`srilab report DIR --markdown FILE`: the claims, knowledge, attack and quality tables, every rate read
     back from summary.json with its k/n and interval (what the README's tables are rebuilt with)."""
     import shutil
@@ -153,9 +153,9 @@ def test_report_writes_the_headline_tables_as_markdown(small_run, tmp_path, caps
     arms = list(summary["arms"])
     header = next(line for line in text.splitlines() if line.startswith("| attack success (attacked set"))
     assert header.strip("| ").split(" | ")[1:] == arms
+    row = next(line for line in text.splitlines() if line.startswith("| `harmful/prefill`"))
     for name, arm in summary["arms"].items():
         prefill = arm["cells"]["harmful/prefill"]["asr"]
-        row = next(line for line in text.splitlines() if line.startswith("| `harmful/prefill`"))
         assert rate_cell(prefill) in row.split(" | ")[1 + arms.index(name)]
         assert f"({prefill['k']}/{prefill['n']})" in rate_cell(prefill)
     tested = [c for c in summary.get("claims") or [] if c["verdict"] != "not tested"]
@@ -174,6 +174,7 @@ def test_the_markdown_claim_table_carries_every_figure_of_a_claim():
     assert row == ("| a \\| b | 96 | 0.125 [-0.190, 0.357] | 0.072 | 0.29 | **refuted** | "
                    "0.100 [-0.200, 0.300], n = 90 |")
     assert "untested" not in text and claims_table({"claims": [untested]}) is None
+
 
 def test_samples_view_redacts_harmful_answers_unless_asked():
     from srilab.report.samples import samples_html
