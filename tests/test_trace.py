@@ -71,7 +71,9 @@ def test_memory_is_per_step_vectors_only(llada):
     with Tracer(llada, TraceConfig(), 2) as tr:
         generate(llada.module, PROMPT, tracer=tr, **KW)
         assert tr._current is None  # no [B, L, D] output is held between steps
-        assert all(s.shape == (2, 64) for s in tr._steps)
+        for sums, every, size, unmasked in tr._steps:  # per step: two D-vectors and the response's flags
+            assert sums.shape == every.shape == (2, 1, 64)
+            assert unmasked.shape == (2, 1, size) and size == KW["gen_length"]
 
 
 def test_dream_trace_reads_the_shifted_positions(golden_dir):

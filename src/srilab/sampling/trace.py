@@ -162,7 +162,8 @@ class Tracer:
         self.module = model.hidden_module(config.layer)
         self._handle = None
         self._current: torch.Tensor | None = None
-        self._steps: list[torch.Tensor] = []
+        self._steps: list[tuple] = []  # diffusion: per step, sums to pool (see _pooled)
+        self._ones_cache: torch.Tensor | None = None
         self._canvas: list[torch.Tensor] = []
         self._x0_tokens: list[torch.Tensor] = []
         self._x0_probs: list[torch.Tensor] = []
@@ -232,19 +233,39 @@ class Tracer:
         h = self._take()
         length = canvas.shape[1]
         # Dream: the output at position i predicts token i + 1, so response position p is read at p - 1.
-        h = h[:, prompt_len - logits_shift : length - logits_shift]
+        h = h[:, prompt_len - logits_shift : length - logits_shift].to(torch.float32)
+        # A step only keeps sums (the division, and the whole-response fallback of a step in which a row has
+        # nothing unmasked yet, are done for all steps at once in ``result``): a few tensor ops a step.
+        every = torch.bmm(self._ones(h), h)  # [B, 1, D]: the sum over the whole response
         if self.config.pooling == "generated":
-            weights = (canvas[:, prompt_len:] != mask_id).to(torch.float32)
-            empty = weights.sum(dim=1, keepdim=True) == 0
-            weights = torch.where(empty, torch.ones_like(weights), weights)
+            unmasked = canvas[:, prompt_len:].ne(mask_id).to(torch.float32).unsqueeze(1)  # [B, 1, G]
+            self._steps.append((torch.bmm(unmasked, h), every, h.shape[1], unmasked))
         else:
-            weights = torch.ones(canvas.shape[0], length - prompt_len, device=canvas.device)
-        pooled = torch.bmm(weights.unsqueeze(1), h.to(torch.float32)).squeeze(1)
-        self._steps.append(pooled / weights.sum(dim=1, keepdim=True))
+            self._steps.append((every, every, h.shape[1], None))
         if self.monitor is not None:
-            self._check(len(self._steps) - 1, self._steps[-1])
+            self._check(len(self._steps) - 1, self._pooled(self._steps[-1:])[:, 0])
         if self.config.canvas:
             self._canvas.append(canvas[:, prompt_len:].clone())
+
+    def _ones(self, h: torch.Tensor) -> torch.Tensor:
+        """float32 [B, 1, G] ones for ``h`` [B, G, D], made once per shape and device."""
+        shape = (h.shape[0], 1, h.shape[1])
+        if self._ones_cache is None or self._ones_cache.shape != shape or self._ones_cache.device != h.device:
+            self._ones_cache = torch.ones(shape, device=h.device)
+        return self._ones_cache
+
+    @staticmethod
+    def _pooled(steps: list[tuple]) -> torch.Tensor:
+        """float32 [B, S, D]: phi_t of the recorded diffusion steps, each ``(sum over the unmasked positions
+        [B, 1, D], sum over the whole response [B, 1, D], its length G, unmasked flags [B, 1, G] or None)``:
+        the mean over the unmasked positions; over the whole response where a row has none unmasked, or for
+        the ``response`` pooling (no flags)."""
+        every = torch.cat([e for _, e, _, _ in steps], dim=1) / steps[0][2]
+        if steps[0][3] is None:
+            return every
+        sums = torch.cat([s for s, _, _, _ in steps], dim=1)
+        counts = torch.cat([w for _, _, _, w in steps], dim=1).sum(dim=-1, keepdim=True)  # [B, S, 1]
+        return torch.where(counts == 0, every, sums / counts)
 
     def record_ar(self, active: torch.Tensor, canvas: torch.Tensor | None = None) -> None:
         """Running mean of the last position's output over the steps in which a row was still active.
@@ -333,7 +354,7 @@ class Tracer:
             means = (last * act).cumsum(dim=1) / act.cumsum(dim=1).clamp_min(1.0)
             acts = means[:, torch.tensor(self._ar_index)].cpu()
         else:
-            acts = torch.stack(self._steps, dim=1).cpu()
+            acts = self._pooled(self._steps).cpu()
         if not torch.isfinite(acts).all():
             raise SrilabError("the traced activations contain NaN or inf: check the model's dtype and weights")
         canvas = None
