@@ -252,13 +252,13 @@ def clock_trace() -> None:
 
 
 def trace_overhead_modes(model: M.LanguageModel, ids, mask, rounds: int, sample_s: float = 0.0,
-                         **kw) -> dict[str, tuple[float, ...]]:
+                         budget_s: float = 0.0, **kw) -> dict[str, tuple[float, ...]]:
     """Per sampling mode: (median, min, max, k, direct) over ``rounds`` rounds of traced / untraced time - 1, in %.
     A round runs the untraced and the traced generation alternately, ``k`` times each (the order flipping every
     pair), and its ratio is the best traced time over the best untraced one: ``k`` is the count of runs that
-    fills ``sample_s`` seconds (at least 2 when ``sample_s`` > 0), so that one scheduler tick or a neighbour's
-    burst, which only ever slows a run down, does not decide a round, and a load that drifts over seconds hits
-    both sides alike."""
+    fills ``sample_s`` seconds (at least 1), so that one scheduler tick or a neighbour's burst, which only ever
+    slows a run down, does not decide a short run's round, and a load that drifts over seconds hits both sides
+    alike. ``budget_s`` > 0: a mode whose rounds would take longer runs fewer of them (at least 3)."""
     out = {}
     for label, cache, threshold in TRACE_MODES:
         def run(trace: bool, cache=cache, threshold=threshold):
@@ -268,9 +268,11 @@ def trace_overhead_modes(model: M.LanguageModel, ids, mask, rounds: int, sample_
 
         run(False)  # warm-up, and the length of one run
         one = timeit(lambda: run(True), 1, warmup=False)
-        k = max(2, math.ceil(sample_s / one)) if sample_s > 0 else 1
+        k = max(1, math.ceil(sample_s / one)) if sample_s > 0 else 1
+        # A round takes ~2 k one seconds; a slow configuration runs fewer rounds (at least 3) within budget_s.
+        n_rounds = rounds if budget_s <= 0 else max(min(3, rounds), min(rounds, int(budget_s / (2 * k * one))))
         ratios, direct = [], []
-        for i in range(rounds):
+        for i in range(n_rounds):
             best = {False: math.inf, True: math.inf}
             in_trace = math.inf
             for j in range(k):
@@ -443,6 +445,7 @@ def main(argv: list[str] | None = None) -> dict:
     llada_lm = native_lm(llada, llada_mask_id, llada_name)
     rounds = max(1, args.repeats // 2)
     sample_s = 0.0 if args.quick else 1.0  # shorter generations are timed as the best of a few back to back
+    budget_s = 0.0 if args.quick else 20.0  # seconds of rounds per mode, beyond which fewer rounds (>= 3) run
     overhead: dict[str, dict[str, tuple[float, ...]]] = {}
     # The 51M model's overhead is read over 16 steps (part 4 times 24): a ratio per step, and a batch-16 run of
     # it is the benchmark's longest.
@@ -452,7 +455,7 @@ def main(argv: list[str] | None = None) -> dict:
                                 (llada_name, llada_lm, l_ids, l_mask, llada_trace_kw)):
         for batch in (16, 1):
             overhead[f"{where}, batch {batch}"] = trace_overhead_modes(lm, i[:batch], m[:batch], rounds,
-                                                                       sample_s, **kw)
+                                                                       sample_s, budget_s, **kw)
     for where, modes in overhead.items():
         for label, (median, low, high, k, direct) in modes.items():
             results[f"trace_overhead_pct[{where}][{label}]"] = median
@@ -494,8 +497,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"shipped toy pair; {llada_name}: a LLaDA-format model, {llada_params / 1e6:.1f}M random parameters;"
           f" threshold {THRESHOLD}:")
     print(f"trace overhead per mode (toy: {toy_kw['steps']} steps; {llada_name}: {llada_trace_kw['steps']} steps), "
-          f"wall clock, traced / untraced - 1, median [range] over {rounds} rounds (each the best of k alternating "
-          "runs a side), then its direct cost: the time inside the trace's own code over the untraced time:")
+          f"wall clock, traced / untraced - 1, median [range] over {rounds} rounds (3 where a round is slow; each "
+          "the best of k alternating runs a side), then its direct cost: the time inside the trace's own code over "
+          "the untraced time:")
     for where, modes in overhead.items():
         print(f"  {where:<28}" + ", ".join(f"{label} {md:+.1f}% [{lo:+.1f}, {hi:+.1f}] (k {k})"
                                           for label, (md, lo, hi, k, _) in modes.items()))
