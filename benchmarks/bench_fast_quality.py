@@ -19,7 +19,10 @@ response words equal to the exact sampler's (position by position), and the time
 busy machine a timing means little: ``benchmarks/bench_engine.py`` measures speed). The last line names the
 fastest mode whose every difference interval contains 0.
 
-    python benchmarks/bench_fast_quality.py [--limit N] [--json out.json]
+    python benchmarks/bench_fast_quality.py [--pair v3] [--limit N] [--json out.json]
+
+``--pair``: the shipped pair (``v2``, the default, or ``v3``, the matched pair) or a pair directory. ``--limit N``
+takes N items per part, evenly spaced over the part (the topic groups in turn).
 """
 
 from __future__ import annotations
@@ -53,8 +56,8 @@ MODES = (  # label, cache, threshold
 METRICS = ("benign correct", "harmful refused", "prefill success", "guard FPR")
 
 
-def items(limit: int | None) -> dict[str, list[dict]]:
-    sets = eval_sets(pair_world(), n_reasoning_test=0)
+def items(limit: int | None, pair: str | None = None) -> dict[str, list[dict]]:
+    sets = eval_sets(pair_world(pair), n_reasoning_test=0)
     train = sets["benign_train"]  # two train phrasings per task, task by task
     parts = {
         "centre": train[0::2],
@@ -119,12 +122,13 @@ def agreement(exact: dict, fast: dict) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--limit", type=int, default=None, help="items per part (a smoke run: its figures are not results)")
+    ap.add_argument("--limit", type=int, default=None, help="items per part, evenly spaced (few: a smoke run)")
+    ap.add_argument("--pair", default=None, help="a shipped pair's name (v2, v3) or a pair directory; default v2")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    _, dlm = load_pair()
-    world, gen = pair_world(), pair_gen_length()
-    parts = items(args.limit)
+    _, dlm = load_pair(args.pair)
+    world, gen = pair_world(args.pair), pair_gen_length(args.pair)
+    parts = items(args.limit, args.pair)
     runs = {}
     for label, cache, threshold in MODES:
         sampler = SamplerConfig(kind="diffusion", name=label, steps=gen, gen_length=gen, block_length=16,
@@ -132,7 +136,8 @@ def main(argv: list[str] | None = None) -> dict:
         runs[label] = run_mode(dlm, parts, sampler, world)
         print(f"[{label}: {runs[label]['seconds']:.0f} s]", file=sys.stderr, flush=True)
     exact = runs["exact"]
-    print(f"fast sampler vs exact on the shipped toy pair's diffusion model ({gen} steps, blocks of 16, greedy); "
+    print(f"fast sampler vs exact on the toy pair {args.pair or 'v2'}'s diffusion model ({gen} steps, blocks of 16, "
+          f"greedy; {', '.join(f'{k} {len(v)}' for k, v in parts.items())} items); "
           f"k/n [Wilson 95%]; fast - exact [Newcombe 95%], McNemar p")
     results: dict = {}
     within = []
