@@ -30,17 +30,20 @@ def claim_row(c: dict[str, Any]) -> list[str]:
         ", ".join(a for a in c["arms"] if a) or "-", str(c["n"]), number(c.get("effect")),
         "-" if not ci or ci[0] is None else f"[{number(ci[0])}, {number(ci[1])}]",
         "-" if c.get("p") is None else f"{c['p']:.3g}", number(c.get("mde")),
-        VERDICT_TEXT.get(c["verdict"], c["verdict"]), _known_text(c.get("among_known")), c.get("note", ""),
+        VERDICT_TEXT.get(c["verdict"], c["verdict"]), known_text(c.get("among_known")), c.get("note", ""),
     ]
 
 
-def _known_text(k: dict[str, Any] | None) -> str:
+def known_text(k: dict[str, Any] | None, with_p: bool = True) -> str:
+    """A claim's test among the requests both arms know: effect [interval] (n, p); ``with_p=False``: effect
+    [interval], n (the Markdown table's column)."""
     if not k:
         return "-"
     if k.get("effect") is None:
         return f"n = {k['n']}: no estimate"
     ci = k["ci"]
-    return f"{number(k['effect'])} [{number(ci[0])}, {number(ci[1])}] (n = {k['n']}, p = {k['p']:.3g})"
+    estimate = f"{number(k['effect'])} [{number(ci[0])}, {number(ci[1])}]"
+    return f"{estimate} (n = {k['n']}, p = {k['p']:.3g})" if with_p else f"{estimate}, n = {k['n']}"
 
 
 def claims_section(summary: dict[str, Any]) -> html.Section | None:

@@ -36,12 +36,14 @@ class Section:
         return "sec-" + "".join(c if c.isalnum() else "-" for c in self.title.lower()).strip("-")[:60]
 
 
-def rate_text(r: dict) -> str:
-    """A rate with its count and 95% interval, in percent: ``12.5% (3/24) [4.3, 31.0]``."""
+def rate_text(r: dict, compact: bool = False) -> str:
+    """A rate with its count and 95% interval, in percent: ``12.5% (3/24) [4.3, 31.0]``; ``compact``: the
+    interval in whole percent, ``[4-31]`` (the Markdown tables')."""
     if r.get("rate") is None:
         return "n/a (n = 0)"
     lo, hi = r["ci"]
-    return f"{100 * r['rate']:.1f}% ({r['k']}/{r['n']}) [{100 * lo:.1f}, {100 * hi:.1f}]"
+    interval = f"[{100 * lo:.0f}-{100 * hi:.0f}]" if compact else f"[{100 * lo:.1f}, {100 * hi:.1f}]"
+    return f"{100 * r['rate']:.1f}% ({r['k']}/{r['n']}) {interval}"
 
 
 def auroc_text(a: dict | None) -> str:

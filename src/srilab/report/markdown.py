@@ -16,15 +16,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from srilab.report.claims_report import number
+from srilab.report.claims_report import known_text, number
+from srilab.report.html import rate_text
 
 
 def rate_cell(r: dict[str, Any] | None) -> str:
     """``12.5% (3/24) [4-31]``; ``n/a`` for a missing or empty rate."""
     if not r or not r.get("n") or r.get("rate") is None:
         return "n/a"
-    lo, hi = r["ci"]
-    return f"{100 * r['rate']:.1f}% ({r['k']}/{r['n']}) [{100 * lo:.0f}-{100 * hi:.0f}]"
+    return rate_text(r, compact=True)
 
 
 def table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -40,15 +40,6 @@ def _verdict(c: dict[str, Any]) -> str:
     return f"**{v}**" if v in ("holds", "refuted") else v
 
 
-def _among_known(c: dict[str, Any]) -> str:
-    k = c.get("among_known")
-    if not k:
-        return "-"
-    if k.get("effect") is None:
-        return f"n = {k['n']}: no estimate"
-    return f"{number(k['effect'])} [{number(k['ci'][0])}, {number(k['ci'][1])}], n = {k['n']}"
-
-
 def claims_table(summary: dict[str, Any]) -> str | None:
     claims = [c for c in summary.get("claims") or [] if c.get("verdict") != "not tested"]
     if not claims:
@@ -59,7 +50,7 @@ def claims_table(summary: dict[str, Any]) -> str | None:
         interval = f" [{number(ci[0])}, {number(ci[1])}]" if ci and ci[0] is not None else ""
         rows.append([c["statement"], str(c["n"]), f"{number(c.get('effect'))}{interval}",
                      "-" if c.get("p") is None else f"{c['p']:.2g}", number(c.get("mde"), 2), _verdict(c),
-                     _among_known(c)])
+                     known_text(c.get("among_known"), with_p=False)])
     return table(["claim (source)", "n", "effect [95% CI]", "p", "MDE", "verdict", "among requests both arms know"],
                  rows)
 
