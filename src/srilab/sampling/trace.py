@@ -29,7 +29,7 @@ has not committed yet -- e.g. whether harmful text it was heading for is later a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -57,6 +57,15 @@ class TraceConfig:
 
     def key(self) -> dict:
         return {"layer": str(self.layer), "pooling": self.pooling}
+
+
+class _StepSums(NamedTuple):
+    """What a traced diffusion step keeps (pooled for all steps at once by ``Tracer._pooled``)."""
+
+    unmasked: torch.Tensor  # [B, 1, D]: the sum of the states at the response's unmasked positions
+    whole: torch.Tensor  # [B, 1, D]: the sum over the whole response
+    length: int  # G, the response's length
+    unmasked_flags: torch.Tensor | None  # [B, 1, G] float, 1 where unmasked; None: the "response" pooling
 
 
 @dataclass
@@ -162,7 +171,7 @@ class Tracer:
         self.module = model.hidden_module(config.layer)
         self._handle = None
         self._current: torch.Tensor | None = None
-        self._steps: list[tuple] = []  # diffusion: per step, sums to pool (see _pooled)
+        self._steps: list[_StepSums] = []  # diffusion: per step, the sums to pool (see _pooled)
         self._ones_cache: torch.Tensor | None = None
         self._canvas: list[torch.Tensor] = []
         self._x0_tokens: list[torch.Tensor] = []
@@ -239,9 +248,9 @@ class Tracer:
         every = torch.bmm(self._ones(h), h)  # [B, 1, D]: the sum over the whole response
         if self.config.pooling == "generated":
             unmasked = canvas[:, prompt_len:].ne(mask_id).to(torch.float32).unsqueeze(1)  # [B, 1, G]
-            self._steps.append((torch.bmm(unmasked, h), every, h.shape[1], unmasked))
+            self._steps.append(_StepSums(torch.bmm(unmasked, h), every, h.shape[1], unmasked))
         else:
-            self._steps.append((every, every, h.shape[1], None))
+            self._steps.append(_StepSums(every, every, h.shape[1], None))
         if self.monitor is not None:
             self._check(len(self._steps) - 1, self._pooled(self._steps[-1:])[:, 0])
         if self.config.canvas:
@@ -255,17 +264,15 @@ class Tracer:
         return self._ones_cache
 
     @staticmethod
-    def _pooled(steps: list[tuple]) -> torch.Tensor:
-        """float32 [B, S, D]: phi_t of the recorded diffusion steps, each ``(sum over the unmasked positions
-        [B, 1, D], sum over the whole response [B, 1, D], its length G, unmasked flags [B, 1, G] or None)``:
-        the mean over the unmasked positions; over the whole response where a row has none unmasked, or for
-        the ``response`` pooling (no flags)."""
-        every = torch.cat([e for _, e, _, _ in steps], dim=1) / steps[0][2]
-        if steps[0][3] is None:
-            return every
-        sums = torch.cat([s for s, _, _, _ in steps], dim=1)
-        counts = torch.cat([w for _, _, _, w in steps], dim=1).sum(dim=-1, keepdim=True)  # [B, S, 1]
-        return torch.where(counts == 0, every, sums / counts)
+    def _pooled(steps: list[_StepSums]) -> torch.Tensor:
+        """float32 [B, S, D]: phi_t of the recorded diffusion steps: the mean over the unmasked positions; over
+        the whole response where a row has none unmasked, or for the ``response`` pooling (no flags)."""
+        whole = torch.cat([s.whole for s in steps], dim=1) / steps[0].length
+        if steps[0].unmasked_flags is None:
+            return whole
+        sums = torch.cat([s.unmasked for s in steps], dim=1)
+        counts = torch.cat([s.unmasked_flags for s in steps], dim=1).sum(dim=-1, keepdim=True)  # [B, S, 1]
+        return torch.where(counts == 0, whole, sums / counts)
 
     def record_ar(self, active: torch.Tensor, canvas: torch.Tensor | None = None) -> None:
         """Running mean of the last position's output over the steps in which a row was still active.
