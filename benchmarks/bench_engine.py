@@ -4,10 +4,10 @@
 
 1. Trace overhead: diffusion and AR generation (batch 16) with the SRI trace on vs off; and the diffusion
    sampler in every mode (cache none / prefix / dual, fixed schedule / threshold) on the shipped toy pair and
-   on the random LLaDA-format model of part 4, at batch 1 and 16: the median and range over interleaved
-   on/off rounds (each round the best of k alternating runs a side), and the largest median of all (the
-   figure the 2% target is about); beside it, the trace's direct cost, the time spent inside its own code
-   (clocked, so immune to the machine's noise) over the untraced time.
+   on the random LLaDA-format model of part 4, at batch 1 and 16: the median of the ratios of alternating
+   on/off pairs, its 95% interval and the pairs' range, and the largest median of all (the figure the 2%
+   target is about); beside it, the trace's direct cost, the time spent inside its own code (clocked, so
+   immune to the machine's noise) over the untraced time.
 2. Batched diffusion (batch 32) vs the authors' reference loop: one prompt at a time, all hidden states
    returned and cloned at every step (what their trace-collection code does).
 3. AR with KV cache vs recomputing the whole prefix for every one of 64 new tokens.
@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -251,39 +252,63 @@ def clock_trace() -> None:
                 setattr(owner, name, clocked(getattr(owner, name)))
 
 
-def trace_overhead_modes(model: M.LanguageModel, ids, mask, rounds: int, sample_s: float = 0.0,
-                         budget_s: float = 0.0, **kw) -> dict[str, tuple[float, ...]]:
-    """Per sampling mode: (median, min, max, k, direct) over ``rounds`` rounds of traced / untraced time - 1, in %.
-    A round runs the untraced and the traced generation alternately, ``k`` times each (the order flipping every
-    pair), and its ratio is the best traced time over the best untraced one: ``k`` is the count of runs that
-    fills ``sample_s`` seconds (at least 1), so that one scheduler tick or a neighbour's burst, which only ever
-    slows a run down, does not decide a short run's round, and a load that drifts over seconds hits both sides
-    alike. ``budget_s`` > 0: a mode whose rounds would take longer runs fewer of them (at least 3)."""
+@dataclass(frozen=True)
+class Overhead:
+    """One sampling mode's trace overhead, in % (traced / untraced - 1)."""
+
+    median: float  # the median of the per-pair wall-clock ratios
+    low: float  # the smallest and largest per-pair ratio
+    high: float
+    ci: tuple[float, float]  # the median's distribution-free 95% interval (order statistics)
+    pairs: int
+    direct: float  # the time inside the trace's own code over the untraced time (see clock_trace)
+
+
+def median_interval(xs: list[float], level: float = 0.95) -> tuple[float, float]:
+    """The distribution-free interval for the median of ``xs``: order statistics x_(j) .. x_(n+1-j), with the
+    largest j whose Binomial(n, 1/2) tails leave at least ``level`` between them (the whole range when n is too
+    small for that)."""
+    xs, n = sorted(xs), len(xs)
+    j = 0  # 0-based rank of the lower bound
+    while j + 1 < n - j - 1 and 2 * sum(math.comb(n, i) for i in range(j + 2)) / 2**n <= 1 - level:
+        j += 1
+    return xs[j], xs[n - 1 - j]
+
+
+def trace_overhead_modes(model: M.LanguageModel, ids, mask, pair_s: float, min_pairs: int, max_pairs: int,
+                         **kw) -> dict[str, Overhead]:
+    """Every sampling mode's trace overhead on the prompts ``ids``.
+
+    Wall clock: untraced and traced generations alternate in pairs (the order flipping every pair), as many pairs
+    as fill ``pair_s`` seconds (between ``min_pairs`` and ``max_pairs``); the overhead is the median of the
+    per-pair ratios, printed with its distribution-free 95% interval and the pairs' range, so that what this
+    machine's noise leaves unresolved shows (pairing cancels a load that drifts over seconds, not one within a
+    pair: on a shared 2-core VM one run can be 20-30% slower than the next). Direct: the time inside the trace's
+    own code (:func:`clock_trace`) in the traced runs over the untraced time, the best of each side."""
     out = {}
     for label, cache, threshold in TRACE_MODES:
-        def run(trace: bool, cache=cache, threshold=threshold):
+        def run(trace: bool, cache=cache, threshold=threshold) -> float:
             tracer = Tracer(model, TraceConfig(), ids.shape[0]) if trace else None
+            TRACE_CLOCK[0] = 0.0
+            t0 = time.perf_counter()
             with tracer if tracer else nullcontext():
                 dlm_sampler.generate(model.module, ids, mask, cache=cache, threshold=threshold, tracer=tracer, **kw)
+            return time.perf_counter() - t0
 
-        run(False)  # warm-up, and the length of one run
-        one = timeit(lambda: run(True), 1, warmup=False)
-        k = max(1, math.ceil(sample_s / one)) if sample_s > 0 else 1
-        # A round takes ~2 k one seconds; a slow configuration runs fewer rounds (at least 3) within budget_s.
-        n_rounds = rounds if budget_s <= 0 else max(min(3, rounds), min(rounds, int(budget_s / (2 * k * one))))
-        ratios, direct = [], []
-        for i in range(n_rounds):
-            best = {False: math.inf, True: math.inf}
-            in_trace = math.inf
-            for j in range(k):
-                for flag in (False, True) if (i + j) % 2 == 0 else (True, False):
-                    TRACE_CLOCK[0] = 0.0
-                    best[flag] = min(best[flag], timeit(lambda f=flag: run(f), 1, warmup=False))
-                    if flag:
-                        in_trace = min(in_trace, TRACE_CLOCK[0])
-            ratios.append(100.0 * (best[True] / best[False] - 1.0))
-            direct.append(100.0 * in_trace / best[False])
-        out[label] = (statistics.median(ratios), min(ratios), max(ratios), k, statistics.median(direct))
+        run(False)  # warm-up
+        one = run(True)
+        n = min(max_pairs, max(min_pairs, math.ceil(pair_s / (2 * one))))
+        ratios, untraced, in_trace = [], [], []
+        for i in range(n):
+            times = {}
+            for flag in (False, True) if i % 2 == 0 else (True, False):
+                times[flag] = run(flag)
+                if flag:
+                    in_trace.append(TRACE_CLOCK[0])
+            untraced.append(times[False])
+            ratios.append(100.0 * (times[True] / times[False] - 1.0))
+        out[label] = Overhead(statistics.median(ratios), min(ratios), max(ratios), median_interval(ratios), n,
+                              100.0 * min(in_trace) / min(untraced))
     return out
 
 
@@ -443,25 +468,25 @@ def main(argv: list[str] | None = None) -> dict:
     if args.quick:
         llada_kw.update(steps=16, gen_length=16, block_length=8)
     llada_lm = native_lm(llada, llada_mask_id, llada_name)
-    rounds = max(1, args.repeats // 2)
-    sample_s = 0.0 if args.quick else 1.0  # shorter generations are timed as the best of a few back to back
-    budget_s = 0.0 if args.quick else 20.0  # seconds of rounds per mode, beyond which fewer rounds (>= 3) run
-    overhead: dict[str, dict[str, tuple[float, ...]]] = {}
-    # The 51M model's overhead is read over 16 steps (part 4 times 24): a ratio per step, and a batch-16 run of
-    # it is the benchmark's longest.
-    llada_trace_kw = {**llada_kw, "steps": 16, "gen_length": 16}
+    # Pairs of runs fill ``pair_s`` seconds a mode (5 to 30 pairs; one in a smoke run).
+    pair_s, min_pairs, max_pairs = (0.0, 1, 1) if args.quick else (args.repeats * 0.8, 5, 30)
+    overhead: dict[str, dict[str, Overhead]] = {}
+    # The 51M model's overhead is read over one block of 8 steps (part 4 times 24): a ratio per step (the trace's
+    # fixed costs weigh more in a shorter run, if anything), and a batch-16 run of it is the benchmark's longest.
+    llada_trace_kw = {**llada_kw, "steps": 8, "gen_length": 8}
     clock_trace()
     for where, lm, i, m, kw in (("toy-diffusion", pair_dlm, toy_ids, toy_mask, toy_kw),
                                 (llada_name, llada_lm, l_ids, l_mask, llada_trace_kw)):
         for batch in (16, 1):
-            overhead[f"{where}, batch {batch}"] = trace_overhead_modes(lm, i[:batch], m[:batch], rounds,
-                                                                       sample_s, budget_s, **kw)
+            overhead[f"{where}, batch {batch}"] = trace_overhead_modes(lm, i[:batch], m[:batch], pair_s, min_pairs,
+                                                                       max_pairs, **kw)
     for where, modes in overhead.items():
-        for label, (median, low, high, k, direct) in modes.items():
-            results[f"trace_overhead_pct[{where}][{label}]"] = median
-            results[f"trace_overhead_range_pct[{where}][{label}]"] = [low, high]
-            results[f"trace_overhead_best_of[{where}][{label}]"] = k
-            results[f"trace_direct_pct[{where}][{label}]"] = direct
+        for label, o in modes.items():
+            results[f"trace_overhead_pct[{where}][{label}]"] = o.median
+            results[f"trace_overhead_range_pct[{where}][{label}]"] = [o.low, o.high]
+            results[f"trace_overhead_interval_pct[{where}][{label}]"] = list(o.ci)
+            results[f"trace_overhead_pairs[{where}][{label}]"] = o.pairs
+            results[f"trace_direct_pct[{where}][{label}]"] = o.direct
     lap("1b trace overhead per mode")
 
     # 4. fast sampler vs exact, batch 1 (one prompt after another) and 16
@@ -497,15 +522,15 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"shipped toy pair; {llada_name}: a LLaDA-format model, {llada_params / 1e6:.1f}M random parameters;"
           f" threshold {THRESHOLD}:")
     print(f"trace overhead per mode (toy: {toy_kw['steps']} steps; {llada_name}: {llada_trace_kw['steps']} steps), "
-          f"wall clock, traced / untraced - 1, median [range] over {rounds} rounds (3 where a round is slow; each "
-          "the best of k alternating runs a side), then its direct cost: the time inside the trace's own code over "
-          "the untraced time:")
+          "traced / untraced - 1: wall clock, the median of n alternating pairs (its 95% interval; the pairs' range), "
+          "then the direct cost: the time inside the trace's own code over the untraced time:")
     for where, modes in overhead.items():
-        print(f"  {where:<28}" + ", ".join(f"{label} {md:+.1f}% [{lo:+.1f}, {hi:+.1f}] (k {k})"
-                                          for label, (md, lo, hi, k, _) in modes.items()))
-        print(f"  {'':<28}direct: " + ", ".join(f"{label} {d:.2f}%" for label, (*_, d) in modes.items()))
-    worst = max(md for modes in overhead.values() for md, *_ in modes.values())
-    worst_direct = max(d for modes in overhead.values() for *_, d in modes.values())
+        print(f"  {where}")
+        for label, o in modes.items():
+            print(f"    {label:<26} {o.median:+5.1f}% ({o.ci[0]:+.1f}, {o.ci[1]:+.1f}; range {o.low:+.1f}, "
+                  f"{o.high:+.1f}; n {o.pairs:>2})   direct {o.direct:.2f}%")
+    worst = max(o.median for modes in overhead.values() for o in modes.values())
+    worst_direct = max(o.direct for modes in overhead.values() for o in modes.values())
     print(f"trace overhead, largest median over every mode, model and batch: {worst:+.2f}% wall clock, "
           f"{worst_direct:.2f}% direct")
     results["trace_overhead_worst_median_pct"] = worst
