@@ -228,11 +228,12 @@ TRACE_CLOCK = [0.0]
 
 
 def clock_trace() -> None:
-    """Wrap the trace's own code -- the tracer's forward hook, its per-step recording and padding, and the
-    block cache's two hooks that complete a cached step's state for it -- so that the time spent in it adds
-    up in :data:`TRACE_CLOCK`. That is the trace's direct cost, timed to the microsecond whatever the machine's
-    noise; what it leaves out is indirect (PyTorch's slower module call once a hook is registered, ~15 us a
-    pass here, and the cache a step's extra tensors take), which only the on/off wall-clock ratio sees."""
+    """Wrap the trace's own code -- the tracer's set-up, forward hook, per-step recording and padding and the
+    finished trace (``result``), and the block cache's two hooks that complete a cached step's state for it --
+    so that the time spent in it adds up in :data:`TRACE_CLOCK`. That is the trace's direct cost, timed to the
+    microsecond whatever the machine's noise; what it leaves out is indirect (PyTorch's slower module call once a
+    hook is registered, ~15 us a pass here, and the cache a step's extra tensors take), which only the on/off
+    wall-clock ratio sees."""
     from srilab.sampling.diffusion_cache import BlockCache
 
     def clocked(fn):
@@ -245,7 +246,8 @@ def clock_trace() -> None:
         inner.clocked = True
         return inner
 
-    for owner, names in ((Tracer, ("_hook", "record_diffusion", "repeat_last", "__enter__", "__exit__")),
+    for owner, names in ((Tracer, ("__init__", "_hook", "record_diffusion", "repeat_last", "__enter__", "__exit__",
+                                   "result")),
                          (BlockCache, ("_complete", "_restore"))):
         for name in names:
             if not getattr(getattr(owner, name), "clocked", False):
@@ -288,11 +290,13 @@ def trace_overhead_modes(model: M.LanguageModel, ids, mask, pair_s: float, min_p
     out = {}
     for label, cache, threshold in TRACE_MODES:
         def run(trace: bool, cache=cache, threshold=threshold) -> float:
-            tracer = Tracer(model, TraceConfig(), ids.shape[0]) if trace else None
             TRACE_CLOCK[0] = 0.0
             t0 = time.perf_counter()
+            tracer = Tracer(model, TraceConfig(), ids.shape[0]) if trace else None
             with tracer if tracer else nullcontext():
                 dlm_sampler.generate(model.module, ids, mask, cache=cache, threshold=threshold, tracer=tracer, **kw)
+            if tracer:
+                tracer.result()  # the trace as a study gets it (the steps' pooling is finished here)
             return time.perf_counter() - t0
 
         run(False)  # warm-up
@@ -382,11 +386,15 @@ def main(argv: list[str] | None = None) -> dict:
             with tracer if tracer else nullcontext():
                 dlm_sampler.generate(dlm.module, ids, mask, steps=steps, gen_length=gen, block_length=block,
                                      mask_id=MASK, tracer=tracer)
+            if tracer:
+                tracer.result()
 
         def ar_run(trace: bool):
             tracer = Tracer(ar, TraceConfig(), 16) if trace else None
             with tracer if tracer else nullcontext():
                 ar_sampler.generate(ar.module, ids, mask, max_new_tokens=gen, pad_token_id=PAD, tracer=tracer)
+            if tracer:
+                tracer.result()
 
         # Interleave on/off runs so drifting machine load hits both alike.
         # On/off runs alternate, and the overhead is the median of the per-round ratios: robust to the drifts of
