@@ -223,6 +223,16 @@ def compare_fast(module, ids, mask, batch: int, rounds: int, **kw) -> dict:
     } | {"exact": {"seconds": t_exact, "passes": passes["exact"]}}
 
 
+def traced(model: M.LanguageModel, batch: int, trace: bool, sample) -> None:
+    """``sample(tracer)`` with a fresh :class:`Tracer` on ``model`` (``None`` when not ``trace``), ending with the
+    finished trace, as a study's run does (``Tracer.result()`` completes the steps' pooling)."""
+    tracer = Tracer(model, TraceConfig(), batch) if trace else None
+    with tracer if tracer else nullcontext():
+        sample(tracer)
+    if tracer:
+        tracer.result()
+
+
 #: Seconds spent inside the trace's own code (see :func:`clock_trace`), summed since the last reset.
 TRACE_CLOCK = [0.0]
 
@@ -292,11 +302,8 @@ def trace_overhead_modes(model: M.LanguageModel, ids, mask, pair_s: float, min_p
         def run(trace: bool, cache=cache, threshold=threshold) -> float:
             TRACE_CLOCK[0] = 0.0
             t0 = time.perf_counter()
-            tracer = Tracer(model, TraceConfig(), ids.shape[0]) if trace else None
-            with tracer if tracer else nullcontext():
-                dlm_sampler.generate(model.module, ids, mask, cache=cache, threshold=threshold, tracer=tracer, **kw)
-            if tracer:
-                tracer.result()  # the trace as a study gets it (the steps' pooling is finished here)
+            traced(model, ids.shape[0], trace, lambda tracer: dlm_sampler.generate(
+                model.module, ids, mask, cache=cache, threshold=threshold, tracer=tracer, **kw))
             return time.perf_counter() - t0
 
         run(False)  # warm-up
@@ -382,19 +389,12 @@ def main(argv: list[str] | None = None) -> dict:
         ids, mask = prompts(16)
 
         def dlm_run(trace: bool):
-            tracer = Tracer(dlm, TraceConfig(), 16) if trace else None
-            with tracer if tracer else nullcontext():
-                dlm_sampler.generate(dlm.module, ids, mask, steps=steps, gen_length=gen, block_length=block,
-                                     mask_id=MASK, tracer=tracer)
-            if tracer:
-                tracer.result()
+            traced(dlm, 16, trace, lambda tracer: dlm_sampler.generate(
+                dlm.module, ids, mask, steps=steps, gen_length=gen, block_length=block, mask_id=MASK, tracer=tracer))
 
         def ar_run(trace: bool):
-            tracer = Tracer(ar, TraceConfig(), 16) if trace else None
-            with tracer if tracer else nullcontext():
-                ar_sampler.generate(ar.module, ids, mask, max_new_tokens=gen, pad_token_id=PAD, tracer=tracer)
-            if tracer:
-                tracer.result()
+            traced(ar, 16, trace, lambda tracer: ar_sampler.generate(
+                ar.module, ids, mask, max_new_tokens=gen, pad_token_id=PAD, tracer=tracer))
 
         # Interleave on/off runs so drifting machine load hits both alike.
         # On/off runs alternate, and the overhead is the median of the per-round ratios: robust to the drifts of
